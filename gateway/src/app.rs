@@ -1,0 +1,155 @@
+//! Wiring: builds the pipeline from a validated [`SiteConfig`] and runs it until shutdown.
+//!
+//! pollers ──Observation──▶ health engine ──Alert──▶ outbox (sled) ──▶ uplink (MQTT)
+//!                                      └──Retained (device state, coverage)──▶ uplink
+//!
+//! Hand-over is through channels and the outbox's notify: nothing polls the outbox, and an
+//! alarm's path from register flip to PUBLISH is poller → engine → append+flush → publish.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use protocols::Topics;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::config::{SiteConfig, broker_host_port};
+use crate::health::{Engine, Output};
+use crate::outbox::{Outbox, OutboxBounds};
+use crate::pollers::Observation;
+use crate::pollers::camera::spawn_camera_poller;
+use crate::pollers::panel::{load_profile, spawn_panel_poller};
+use crate::uplink::{self, Retained, TlsFiles, UplinkSettings};
+
+/// How often the engine's timers run (held-open doors, heartbeats, flap settle).
+const TICK: Duration = Duration::from_millis(100);
+
+/// Resolves what the uplink needs from the config: secrets read, paths resolved.
+pub fn uplink_settings(cfg: &SiteConfig) -> Result<UplinkSettings> {
+    let (host, port) = broker_host_port(&cfg.uplink.broker)
+        .with_context(|| format!("uplink.broker: {:?} is not mqtt://HOST:PORT", cfg.uplink.broker))?;
+    let password = cfg.uplink.password.resolve(&cfg.base_dir).map_err(|e| anyhow::anyhow!("uplink password: {e}"))?;
+    let tls = cfg.uplink.tls.as_ref().map(|t| TlsFiles {
+        ca_file: cfg.base_dir.join(&t.ca_file),
+        client_cert_file: t.client_cert_file.as_ref().map(|p| cfg.base_dir.join(p)),
+        client_key_file: t.client_key_file.as_ref().map(|p| cfg.base_dir.join(p)),
+    });
+    let topics = Topics::new(&cfg.uplink.topic_prefix, cfg.branch_id())
+        .map_err(|e| anyhow::anyhow!("uplink.topic_prefix: {e}"))?;
+    let mut s = UplinkSettings::new(host, port, cfg.client_id(), topics);
+    s.username = cfg.uplink.username.clone();
+    s.password = password;
+    s.keep_alive = cfg.uplink.keep_alive;
+    s.tls = tls;
+    s.gateway = UplinkSettings::gateway_device(&format!("{} gateway", cfg.branch.name));
+    Ok(s)
+}
+
+/// Runs the gateway until `shutdown` is cancelled, then shuts down cleanly: pollers stop,
+/// pending alerts are stored, the uplink drains the outbox (bounded) and publishes `offline`.
+pub async fn run(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
+    let span = info_span!("gateway", branch = %cfg.branch.id);
+    run_inner(cfg, shutdown).instrument(span).await
+}
+
+async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
+    let settings = uplink_settings(&cfg)?;
+    let topics = settings.topics.clone();
+    let storage = cfg.storage_path();
+    std::fs::create_dir_all(&storage).with_context(|| format!("create storage directory {}", storage.display()))?;
+    let outbox =
+        Outbox::open(&storage, OutboxBounds { max_events: cfg.storage.max_events, max_bytes: cfg.storage.max_bytes })
+            .with_context(|| format!("open the outbox in {}", storage.display()))?;
+    // The outbox reports its own overflows (coalesced), as a fault of the gateway itself.
+    outbox.report_overflow_as(cfg.branch_id(), settings.gateway.clone());
+    info!(
+        storage = %storage.display(),
+        waiting = outbox.depth(),
+        last_seq = %outbox.last_seq(),
+        cameras = cfg.cameras.len(),
+        panels = cfg.panels.len(),
+        "gateway starting"
+    );
+
+    let (retained_tx, retained_rx) = mpsc::channel::<Retained>(4096);
+    let uplink_stop = CancellationToken::new();
+    let uplink_task = tokio::spawn(uplink::run(settings, outbox.clone(), retained_rx, uplink_stop.clone()));
+
+    let pollers_stop = shutdown.child_token();
+    let (obs_tx, mut obs_rx) = mpsc::channel::<Observation>(4096);
+    let mut tasks = Vec::new();
+    let mut roles: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for p in &cfg.panels {
+        let profile = load_profile(&p.profile, &cfg.base_dir)
+            .map_err(|e| anyhow::anyhow!("panel {}: profile {:?}: {e}", p.id, p.profile))?;
+        roles.insert(
+            p.id.clone(),
+            profile.points().iter().map(|pt| (pt.id.clone(), pt.role.as_str().to_string())).collect(),
+        );
+        tasks.push(spawn_panel_poller(p.clone(), profile, obs_tx.clone(), pollers_stop.clone()));
+    }
+    for c in &cfg.cameras {
+        tasks.push(spawn_camera_poller(c.clone(), cfg.base_dir.clone(), obs_tx.clone(), pollers_stop.clone()));
+    }
+    drop(obs_tx);
+
+    let mut engine = Engine::new(&cfg, topics, &roles, Instant::now());
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let out = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            obs = obs_rx.recv() => match obs {
+                Some(obs) => engine.observe(obs, Instant::now()),
+                None => break,
+            },
+            _ = tick.tick() => engine.tick(Instant::now(), protocols::time::now()),
+        };
+        if !out.is_empty() {
+            deliver(&outbox, &retained_tx, out).await;
+        }
+    }
+
+    info!("shutting down: stopping pollers");
+    pollers_stop.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    // Observations already queued are still facts worth keeping.
+    while let Ok(obs) = obs_rx.try_recv() {
+        let out = engine.observe(obs, Instant::now());
+        deliver(&outbox, &retained_tx, out).await;
+    }
+    drop(retained_tx);
+    uplink_stop.cancel();
+    match uplink_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "uplink ended with an error"),
+        Err(e) => error!(error = %e, "uplink task failed"),
+    }
+    info!(waiting = outbox.depth(), "gateway stopped");
+    Ok(())
+}
+
+/// Stores the engine's alerts durably (one group commit for the batch) and hands retained
+/// state to the uplink.
+async fn deliver(outbox: &Arc<Outbox>, retained_tx: &mpsc::Sender<Retained>, out: Output) {
+    let appends = out.alerts.into_iter().map(|a| outbox.append(a));
+    for r in futures::future::join_all(appends).await {
+        match r {
+            Ok(appended) => {
+                let a = &appended.alert;
+                info!(seq = %a.seq, kind = a.kind().as_str(), state = ?a.state, device = %a.device.id, "{}", a.message);
+            }
+            Err(e) => error!(error = %e, "could not store an alert; it is lost"),
+        }
+    }
+    for r in out.retained {
+        if retained_tx.send(r).await.is_err() {
+            break;
+        }
+    }
+}

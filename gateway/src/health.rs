@@ -1,0 +1,1328 @@
+//! Health: turns observations (facts) into events (decisions).
+//!
+//! One [`Engine`] owns every device's state machine, so there are no locks and the order of
+//! decisions is the order of observations. It is synchronous and pure apart from the clock
+//! values handed in, so every rule here is unit-tested without sockets.
+//!
+//! Rules (see DESIGN.md, "Health semantics"):
+//! - a device is lost after `offline_after` consecutive failed polls and back after
+//!   `online_after` good ones; the alert is raised once and cleared once;
+//! - a camera that keeps coming and going is reported `flapping` and held raised until it has
+//!   stayed good for a settle time that doubles each time it flaps again;
+//! - maintenance devices are watched but never alert;
+//! - a camera lost while a partition is armed, or that leaves a required zone uncovered, is
+//!   critical; 24-hour (panic) zones are always armed;
+//! - alarm zones and doors are edge-triggered from the panel's decoded points.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use protocols::alert::{AlarmLinkDetails, CameraOfflineDetails, DeviceFaultDetails, DoorStatusDetails};
+use protocols::status::DEVICE_HEALTH_SCHEMA;
+use protocols::time::Timestamp;
+use protocols::{
+    Alert, AlertBody, AlertState, BranchId, DeviceHealth, DeviceId, DeviceRef, DeviceType, DoorState, Severity, Topics,
+    ZoneId,
+};
+
+use crate::config::{PanelKind, SiteConfig};
+use crate::coverage::{CameraView, Coverage};
+use crate::linkage::{CameraLive, any_down, linked_cameras};
+use crate::pollers::{CameraObservation, Observation, PanelFault, PanelObservation, PanelOutcome, Reach, Video};
+use crate::uplink::Retained;
+
+/// Raise/clear cycles within [`FLAP_WINDOW`] after which a camera counts as flapping.
+const FLAP_CYCLES: usize = 2;
+const FLAP_WINDOW: Duration = Duration::from_secs(600);
+const FLAP_SETTLE_START: Duration = Duration::from_secs(60);
+const FLAP_SETTLE_MAX: Duration = Duration::from_secs(3600);
+/// A panel heartbeat that has not changed for this long means the panel is hung.
+const HEARTBEAT_STALE: Duration = Duration::from_secs(10);
+/// Coverage is first published once every camera has reported, or after this long.
+const COVERAGE_GRACE: Duration = Duration::from_secs(30);
+
+/// What the engine decided: alerts for the outbox, retained state for the uplink.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub alerts: Vec<Alert>,
+    pub retained: Vec<Retained>,
+}
+
+impl Output {
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.retained.is_empty()
+    }
+}
+
+/// A debounced raise/clear switch: N failures to raise, M successes to clear.
+#[derive(Debug, Clone, Default)]
+struct Debounce {
+    fails: u32,
+    oks: u32,
+    raised: bool,
+    first_fail_at: Option<Timestamp>,
+}
+
+enum Edge {
+    Raise,
+    Clear,
+    None,
+}
+
+impl Debounce {
+    fn observe(&mut self, ok: bool, at: Timestamp, offline_after: u32, online_after: u32) -> Edge {
+        if ok {
+            self.fails = 0;
+            self.first_fail_at = None;
+            self.oks = self.oks.saturating_add(1);
+            if self.raised && self.oks >= online_after {
+                self.raised = false;
+                return Edge::Clear;
+            }
+        } else {
+            self.oks = 0;
+            self.fails = self.fails.saturating_add(1);
+            self.first_fail_at.get_or_insert(at);
+            if !self.raised && self.fails >= offline_after {
+                self.raised = true;
+                return Edge::Raise;
+            }
+        }
+        Edge::None
+    }
+}
+
+#[derive(Debug)]
+struct CameraState {
+    device: DeviceRef,
+    maintenance: bool,
+    debounce: Debounce,
+    /// Observed at least once.
+    known: bool,
+    last: Option<CameraObservation>,
+    /// The status the raised alert carries (`unreachable`, `frozen`…).
+    raised_status: Option<String>,
+    /// Completed raise/clear cycles, for flap detection.
+    cycles: VecDeque<Instant>,
+    flapping: bool,
+    settle: Duration,
+    good_since: Option<Instant>,
+    /// Active camera-pushed faults (signal-loss, tamper, storage-failure).
+    active_events: BTreeMap<String, bool>,
+    published_state: Option<String>,
+}
+
+#[derive(Debug)]
+struct PanelState {
+    device: DeviceRef,
+    kind: PanelKind,
+    maintenance: bool,
+    debounce: Debounce,
+    last_fault: Option<(PanelFault, String)>,
+    points: BTreeMap<String, crate::pollers::PointValue>,
+    heartbeat: Option<(f64, Instant)>,
+    heartbeat_raised: bool,
+    /// Raised fault points (panel-fault / reader-fault roles), by point id.
+    fault_points: BTreeMap<String, String>,
+    /// Point id → role, from the panel's profile.
+    roles: BTreeMap<String, String>,
+    published_state: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct AlarmZoneState {
+    state: Option<String>,
+    raised: bool,
+}
+
+#[derive(Debug, Default)]
+struct DoorRuntime {
+    state: Option<String>,
+    open_since: Option<Instant>,
+    raised: Option<DoorState>,
+}
+
+/// The health engine of one branch.
+pub struct Engine {
+    cfg: SiteConfig,
+    branch: BranchId,
+    topics: Topics,
+    cameras: BTreeMap<DeviceId, CameraState>,
+    panels: BTreeMap<DeviceId, PanelState>,
+    alarm_zones: BTreeMap<String, AlarmZoneState>,
+    doors: BTreeMap<String, DoorRuntime>,
+    coverage: Coverage,
+    started: Instant,
+    coverage_started: bool,
+    last_coverage_publish: Option<Instant>,
+    gateway: DeviceRef,
+}
+
+impl Engine {
+    /// `roles` gives, per panel id, each profile point's id and role (`zone`, `door`,
+    /// `partition`, `heartbeat`, `panel-fault`…).
+    pub fn new(
+        cfg: &SiteConfig,
+        topics: Topics,
+        roles: &BTreeMap<String, Vec<(String, String)>>,
+        now: Instant,
+    ) -> Engine {
+        let branch = cfg.branch_id();
+        let mut cameras = BTreeMap::new();
+        for c in &cfg.cameras {
+            let Ok(id) = DeviceId::new(c.id.clone()) else { continue };
+            let device = DeviceRef {
+                id: id.clone(),
+                device_type: DeviceType::Camera,
+                name: c.name.clone(),
+                zones: cfg.zone_ids(&c.zones),
+            };
+            cameras.insert(
+                id,
+                CameraState {
+                    device,
+                    maintenance: c.maintenance,
+                    debounce: Debounce::default(),
+                    known: false,
+                    last: None,
+                    raised_status: None,
+                    cycles: VecDeque::new(),
+                    flapping: false,
+                    settle: FLAP_SETTLE_START,
+                    good_since: None,
+                    active_events: BTreeMap::new(),
+                    published_state: None,
+                },
+            );
+        }
+        let mut panels = BTreeMap::new();
+        for p in &cfg.panels {
+            let Ok(id) = DeviceId::new(p.id.clone()) else { continue };
+            let device_type = match p.kind {
+                PanelKind::Alarm => DeviceType::AlarmPanel,
+                PanelKind::Access => DeviceType::AccessController,
+            };
+            panels.insert(
+                id.clone(),
+                PanelState {
+                    device: DeviceRef { id, device_type, name: p.name.clone(), zones: vec![] },
+                    kind: p.kind,
+                    maintenance: p.maintenance,
+                    debounce: Debounce::default(),
+                    last_fault: None,
+                    points: BTreeMap::new(),
+                    heartbeat: None,
+                    heartbeat_raised: false,
+                    fault_points: BTreeMap::new(),
+                    roles: roles.get(&p.id).map(|v| v.iter().cloned().collect()).unwrap_or_default(),
+                    published_state: None,
+                },
+            );
+        }
+        let gateway = DeviceRef {
+            id: DeviceId::new("gateway").unwrap_or_else(|_| unreachable!("\"gateway\" is a valid id")),
+            device_type: DeviceType::Gateway,
+            name: format!("{} gateway", cfg.branch.name),
+            zones: vec![],
+        };
+        Engine {
+            branch,
+            topics,
+            cameras,
+            panels,
+            alarm_zones: cfg.alarm_zones.iter().map(|z| (z.id.clone(), AlarmZoneState::default())).collect(),
+            doors: cfg.doors.iter().map(|d| (d.id.clone(), DoorRuntime::default())).collect(),
+            coverage: Coverage::new(cfg),
+            started: now,
+            coverage_started: false,
+            last_coverage_publish: None,
+            gateway,
+            cfg: cfg.clone(),
+        }
+    }
+
+    /// The gateway itself, as a device (for its own faults).
+    pub fn gateway_device(&self) -> &DeviceRef {
+        &self.gateway
+    }
+
+    /// Feeds one observation.
+    pub fn observe(&mut self, obs: Observation, now: Instant) -> Output {
+        let mut out = Output::default();
+        match obs {
+            Observation::Camera(c) => self.observe_camera(c, now, &mut out),
+            Observation::Panel(p) => self.observe_panel(p, now, &mut out),
+        }
+        self.refresh_coverage(now, false, &mut out);
+        out
+    }
+
+    /// Timers: held-open doors, stale heartbeats, flap settle, periodic coverage.
+    pub fn tick(&mut self, now: Instant, wall: Timestamp) -> Output {
+        let mut out = Output::default();
+        // Doors held open.
+        let door_cfgs = self.cfg.doors.clone();
+        for d in &door_cfgs {
+            let Some(rt) = self.doors.get_mut(&d.id) else { continue };
+            if let Some(since) = rt.open_since
+                && rt.raised.is_none()
+                && now.duration_since(since) >= d.held_open_limit
+            {
+                rt.raised = Some(DoorState::HeldOpen);
+                let panel = self.panel_ref(&d.panel);
+                let held = now.duration_since(since);
+                out.alerts.push(self.door_alert(d, panel, DoorState::HeldOpen, AlertState::Raised, wall, Some(held)));
+            }
+        }
+        // Heartbeats.
+        let ids: Vec<DeviceId> = self.panels.keys().cloned().collect();
+        for id in ids {
+            let Some(p) = self.panels.get_mut(&id) else { continue };
+            if let Some((_, changed_at)) = p.heartbeat
+                && !p.heartbeat_raised
+                && !p.debounce.raised
+                && now.duration_since(changed_at) >= HEARTBEAT_STALE
+            {
+                p.heartbeat_raised = true;
+                if !p.maintenance {
+                    let dev = p.device.clone();
+                    out.alerts.push(self.fault_alert(
+                        dev,
+                        AlertState::Raised,
+                        Severity::Major,
+                        wall,
+                        "heartbeat-stopped",
+                        format!("heartbeat unchanged for {} s: the panel is hung", HEARTBEAT_STALE.as_secs()),
+                    ));
+                }
+            }
+        }
+        // Flapping cameras that have settled.
+        let cam_ids: Vec<DeviceId> = self.cameras.keys().cloned().collect();
+        for id in cam_ids {
+            let settled = self.cameras.get(&id).is_some_and(|c| {
+                c.flapping && c.debounce.raised && c.good_since.is_some_and(|g| now.duration_since(g) >= c.settle)
+            });
+            if settled {
+                self.clear_camera(&id, now, wall, &mut out);
+            }
+        }
+        self.refresh_coverage(now, true, &mut out);
+        out
+    }
+
+    /// An alert for the gateway itself (outbox overflow, uplink down).
+    pub fn gateway_fault(&self, state: AlertState, fault: &str, reason: String, dropped: Option<u64>) -> Alert {
+        let mut a = self.fault_alert(
+            self.gateway.clone(),
+            state,
+            if state == AlertState::Raised { Severity::Major } else { Severity::Info },
+            protocols::time::now(),
+            fault,
+            reason,
+        );
+        if let AlertBody::DeviceFault(d) = &mut a.body {
+            d.dropped_events = dropped;
+        }
+        a
+    }
+
+    /// Whether any alarm partition is armed right now.
+    pub fn armed(&self) -> bool {
+        self.panels.values().any(|p| {
+            p.kind == PanelKind::Alarm
+                && !p.debounce.raised
+                && p.points.iter().any(|(k, v)| {
+                    p.roles.get(k).map(String::as_str) == Some("partition") && v.state.as_deref() == Some("armed")
+                })
+        })
+    }
+
+    // ---- cameras ----
+
+    fn observe_camera(&mut self, obs: CameraObservation, now: Instant, out: &mut Output) {
+        let (offline_after, online_after) = (self.cfg.health.offline_after, self.cfg.health.online_after);
+        let id = obs.device.clone();
+        let views = self.camera_views();
+        let armed = self.armed();
+        let Some(cam) = self.cameras.get_mut(&id) else { return };
+        cam.known = true;
+
+        // Camera-pushed events are edge-triggered faults of their own.
+        for ev in &obs.events {
+            let was = cam.active_events.get(&ev.fault).copied().unwrap_or(false);
+            if was != ev.active {
+                cam.active_events.insert(ev.fault.clone(), ev.active);
+                if !cam.maintenance {
+                    let state = if ev.active { AlertState::Raised } else { AlertState::Cleared };
+                    let sev = if ev.active { Severity::Major } else { Severity::Info };
+                    let reason = format!("camera reported {} ({})", ev.fault, ev.topic);
+                    let dev = cam.device.clone();
+                    let a = Self::make_fault_alert(&self.branch, dev, state, sev, obs.at, &ev.fault, reason);
+                    out.alerts.push(a);
+                }
+            }
+        }
+        let Some(cam) = self.cameras.get_mut(&id) else { return };
+
+        let (ok, status) = camera_verdict(&obs);
+        let edge = cam.debounce.observe(ok, obs.at, offline_after, online_after);
+        cam.good_since = if ok { cam.good_since.or(Some(now)) } else { None };
+        cam.last = Some(obs.clone());
+        match edge {
+            Edge::Raise => {
+                cam.raised_status = Some(status.clone());
+                let flapping = {
+                    while cam.cycles.front().is_some_and(|t| now.duration_since(*t) > FLAP_WINDOW) {
+                        cam.cycles.pop_front();
+                    }
+                    cam.cycles.len() >= FLAP_CYCLES
+                };
+                if flapping && !cam.flapping {
+                    cam.flapping = true;
+                } else if flapping {
+                    cam.settle = (cam.settle * 2).min(FLAP_SETTLE_MAX);
+                }
+                if !cam.maintenance {
+                    let uncovered = self.coverage.zones_uncovered_without(&id, &views);
+                    let Some(cam) = self.cameras.get(&id) else { return };
+                    let status = if cam.flapping { "flapping".to_string() } else { status };
+                    let severity = if armed || !uncovered.is_empty() {
+                        Severity::Critical
+                    } else if status == "auth-failed" {
+                        Severity::Warning
+                    } else {
+                        Severity::Major
+                    };
+                    let mut message = match status.as_str() {
+                        "flapping" => format!(
+                            "Camera {} is flapping (lost {} times in 10 min); holding the alert until it stays up for {} s",
+                            cam.device.name,
+                            cam.cycles.len() + 1,
+                            cam.settle.as_secs()
+                        ),
+                        "auth-failed" => format!("Camera {} refuses the configured credentials", cam.device.name),
+                        "frozen" => format!("Camera {} picture is frozen", cam.device.name),
+                        "stream-down" => format!("Camera {} video stream does not answer", cam.device.name),
+                        "signal-lost" => format!("Camera {} lost its video signal", cam.device.name),
+                        _ => format!("Camera {} is offline ({})", cam.device.name, status),
+                    };
+                    if !uncovered.is_empty() {
+                        let names: Vec<&str> = uncovered.iter().map(ZoneId::as_str).collect();
+                        message.push_str(&format!("; required zone(s) now unwatched: {}", names.join(", ")));
+                    }
+                    if armed {
+                        message.push_str("; alarm system is armed");
+                    }
+                    let details = CameraOfflineDetails {
+                        status: status.clone(),
+                        reason: obs.reason.clone().unwrap_or_else(|| status.clone()),
+                        consecutive_failures: cam.debounce.fails,
+                        armed,
+                        uncovered_zones: uncovered,
+                        clock_skew_ms: obs.clock_skew_ms,
+                    };
+                    let occurred = cam.debounce.first_fail_at.unwrap_or(obs.at);
+                    out.alerts.push(Alert::new(
+                        self.branch.clone(),
+                        cam.device.clone(),
+                        AlertState::Raised,
+                        severity,
+                        occurred,
+                        message,
+                        AlertBody::CameraOffline(details),
+                    ));
+                }
+            }
+            Edge::Clear => {
+                let flapping = cam.flapping;
+                if flapping {
+                    // Held raised until settled (see `tick`).
+                    cam.debounce.raised = true;
+                } else {
+                    self.clear_camera(&id, now, obs.at, out);
+                }
+            }
+            Edge::None => {}
+        }
+        self.publish_camera_state(&id, out);
+    }
+
+    fn clear_camera(&mut self, id: &DeviceId, now: Instant, at: Timestamp, out: &mut Output) {
+        let armed = self.armed();
+        let Some(cam) = self.cameras.get_mut(id) else { return };
+        cam.debounce.raised = false;
+        cam.cycles.push_back(now);
+        let was_flapping = cam.flapping;
+        cam.flapping = false;
+        let status = cam.raised_status.take().unwrap_or_else(|| "offline".into());
+        if !cam.maintenance {
+            let last = cam.last.as_ref();
+            let details = CameraOfflineDetails {
+                status: "online".into(),
+                reason: if was_flapping {
+                    format!("settled after flapping ({status})")
+                } else {
+                    format!("recovered from {status}")
+                },
+                consecutive_failures: 0,
+                armed,
+                uncovered_zones: vec![],
+                clock_skew_ms: last.and_then(|l| l.clock_skew_ms),
+            };
+            out.alerts.push(Alert::new(
+                self.branch.clone(),
+                cam.device.clone(),
+                AlertState::Cleared,
+                Severity::Info,
+                at,
+                format!("Camera {} is back online", cam.device.name),
+                AlertBody::CameraOffline(details),
+            ));
+        }
+        self.publish_camera_state(id, out);
+    }
+
+    fn camera_views(&self) -> BTreeMap<DeviceId, CameraView> {
+        self.cameras.iter().map(|(id, c)| (id.clone(), camera_view(c))).collect()
+    }
+
+    fn camera_lives(&self) -> BTreeMap<DeviceId, CameraLive> {
+        self.cameras
+            .iter()
+            .map(|(id, c)| {
+                let v = camera_view(c);
+                let last = c.last.as_ref();
+                (
+                    id.clone(),
+                    CameraLive {
+                        name: c.device.name.clone(),
+                        online: v.online,
+                        stream_alive: v.online && last.is_some_and(|l| l.video != Video::StreamDown),
+                        frozen: last.is_some_and(|l| l.video == Video::Frozen),
+                        stream_uri: last.and_then(|l| l.stream_uri.clone()),
+                        snapshot_uri: last.and_then(|l| l.snapshot_uri.clone()),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn publish_camera_state(&mut self, id: &DeviceId, out: &mut Output) {
+        let Some(cam) = self.cameras.get_mut(id) else { return };
+        let state = if cam.maintenance {
+            "maintenance".to_string()
+        } else if !cam.known {
+            "unknown".to_string()
+        } else if cam.debounce.raised {
+            if cam.flapping { "flapping".into() } else { cam.raised_status.clone().unwrap_or_else(|| "offline".into()) }
+        } else {
+            "online".to_string()
+        };
+        if cam.published_state.as_deref() == Some(state.as_str()) {
+            return;
+        }
+        cam.published_state = Some(state.clone());
+        let last = cam.last.as_ref();
+        let at = last.map(|l| l.at).unwrap_or_else(protocols::time::now);
+        let health = DeviceHealth {
+            schema: DEVICE_HEALTH_SCHEMA.into(),
+            branch: self.branch.clone(),
+            device: cam.device.clone(),
+            state,
+            since: at,
+            updated_at: at,
+            reason: last.and_then(|l| l.reason.clone()),
+            clock_skew_ms: last.and_then(|l| l.clock_skew_ms),
+        };
+        out.retained.push(retained(self.topics.device(id), &health));
+    }
+
+    // ---- panels ----
+
+    fn panel_ref(&self, panel: &str) -> DeviceRef {
+        self.panels
+            .values()
+            .find(|p| p.device.id.as_str() == panel)
+            .map(|p| p.device.clone())
+            .unwrap_or_else(|| self.gateway.clone())
+    }
+
+    fn observe_panel(&mut self, obs: PanelObservation, now: Instant, out: &mut Output) {
+        let (offline_after, online_after) = (self.cfg.health.offline_after, self.cfg.health.online_after);
+        let id = obs.device.clone();
+        let Some(p) = self.panels.get_mut(&id) else { return };
+        let ok = matches!(obs.outcome, PanelOutcome::Read(_));
+        if let PanelOutcome::Failed { fault, reason } = &obs.outcome {
+            p.last_fault = Some((*fault, reason.clone()));
+        }
+        let edge = p.debounce.observe(ok, obs.at, offline_after, online_after);
+        let maintenance = p.maintenance;
+        let dev = p.device.clone();
+        match edge {
+            Edge::Raise if !maintenance => {
+                let (fault, reason) = p.last_fault.clone().unwrap_or((PanelFault::Unreachable, "no answer".into()));
+                let code = match fault {
+                    PanelFault::Unreachable => "unreachable",
+                    PanelFault::Exception => "modbus-exception",
+                    PanelFault::Protocol => "protocol-error",
+                };
+                let occurred = p.debounce.first_fail_at.unwrap_or(obs.at);
+                out.alerts.push(self.fault_alert(
+                    dev.clone(),
+                    AlertState::Raised,
+                    Severity::Critical,
+                    occurred,
+                    code,
+                    format!("panel {} not readable: {reason}", dev.name),
+                ));
+            }
+            Edge::Clear if !maintenance => {
+                let code = match self.panels.get(&id).and_then(|p| p.last_fault.as_ref()).map(|f| f.0) {
+                    Some(PanelFault::Exception) => "modbus-exception",
+                    Some(PanelFault::Protocol) => "protocol-error",
+                    _ => "unreachable",
+                };
+                out.alerts.push(self.fault_alert(
+                    dev.clone(),
+                    AlertState::Cleared,
+                    Severity::Info,
+                    obs.at,
+                    code,
+                    format!("panel {} readable again", dev.name),
+                ));
+            }
+            _ => {}
+        }
+        if let PanelOutcome::Read(points) = obs.outcome {
+            self.apply_points(&id, points, obs.at, now, out);
+        }
+        self.publish_panel_state(&id, obs.at, out);
+    }
+
+    fn apply_points(
+        &mut self,
+        id: &DeviceId,
+        points: BTreeMap<String, crate::pollers::PointValue>,
+        at: Timestamp,
+        now: Instant,
+        out: &mut Output,
+    ) {
+        let Some(p) = self.panels.get_mut(id) else { return };
+        let maintenance = p.maintenance;
+        // Heartbeat: the point of role `heartbeat`, if the profile has one.
+        let roles = &p.roles;
+        if let Some((_, hb)) = points.iter().find(|(k, _)| roles.get(*k).map(String::as_str) == Some("heartbeat")) {
+            match p.heartbeat {
+                Some((v, _)) if v == hb.raw => {}
+                _ => {
+                    p.heartbeat = Some((hb.raw, now));
+                    if p.heartbeat_raised {
+                        p.heartbeat_raised = false;
+                        let dev = p.device.clone();
+                        if !maintenance {
+                            out.alerts.push(self.fault_alert(
+                                dev,
+                                AlertState::Cleared,
+                                Severity::Info,
+                                at,
+                                "heartbeat-stopped",
+                                "heartbeat is changing again".into(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let Some(p) = self.panels.get_mut(id) else { return };
+        // Fault points (roles panel-fault, reader-fault): any state but "ok" is a fault.
+        let mut fault_edges = Vec::new();
+        for (pid, v) in &points {
+            if !matches!(p.roles.get(pid).map(String::as_str), Some("panel-fault" | "reader-fault")) {
+                continue;
+            }
+            let state = v.state.clone().unwrap_or_else(|| "ok".into());
+            let active = state != "ok";
+            let was = p.fault_points.get(pid).cloned();
+            match (was, active) {
+                (None, true) => {
+                    p.fault_points.insert(pid.clone(), state.clone());
+                    fault_edges.push((AlertState::Raised, state, pid.clone()));
+                }
+                (Some(code), false) => {
+                    p.fault_points.remove(pid);
+                    fault_edges.push((AlertState::Cleared, code, pid.clone()));
+                }
+                _ => {}
+            }
+        }
+        p.points = points;
+        let dev = p.device.clone();
+        if !maintenance {
+            for (st, code, pid) in fault_edges {
+                let sev = if st == AlertState::Raised { Severity::Major } else { Severity::Info };
+                let msg = match st {
+                    AlertState::Raised => format!("panel {} reports {code} ({pid})", dev.name),
+                    AlertState::Cleared => format!("panel {} no longer reports {code} ({pid})", dev.name),
+                };
+                out.alerts.push(self.fault_alert(dev.clone(), st, sev, at, &code, msg));
+            }
+        }
+
+        // Alarm zones on this panel.
+        let zone_cfgs: Vec<_> = self.cfg.alarm_zones.iter().filter(|z| z.panel == id.as_str()).cloned().collect();
+        for z in zone_cfgs {
+            let Some(p) = self.panels.get(id) else { return };
+            let state = p.points.get(&z.point).and_then(|v| v.state.clone()).unwrap_or_else(|| "normal".into());
+            let partition_armed = match &z.partition {
+                Some(part) => p.points.get(part).and_then(|v| v.state.as_deref()) == Some("armed"),
+                None => true,
+            };
+            let armed = z.twenty_four_hour || partition_armed;
+            let firing = match state.as_str() {
+                "alarm" => armed,
+                "tamper" => true,
+                _ => false,
+            };
+            let Some(rt) = self.alarm_zones.get_mut(&z.id) else { continue };
+            let changed = rt.state.as_deref() != Some(state.as_str());
+            rt.state = Some(state.clone());
+            if !changed && firing == rt.raised {
+                continue;
+            }
+            let edge = match (rt.raised, firing) {
+                (false, true) => AlertState::Raised,
+                (true, false) => AlertState::Cleared,
+                _ => continue,
+            };
+            rt.raised = firing;
+            if maintenance {
+                continue;
+            }
+            let cameras = linked_cameras(&z.linked_cameras, &self.camera_lives());
+            let down = any_down(&cameras);
+            let zone_id = ZoneId::new(z.id.clone()).unwrap_or_else(|_| unreachable!("validated"));
+            let mut message = match edge {
+                AlertState::Raised if state == "tamper" => format!("Tamper on alarm zone {}", z.name),
+                AlertState::Raised => format!("Alarm in zone {}", z.name),
+                AlertState::Cleared => format!("Alarm zone {} back to {state}", z.name),
+            };
+            if edge == AlertState::Raised && down {
+                message.push_str("; a linked camera is DOWN");
+            }
+            let details = AlarmLinkDetails {
+                zone: zone_id.clone(),
+                zone_name: z.name.clone(),
+                zone_state: state.clone(),
+                partition: z.partition.clone(),
+                armed,
+                twenty_four_hour: z.twenty_four_hour,
+                area: z.area.as_ref().and_then(|a| ZoneId::new(a.clone()).ok()),
+                cameras,
+            };
+            let severity = if edge == AlertState::Cleared { Severity::Info } else { Severity::Critical };
+            let mut device = dev.clone();
+            device.zones = vec![zone_id];
+            out.alerts.push(Alert::new(
+                self.branch.clone(),
+                device,
+                edge,
+                severity,
+                at,
+                message,
+                AlertBody::AlarmLink(details),
+            ));
+        }
+
+        // Doors on this panel.
+        let door_cfgs: Vec<_> = self.cfg.doors.iter().filter(|d| d.panel == id.as_str()).cloned().collect();
+        for d in door_cfgs {
+            let Some(p) = self.panels.get(id) else { return };
+            let state = p.points.get(&d.point).and_then(|v| v.state.clone()).unwrap_or_else(|| "closed".into());
+            let Some(rt) = self.doors.get_mut(&d.id) else { continue };
+            if rt.state.as_deref() == Some(state.as_str()) {
+                continue;
+            }
+            rt.state = Some(state.clone());
+            let (raise, clear) = match state.as_str() {
+                "forced" | "forced-open" => {
+                    rt.open_since.get_or_insert(now);
+                    (rt.raised != Some(DoorState::ForcedOpen))
+                        .then_some(DoorState::ForcedOpen)
+                        .map_or((None, false), |s| (Some(s), false))
+                }
+                "held-open" => {
+                    rt.open_since.get_or_insert(now);
+                    (if rt.raised.is_none() { Some(DoorState::HeldOpen) } else { None }, false)
+                }
+                "open" => {
+                    rt.open_since.get_or_insert(now);
+                    (None, false)
+                }
+                _ => {
+                    rt.open_since = None;
+                    (None, rt.raised.is_some())
+                }
+            };
+            if let Some(s) = raise {
+                rt.raised = Some(s);
+                if !maintenance {
+                    out.alerts.push(self.door_alert(&d, dev.clone(), s, AlertState::Raised, at, None));
+                }
+            } else if clear {
+                rt.raised = None;
+                if !maintenance {
+                    out.alerts.push(self.door_alert(&d, dev.clone(), DoorState::Closed, AlertState::Cleared, at, None));
+                }
+            }
+        }
+    }
+
+    fn door_alert(
+        &self,
+        d: &crate::config::DoorConfig,
+        mut device: DeviceRef,
+        door_state: DoorState,
+        state: AlertState,
+        at: Timestamp,
+        held: Option<Duration>,
+    ) -> Alert {
+        let cameras = linked_cameras(&d.linked_cameras, &self.camera_lives());
+        let down = any_down(&cameras);
+        let mut message = match door_state {
+            DoorState::ForcedOpen => format!("Door {} forced open", d.name),
+            DoorState::HeldOpen => {
+                format!("Door {} held open for more than {} s", d.name, held.unwrap_or(d.held_open_limit).as_secs())
+            }
+            DoorState::Closed => format!("Door {} closed", d.name),
+            DoorState::Open => format!("Door {} open", d.name),
+        };
+        if state == AlertState::Raised && down {
+            message.push_str("; a linked camera is DOWN");
+        }
+        let severity = match (state, door_state) {
+            (AlertState::Cleared, _) => Severity::Info,
+            (_, DoorState::ForcedOpen) => Severity::Critical,
+            _ => Severity::Major,
+        };
+        let door = ZoneId::new(d.id.clone()).unwrap_or_else(|_| unreachable!("validated"));
+        device.zones = vec![door.clone()];
+        // The door's lock state, when the profile has a `lock` point with the door's number.
+        let locked = self.panels.get(&device.id).and_then(|p| {
+            let suffix = d.point.rsplit('.').next()?;
+            p.points
+                .iter()
+                .find(|(k, _)| {
+                    p.roles.get(*k).map(String::as_str) == Some("lock") && k.rsplit('.').next() == Some(suffix)
+                })
+                .and_then(|(_, v)| v.state.as_deref().map(|s| s == "locked"))
+        });
+        Alert::new(
+            self.branch.clone(),
+            device,
+            state,
+            severity,
+            at,
+            message,
+            AlertBody::DoorStatus(DoorStatusDetails { door, door_name: d.name.clone(), door_state, locked, cameras }),
+        )
+    }
+
+    fn publish_panel_state(&mut self, id: &DeviceId, at: Timestamp, out: &mut Output) {
+        let Some(p) = self.panels.get_mut(id) else { return };
+        let state = if p.maintenance {
+            "maintenance"
+        } else if p.debounce.raised {
+            "offline"
+        } else if p.heartbeat_raised {
+            "hung"
+        } else {
+            "online"
+        };
+        if p.published_state.as_deref() == Some(state) {
+            return;
+        }
+        p.published_state = Some(state.to_string());
+        let health = DeviceHealth {
+            schema: DEVICE_HEALTH_SCHEMA.into(),
+            branch: self.branch.clone(),
+            device: p.device.clone(),
+            state: state.to_string(),
+            since: at,
+            updated_at: at,
+            reason: if p.debounce.raised { p.last_fault.as_ref().map(|f| f.1.clone()) } else { None },
+            clock_skew_ms: None,
+        };
+        out.retained.push(retained(self.topics.device(id), &health));
+    }
+
+    // ---- coverage ----
+
+    fn refresh_coverage(&mut self, now: Instant, periodic: bool, out: &mut Output) {
+        if !self.coverage_started {
+            let all_known = self.cameras.values().all(|c| c.known);
+            if !all_known && now.duration_since(self.started) < COVERAGE_GRACE {
+                return;
+            }
+            self.coverage_started = true;
+        }
+        let views = self.camera_views();
+        let wall = protocols::time::now();
+        let due = periodic
+            && self.last_coverage_publish.is_none_or(|t| now.duration_since(t) >= self.cfg.health.coverage_period);
+        let report = match self.coverage.update(&views, wall) {
+            Some(r) => Some(r),
+            None if due => self.coverage.last().cloned(),
+            None => None,
+        };
+        if let Some(r) = report {
+            self.last_coverage_publish = Some(now);
+            out.retained.push(retained(self.topics.coverage(), &r));
+        }
+    }
+
+    fn fault_alert(
+        &self,
+        device: DeviceRef,
+        state: AlertState,
+        severity: Severity,
+        at: Timestamp,
+        fault: &str,
+        reason: String,
+    ) -> Alert {
+        Self::make_fault_alert(&self.branch, device, state, severity, at, fault, reason)
+    }
+
+    fn make_fault_alert(
+        branch: &BranchId,
+        device: DeviceRef,
+        state: AlertState,
+        severity: Severity,
+        at: Timestamp,
+        fault: &str,
+        reason: String,
+    ) -> Alert {
+        let message = match state {
+            AlertState::Raised => format!("{}: {fault} — {reason}", device.name),
+            AlertState::Cleared => format!("{}: {fault} cleared — {reason}", device.name),
+        };
+        Alert::new(
+            branch.clone(),
+            device,
+            state,
+            severity,
+            at,
+            message,
+            AlertBody::DeviceFault(DeviceFaultDetails {
+                fault: fault.to_string(),
+                reason,
+                dropped_events: None,
+                outage_ms: None,
+                waiting_events: None,
+            }),
+        )
+    }
+}
+
+/// Whether one probe counts as good, and if not, the status it shows.
+fn camera_verdict(obs: &CameraObservation) -> (bool, String) {
+    let status = match obs.reach {
+        Reach::Unreachable => "unreachable",
+        Reach::TcpOnly => "tcp-only",
+        Reach::AuthFailed => "auth-failed",
+        Reach::Online => match obs.video {
+            Video::StreamDown => "stream-down",
+            Video::Frozen => "frozen",
+            Video::SignalLost => "signal-lost",
+            Video::Live | Video::Unknown => return (true, "online".into()),
+        },
+    };
+    (false, status.to_string())
+}
+
+fn camera_view(c: &CameraState) -> CameraView {
+    if !c.known {
+        return CameraView::default();
+    }
+    if !c.debounce.raised {
+        return CameraView { known: true, online: true, live_video: true };
+    }
+    let online = matches!(c.raised_status.as_deref(), Some("stream-down" | "frozen" | "signal-lost"));
+    CameraView { known: true, online, live_video: false }
+}
+
+fn retained<T: serde::Serialize>(topic: String, value: &T) -> Retained {
+    Retained { topic, payload: serde_json::to_vec(value).unwrap_or_default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pollers::PointValue;
+    use protocols::BranchId;
+
+    const CFG: &str = r#"
+[branch]
+id = "b01"
+name = "Test branch"
+[uplink]
+broker = "mqtt://127.0.0.1:1883"
+[health]
+offline_after = 3
+online_after = 2
+[[zone]]
+id = "vault"
+name = "Vault"
+coverage_required = true
+[[camera]]
+id = "cam-1"
+name = "Vault cam"
+onvif = "http://127.0.0.1:1/onvif/device_service"
+zones = ["vault"]
+[[camera]]
+id = "cam-2"
+name = "Hall cam"
+onvif = "http://127.0.0.1:2/onvif/device_service"
+[[panel]]
+id = "alarm-1"
+name = "Intrusion panel"
+kind = "alarm"
+address = "127.0.0.1:502"
+profile = "generic-alarm"
+[[panel]]
+id = "access-1"
+name = "Doors"
+kind = "access"
+address = "127.0.0.1:503"
+profile = "generic-access"
+[[alarm_zone]]
+id = "z-vault"
+name = "Vault door contact"
+panel = "alarm-1"
+point = "zone.1"
+partition = "partition.1"
+linked_cameras = ["cam-1"]
+[[alarm_zone]]
+id = "z-panic"
+name = "Counter panic button"
+panel = "alarm-1"
+point = "zone.2"
+twenty_four_hour = true
+[[door]]
+id = "d-staff"
+name = "Staff door"
+panel = "access-1"
+point = "door.1"
+held_open_limit = "5s"
+linked_cameras = ["cam-2"]
+"#;
+
+    fn engine(now: Instant) -> Engine {
+        let cfg = SiteConfig::parse_str(CFG).unwrap();
+        let topics = Topics::new("branches", BranchId::new("b01").unwrap()).unwrap();
+        let mut roles = BTreeMap::new();
+        roles.insert(
+            "alarm-1".to_string(),
+            vec![
+                ("zone.1".to_string(), "zone".to_string()),
+                ("zone.2".to_string(), "zone".to_string()),
+                ("partition.1".to_string(), "partition".to_string()),
+                ("heartbeat".to_string(), "heartbeat".to_string()),
+                ("fault.ac".to_string(), "panel-fault".to_string()),
+            ],
+        );
+        roles.insert("access-1".to_string(), vec![("door.1".to_string(), "door".to_string())]);
+        Engine::new(&cfg, topics, &roles, now)
+    }
+
+    fn cam(id: &str, reach: Reach, video: Video) -> Observation {
+        Observation::Camera(CameraObservation {
+            device: DeviceId::new(id).unwrap(),
+            at: protocols::time::now(),
+            reach,
+            video,
+            reason: (reach != Reach::Online).then(|| "connect: connection refused".to_string()),
+            clock_skew_ms: Some(5),
+            stream_uri: Some(format!("rtsp://127.0.0.1/{id}")),
+            snapshot_uri: None,
+            events: vec![],
+        })
+    }
+
+    fn panel(id: &str, points: &[(&str, f64, &str)]) -> Observation {
+        Observation::Panel(PanelObservation {
+            device: DeviceId::new(id).unwrap(),
+            at: protocols::time::now(),
+            outcome: PanelOutcome::Read(
+                points
+                    .iter()
+                    .map(|(k, raw, s)| (k.to_string(), PointValue { raw: *raw, state: Some(s.to_string()) }))
+                    .collect(),
+            ),
+        })
+    }
+
+    fn kinds(out: &Output) -> Vec<(AlertKindState, String)> {
+        out.alerts.iter().map(|a| ((a.kind(), a.state), a.device.id.to_string())).collect()
+    }
+    type AlertKindState = (protocols::AlertKind, AlertState);
+
+    #[test]
+    fn camera_offline_is_raised_once_after_n_failures_and_cleared_once_after_m() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        let mut alerts = Vec::new();
+        for i in 0..6 {
+            let out = e.observe(cam("cam-1", Reach::Unreachable, Video::Unknown), t0 + Duration::from_secs(i));
+            alerts.extend(out.alerts);
+            if i == 1 {
+                assert!(alerts.is_empty(), "raised before the third failure");
+            }
+        }
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].state, AlertState::Raised);
+        // cam-1 is the only camera of a required zone: critical, and the zone is named.
+        assert_eq!(alerts[0].severity, Severity::Critical);
+        match &alerts[0].body {
+            AlertBody::CameraOffline(d) => {
+                assert_eq!(d.status, "unreachable");
+                assert_eq!(d.uncovered_zones, vec![ZoneId::new("vault").unwrap()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut cleared = Vec::new();
+        for i in 6..10 {
+            cleared.extend(e.observe(cam("cam-1", Reach::Online, Video::Live), t0 + Duration::from_secs(i)).alerts);
+        }
+        assert_eq!(cleared.len(), 1);
+        assert_eq!(cleared[0].state, AlertState::Cleared);
+    }
+
+    #[test]
+    fn a_blip_shorter_than_n_probes_does_not_alert() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        let mut n = 0;
+        for i in 0..20 {
+            let (r, v) = if i % 3 == 0 { (Reach::Unreachable, Video::Unknown) } else { (Reach::Online, Video::Live) };
+            n += e.observe(cam("cam-2", r, v), t0 + Duration::from_secs(i)).alerts.len();
+        }
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn a_flapping_camera_is_reported_as_flapping_not_as_a_storm() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        let mut alerts = Vec::new();
+        let mut t = 0;
+        for _cycle in 0..10 {
+            for _ in 0..3 {
+                alerts.extend(
+                    e.observe(cam("cam-2", Reach::Unreachable, Video::Unknown), t0 + Duration::from_secs(t)).alerts,
+                );
+                t += 1;
+            }
+            for _ in 0..2 {
+                alerts.extend(e.observe(cam("cam-2", Reach::Online, Video::Live), t0 + Duration::from_secs(t)).alerts);
+                t += 1;
+            }
+        }
+        // Two plain cycles, then one raised "flapping" held until it settles.
+        assert!(alerts.len() <= 5, "storm: {} alerts", alerts.len());
+        let last = alerts.last().unwrap();
+        assert_eq!(last.state, AlertState::Raised);
+        match &last.body {
+            AlertBody::CameraOffline(d) => assert_eq!(d.status, "flapping"),
+            other => panic!("{other:?}"),
+        }
+        // Stays good past the settle time: cleared exactly once.
+        let later = t0 + Duration::from_secs(t + 120);
+        let out = e.tick(later, protocols::time::now());
+        assert_eq!(out.alerts.len(), 1);
+        assert_eq!(out.alerts[0].state, AlertState::Cleared);
+    }
+
+    #[test]
+    fn maintenance_cameras_never_alert() {
+        let cfg_text = CFG.replace("name = \"Hall cam\"", "name = \"Hall cam\"\nmaintenance = true");
+        let cfg = SiteConfig::parse_str(&cfg_text).unwrap();
+        let topics = Topics::new("branches", BranchId::new("b01").unwrap()).unwrap();
+        let t0 = Instant::now();
+        let mut e = Engine::new(&cfg, topics, &BTreeMap::new(), t0);
+        let mut n = 0;
+        for i in 0..10 {
+            n += e.observe(cam("cam-2", Reach::Unreachable, Video::Unknown), t0 + Duration::from_secs(i)).alerts.len();
+        }
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn frozen_picture_is_its_own_status() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        let mut alerts = Vec::new();
+        for i in 0..3 {
+            alerts.extend(e.observe(cam("cam-2", Reach::Online, Video::Frozen), t0 + Duration::from_secs(i)).alerts);
+        }
+        assert_eq!(alerts.len(), 1);
+        match &alerts[0].body {
+            AlertBody::CameraOffline(d) => assert_eq!(d.status, "frozen"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn alarm_zone_fires_only_when_armed_but_panic_zones_always() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        e.observe(cam("cam-1", Reach::Online, Video::Live), t0);
+        let base = [
+            ("zone.1", 0.0, "normal"),
+            ("zone.2", 0.0, "normal"),
+            ("partition.1", 0.0, "disarmed"),
+            ("heartbeat", 1.0, ""),
+        ];
+        assert!(e.observe(panel("alarm-1", &base), t0).alerts.is_empty());
+        // Disarmed: the vault contact opening is not an alarm.
+        let out = e.observe(
+            panel("alarm-1", &[("zone.1", 1.0, "alarm"), ("zone.2", 0.0, "normal"), ("partition.1", 0.0, "disarmed")]),
+            t0,
+        );
+        assert!(out.alerts.is_empty(), "{:?}", kinds(&out));
+        // The panic zone fires even disarmed.
+        let out = e.observe(
+            panel("alarm-1", &[("zone.1", 1.0, "alarm"), ("zone.2", 1.0, "alarm"), ("partition.1", 0.0, "disarmed")]),
+            t0,
+        );
+        assert_eq!(kinds(&out), vec![((protocols::AlertKind::AlarmLink, AlertState::Raised), "alarm-1".to_string())]);
+        // Arming with the contact open: the vault zone fires, carrying its camera's state.
+        let out = e.observe(
+            panel("alarm-1", &[("zone.1", 1.0, "alarm"), ("zone.2", 1.0, "alarm"), ("partition.1", 1.0, "armed")]),
+            t0,
+        );
+        assert_eq!(out.alerts.len(), 1);
+        match &out.alerts[0].body {
+            AlertBody::AlarmLink(d) => {
+                assert_eq!(d.zone.as_str(), "z-vault");
+                assert!(d.armed);
+                assert_eq!(d.cameras.len(), 1);
+                assert!(d.cameras[0].online);
+                assert_eq!(d.cameras[0].stream_uri.as_deref(), Some("rtsp://127.0.0.1/cam-1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Both back to normal: two clears.
+        let out = e.observe(
+            panel("alarm-1", &[("zone.1", 0.0, "normal"), ("zone.2", 0.0, "normal"), ("partition.1", 1.0, "armed")]),
+            t0,
+        );
+        assert_eq!(out.alerts.iter().filter(|a| a.state == AlertState::Cleared).count(), 2);
+    }
+
+    #[test]
+    fn an_alarm_while_its_camera_is_down_says_so() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        for i in 0..3 {
+            e.observe(cam("cam-1", Reach::Unreachable, Video::Unknown), t0 + Duration::from_secs(i));
+        }
+        let out = e.observe(panel("alarm-1", &[("zone.1", 1.0, "alarm"), ("partition.1", 1.0, "armed")]), t0);
+        let a = out.alerts.iter().find(|a| a.kind() == protocols::AlertKind::AlarmLink).unwrap();
+        assert!(a.message.contains("DOWN"), "{}", a.message);
+        match &a.body {
+            AlertBody::AlarmLink(d) => assert!(!d.cameras[0].online),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn forced_door_raises_at_once_and_closing_clears() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        e.observe(panel("access-1", &[("door.1", 0.0, "closed")]), t0);
+        let out = e.observe(panel("access-1", &[("door.1", 2.0, "forced")]), t0);
+        assert_eq!(out.alerts.len(), 1);
+        assert_eq!(out.alerts[0].severity, Severity::Critical);
+        assert!(out.alerts[0].is_priority());
+        let out = e.observe(panel("access-1", &[("door.1", 0.0, "closed")]), t0);
+        assert_eq!(out.alerts.len(), 1);
+        assert_eq!(out.alerts[0].state, AlertState::Cleared);
+    }
+
+    #[test]
+    fn door_held_open_past_its_limit_raises_once() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        e.observe(panel("access-1", &[("door.1", 1.0, "open")]), t0);
+        assert!(e.tick(t0 + Duration::from_secs(4), protocols::time::now()).alerts.is_empty());
+        let out = e.tick(t0 + Duration::from_secs(6), protocols::time::now());
+        assert_eq!(out.alerts.len(), 1);
+        match &out.alerts[0].body {
+            AlertBody::DoorStatus(d) => assert_eq!(d.door_state, DoorState::HeldOpen),
+            other => panic!("{other:?}"),
+        }
+        assert!(e.tick(t0 + Duration::from_secs(9), protocols::time::now()).alerts.is_empty());
+        let out = e.observe(panel("access-1", &[("door.1", 0.0, "closed")]), t0 + Duration::from_secs(10));
+        assert_eq!(out.alerts.len(), 1);
+        assert_eq!(out.alerts[0].state, AlertState::Cleared);
+    }
+
+    #[test]
+    fn a_stopped_heartbeat_is_a_hung_panel() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        e.observe(panel("alarm-1", &[("heartbeat", 7.0, "")]), t0);
+        e.observe(panel("alarm-1", &[("heartbeat", 7.0, "")]), t0 + Duration::from_secs(5));
+        let out = e.tick(t0 + Duration::from_secs(11), protocols::time::now());
+        assert_eq!(out.alerts.len(), 1);
+        match &out.alerts[0].body {
+            AlertBody::DeviceFault(d) => assert_eq!(d.fault, "heartbeat-stopped"),
+            other => panic!("{other:?}"),
+        }
+        let out = e.observe(panel("alarm-1", &[("heartbeat", 8.0, "")]), t0 + Duration::from_secs(12));
+        assert_eq!(out.alerts.len(), 1);
+        assert_eq!(out.alerts[0].state, AlertState::Cleared);
+    }
+
+    #[test]
+    fn unreadable_panel_raises_one_device_fault() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        let mut n = 0;
+        for i in 0..10 {
+            let out = e.observe(
+                Observation::Panel(PanelObservation {
+                    device: DeviceId::new("alarm-1").unwrap(),
+                    at: protocols::time::now(),
+                    outcome: PanelOutcome::Failed { fault: PanelFault::Unreachable, reason: "timeout".into() },
+                }),
+                t0 + Duration::from_millis(250 * i),
+            );
+            n += out.alerts.len();
+        }
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn coverage_reports_the_uncovered_required_zone() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        e.observe(cam("cam-2", Reach::Online, Video::Live), t0);
+        let out = e.observe(cam("cam-1", Reach::Online, Video::Live), t0);
+        let cov = out.retained.iter().find(|r| r.topic == "branches/b01/coverage").expect("first coverage");
+        let v: serde_json::Value = serde_json::from_slice(&cov.payload).unwrap();
+        assert_eq!(v["totals"]["required_zones_uncovered"], 0);
+        let mut last = None;
+        for i in 1..4 {
+            let out = e.observe(cam("cam-1", Reach::Unreachable, Video::Unknown), t0 + Duration::from_secs(i));
+            if let Some(r) = out.retained.into_iter().find(|r| r.topic.ends_with("/coverage")) {
+                last = Some(r);
+            }
+        }
+        let v: serde_json::Value = serde_json::from_slice(&last.expect("coverage changed").payload).unwrap();
+        assert_eq!(v["totals"]["required_zones_uncovered"], 1);
+        assert_eq!(v["zones"][0]["covered"], false);
+        assert!(v["zones"][0]["uncovered_since"].is_string());
+    }
+}

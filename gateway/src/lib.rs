@@ -1,0 +1,15 @@
+//! The branch security gateway as a library: the binary (`branch-gateway`) is a thin CLI
+//! over this, and the demo and end-to-end tests embed it.
+//!
+//! The pipeline, one direction, no back-edges (see ARCHITECTURE.md):
+//! [`pollers`] (sources) → [`health`] (state machines, linkage, coverage) → [`outbox`]
+//! (durable sled FIFO) → [`uplink`] (MQTT to head office).
+
+pub mod app;
+pub mod config;
+pub mod coverage;
+pub mod health;
+pub mod linkage;
+pub mod outbox;
+pub mod pollers;
+pub mod uplink;

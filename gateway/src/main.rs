@@ -1,0 +1,136 @@
+//! `branch-gateway`: the CLI over the gateway library.
+//!
+//! Exit codes: 0 success; 1 a runtime failure; 2 bad usage or a bad configuration (so a
+//! systemd unit can tell "fix the file" from "try again").
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gateway::config::{ConfigError, SiteConfig};
+use gateway::pollers::panel::ProfileStore;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(
+    name = "branch-gateway",
+    version,
+    about = "Branch security gateway: watches cameras and panels, tells head office"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway for one branch.
+    Run {
+        /// The site configuration (TOML).
+        config: PathBuf,
+    },
+    /// Validate configuration files and list every problem; exit 2 if any.
+    CheckConfig {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    match cli.command {
+        Command::CheckConfig { files } => check_config(&files),
+        Command::Run { config } => run(config),
+    }
+}
+
+fn check_config(files: &[PathBuf]) -> ExitCode {
+    let mut bad = false;
+    for f in files {
+        match SiteConfig::load(f, &ProfileStore) {
+            Ok(cfg) => println!(
+                "{}: ok (branch {}, {} camera(s), {} panel(s), {} zone(s), {} alarm zone(s), {} door(s))",
+                f.display(),
+                cfg.branch.id,
+                cfg.cameras.len(),
+                cfg.panels.len(),
+                cfg.zones.len(),
+                cfg.alarm_zones.len(),
+                cfg.doors.len()
+            ),
+            Err(e) => {
+                bad = true;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if bad { ExitCode::from(2) } else { ExitCode::SUCCESS }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=warn,rumqttc=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run(config: PathBuf) -> ExitCode {
+    let cfg = match SiteConfig::load(&config, &ProfileStore) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return match e {
+                ConfigError::Read { .. } | ConfigError::Parse { .. } | ConfigError::Invalid { .. } => ExitCode::from(2),
+            };
+        }
+    };
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("signal received, shutting down");
+            s.cancel();
+        });
+        match gateway::app::run(cfg, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!("{e:#}");
+                eprintln!("branch-gateway: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

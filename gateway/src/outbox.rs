@@ -1,0 +1,850 @@
+//! The outbox: a durable, bounded, prioritised FIFO of alerts in sled, between the health
+//! engine and the uplink.
+//!
+//! Why it exists: rumqttc keeps in-flight QoS 1 publishes only in memory and silently drops them
+//! when the broker comes back without a session, and a gateway may be cut off from head office
+//! for hours. So every alert is written here first, made durable, and leaves only when the
+//! broker has acknowledged it (PUBACK). Delivery is therefore at-least-once; head office dedupes
+//! on (`branch`, `id`) and detects gaps in `seq`.
+//!
+//! Design, and the invariants the model test (`tests/outbox_model/`) checks:
+//!
+//! * **Sequence numbers.** `append` assigns the next per-gateway `seq`, contiguous from 1. The
+//!   counter survives restarts: on open it is `max(highest stored key, persisted counter)`; the
+//!   counter is written by the group-commit flusher in the same flush as the events it covers, so
+//!   a seq is never reused even after every event was delivered and deleted.
+//! * **Durability / group commit.** `append` returns only after an `fsync` (sled `flush`) that
+//!   covers its write. One flusher thread serves all appenders: while one flush runs, later
+//!   appends queue up and share the next one, so throughput scales with concurrency instead of
+//!   being pinned to one fsync per event. Nothing is acknowledged before its flush.
+//! * **Only durable events are handed out.** [`Outbox::pending_from`] never returns an event
+//!   beyond the durable watermark, so an event head office has seen can never vanish in a crash
+//!   and have its seq reused for different content.
+//! * **Lanes.** Keys are big-endian `u64` seqs (sled key order = numeric order). Priority events
+//!   (alarm-link, forced doors: [`Alert::is_priority`]) live in their own tree and are delivered
+//!   first after an outage. Non-priority events are split by severity into four trees so that
+//!   eviction of "the oldest lowest-severity event" is a `pop_min` rather than a scan; delivery
+//!   merges the four by seq, so within a priority class the order is the append order (and so
+//!   per-device order is preserved).
+//! * **Bounds.** Count and bytes (key + stored value) are bounded. When an append would exceed a
+//!   bound, victims are taken in order (severity ascending, then oldest first) among the stored
+//!   non-priority events *and the incoming event if it is non-priority* — a flood of `info`
+//!   events cannot push out an older `critical` camera loss; if the incoming event is the least
+//!   valuable it is the one dropped (it still consumes its seq, so head office sees the gap).
+//!   Priority events are never evicted and never dropped: if only they remain, the outbox goes
+//!   over the bound and logs a warning. [`Appended::evicted`] reports how many events one append
+//!   cost; with [`Outbox::report_overflow_as`] the outbox itself also appends a coalesced
+//!   `device-fault`/`outbox-overflow` alert (at most one per minute, carrying the count).
+//! * **Counters.** Depth and bytes are kept exactly in memory (sled's `len()` is O(n)) and
+//!   recovered on open by one scan.
+//! * **Acks** (removals after PUBACK) are not flushed individually: sled's background flusher
+//!   makes them durable within ~500 ms and every later group commit covers them too. After a
+//!   crash an acked event may therefore reappear and be delivered again — a duplicate, which the
+//!   contract allows — but an appended, unacknowledged event is never lost.
+//! * **Disk use.** sled's log-structured store can use more disk than the live data. The
+//!   outbox checks `size_on_disk` against the live bytes (see [`Outbox::disk_usage`]); the bench
+//!   (`examples/outbox_bench.rs`) reports the figure at 1,000,000 buffered events.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use protocols::{Alert, AlertBody, AlertKind, AlertState, BranchId, DeviceFaultDetails, DeviceRef, Seq, Severity};
+use tokio::sync::{Notify, watch};
+
+/// Why the outbox failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("outbox storage error: {0}")]
+    Storage(String),
+    #[error("outbox storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("cannot encode alert: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("the outbox flush failed: {0}")]
+    Flush(String),
+    #[error("the outbox is closed")]
+    Closed,
+}
+
+/// Bounds from `[storage]`.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxBounds {
+    /// Most events held before non-priority ones are evicted.
+    pub max_events: u64,
+    /// Most bytes (key + stored value) held before non-priority ones are evicted.
+    pub max_bytes: u64,
+}
+
+/// The result of [`Outbox::append`].
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The alert as stored, with its `seq`.
+    pub alert: Alert,
+    /// How many events were dropped by the bound to make room (the incoming one included, if it
+    /// was dropped itself: see `stored`).
+    pub evicted: u64,
+    /// False when the incoming event was itself the least valuable one and was dropped.
+    pub stored: bool,
+}
+
+/// The storage lane of an event: priority, or a non-priority severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Lane(u8);
+
+impl Lane {
+    pub const PRIORITY: Lane = Lane(0);
+
+    fn of(alert: &Alert) -> Lane {
+        if alert.is_priority() { Lane::PRIORITY } else { Lane(1 + severity_rank(alert.severity)) }
+    }
+    pub fn is_priority(self) -> bool {
+        self == Lane::PRIORITY
+    }
+    fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+const LANES: usize = 5;
+const LANE_TREES: [&str; LANES] = ["priority", "normal-info", "normal-warning", "normal-major", "normal-critical"];
+const META_TREE: &str = "meta";
+const META_LAST_SEQ: &[u8] = b"last_seq";
+/// Names the live generation directory (`gen-N`).
+const CURRENT: &str = "CURRENT";
+/// An empty outbox whose database uses at least this much disk is moved to a fresh one.
+pub const ROTATE_MIN_BYTES: u64 = 64 * 1024 * 1024;
+const ROTATE_CHECK_EVERY: Duration = Duration::from_secs(10);
+
+/// Stored value: `[FORMAT, kind, enqueued_at_ms (u64 BE)] ++ alert JSON`.
+const FORMAT: u8 = 1;
+const HEADER: usize = 10;
+const KEY: u64 = 8;
+
+/// How often the coalesced overflow alert may be appended.
+const OVERFLOW_REPORT_EVERY: Duration = Duration::from_secs(60);
+
+fn severity_rank(s: Severity) -> u8 {
+    match s {
+        Severity::Info => 0,
+        Severity::Warning => 1,
+        Severity::Major => 2,
+        Severity::Critical => 3,
+    }
+}
+
+fn kind_code(k: AlertKind) -> u8 {
+    match k {
+        AlertKind::CameraOffline => 0,
+        AlertKind::AlarmLink => 1,
+        AlertKind::DoorStatus => 2,
+        AlertKind::DeviceFault => 3,
+    }
+}
+
+fn kind_of_code(c: u8) -> Option<AlertKind> {
+    AlertKind::ALL.get(c as usize).copied().filter(|k| kind_code(*k) == c)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn encode(alert: &Alert) -> Result<Vec<u8>, OutboxError> {
+    let json = serde_json::to_vec(alert)?;
+    let mut v = Vec::with_capacity(HEADER + json.len());
+    v.push(FORMAT);
+    v.push(kind_code(alert.kind()));
+    v.extend_from_slice(&now_ms().to_be_bytes());
+    v.extend_from_slice(&json);
+    Ok(v)
+}
+
+/// The bytes an alert occupies in the outbox (key + header + JSON), as counted by the bound.
+pub fn stored_size(alert: &Alert) -> Result<u64, OutboxError> {
+    Ok(KEY + HEADER as u64 + serde_json::to_vec(alert)?.len() as u64)
+}
+
+/// A reference to one stored event: what the uplink keeps per in-flight publish to ack it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventRef {
+    pub seq: Seq,
+    pub lane: Lane,
+}
+
+/// One event ready for delivery.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: EventRef,
+    pub kind: AlertKind,
+    /// The alert JSON, exactly as published.
+    pub payload: Vec<u8>,
+}
+
+impl Pending {
+    pub fn seq(&self) -> Seq {
+        self.id.seq
+    }
+    pub fn is_priority(&self) -> bool {
+        self.id.lane.is_priority()
+    }
+}
+
+/// Where a reader is in the outbox: the last seq handed out per class. Start from
+/// [`Cursor::START`] after every (re)connect to re-send everything not yet acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    priority: u64,
+    normal: u64,
+}
+
+impl Cursor {
+    pub const START: Cursor = Cursor { priority: 0, normal: 0 };
+}
+
+/// Disk use as measured by sled versus the live data.
+#[derive(Debug, Clone, Copy)]
+pub struct DiskUsage {
+    pub on_disk: u64,
+    pub live: u64,
+    pub events: u64,
+}
+
+struct Counts {
+    events: [u64; LANES],
+    bytes: [u64; LANES],
+}
+
+impl Counts {
+    fn total_events(&self) -> u64 {
+        self.events.iter().sum()
+    }
+    fn total_bytes(&self) -> u64 {
+        self.bytes.iter().sum()
+    }
+}
+
+/// State touched by appends, acks and evictions; one writer at a time.
+struct WriteState {
+    last_seq: u64,
+    counts: Counts,
+    overflow_unreported: u64,
+    last_overflow_report: Option<Instant>,
+    reporter: Option<(BranchId, DeviceRef)>,
+    last_rotate_check: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Durable {
+    /// Every seq `<=` this is on disk.
+    upto: u64,
+    /// A flush covering seqs up to here failed (and `upto` did not reach them).
+    failed_upto: u64,
+    error: Option<String>,
+}
+
+struct FlushQueue {
+    requested: u64,
+    /// Rotate to a fresh sled database if the outbox is empty and the old one is big.
+    rotate: Option<u64>,
+    stop: bool,
+}
+
+struct FlushShared {
+    queue: Mutex<FlushQueue>,
+    wake: Condvar,
+}
+
+/// One sled database (a generation: `dir/gen-N`, named by `dir/CURRENT`).
+struct Store {
+    db: sled::Db,
+    lanes: [sled::Tree; LANES],
+    meta: sled::Tree,
+    generation: u64,
+    path: PathBuf,
+}
+
+impl Store {
+    fn open(path: &Path, generation: u64) -> Result<Store, OutboxError> {
+        let db = sled::Config::new().path(path).cache_capacity(64 * 1024 * 1024).flush_every_ms(Some(500)).open()?;
+        let mut trees = Vec::with_capacity(LANES);
+        for name in LANE_TREES {
+            trees.push(db.open_tree(name)?);
+        }
+        let lanes: [sled::Tree; LANES] = trees.try_into().map_err(|_| OutboxError::Storage("lane trees".into()))?;
+        let meta = db.open_tree(META_TREE)?;
+        Ok(Store { db, lanes, meta, generation, path: path.to_path_buf() })
+    }
+}
+
+/// The durable, bounded, prioritised alert queue. Cheap to share (`Arc`).
+pub struct Outbox {
+    core: Arc<OutboxCore>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The outbox's state and operations: everything but the flusher thread's handle, shared with
+/// that thread. Used through [`Outbox`], which derefs to it (so that dropping the last
+/// `Arc<Outbox>` stops and joins the flusher before the database closes).
+pub struct OutboxCore {
+    dir: PathBuf,
+    store: RwLock<Arc<Store>>,
+    bounds: OutboxBounds,
+    write: Mutex<WriteState>,
+    depth: AtomicU64,
+    bytes: AtomicU64,
+    last_seq: AtomicU64,
+    durable_rx: watch::Receiver<Durable>,
+    durable_tx: watch::Sender<Durable>,
+    flush: FlushShared,
+    new_events: Notify,
+}
+
+impl std::fmt::Debug for OutboxCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("depth", &self.depth())
+            .field("bytes", &self.bytes())
+            .field("last_seq", &self.last_seq())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain counters behind; carry on with them.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Outbox {
+    /// Opens (or creates) the outbox under `dir`; recovers `seq` and the counters from disk.
+    pub fn open(dir: &Path, bounds: OutboxBounds) -> Result<Arc<Outbox>, OutboxError> {
+        let core = OutboxCore::open(dir, bounds)?;
+        let for_thread = core.clone();
+        let done = core.last_seq.load(Ordering::Acquire);
+        let handle = std::thread::Builder::new()
+            .name("outbox-flush".into())
+            .spawn(move || flusher(for_thread, done))
+            .map_err(|e| OutboxError::Storage(format!("spawn the flusher: {e}")))?;
+        if core.depth() == 0 {
+            core.request_rotate(ROTATE_MIN_BYTES);
+        }
+        Ok(Arc::new(Outbox { core, flusher: Mutex::new(Some(handle)) }))
+    }
+}
+
+impl std::ops::Deref for Outbox {
+    type Target = OutboxCore;
+    fn deref(&self) -> &OutboxCore {
+        &self.core
+    }
+}
+
+impl OutboxCore {
+    /// Opens (or creates) the outbox under `dir`; recovers `seq` and the counters from disk.
+    fn open(dir: &Path, bounds: OutboxBounds) -> Result<Arc<OutboxCore>, OutboxError> {
+        let io = |what: &str, e: std::io::Error| OutboxError::Storage(format!("{what} {}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
+        // Which generation is live; anything else is a leftover of an interrupted rotation.
+        let generation = match std::fs::read_to_string(dir.join(CURRENT)) {
+            Ok(t) => t
+                .trim()
+                .strip_prefix("gen-")
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| OutboxError::Storage(format!("{}/{CURRENT} is corrupt: {t:?}", dir.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                write_current(dir, 1).map_err(|e| io("initialise", e))?;
+                1
+            }
+            Err(e) => return Err(io("read CURRENT in", e)),
+        };
+        remove_other_generations(dir, generation);
+        let store = Store::open(&dir.join(format!("gen-{generation}")), generation)?;
+
+        // One scan: exact counters and the highest stored seq.
+        let mut counts = Counts { events: [0; LANES], bytes: [0; LANES] };
+        let mut max_key = 0u64;
+        for (i, tree) in store.lanes.iter().enumerate() {
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                counts.events[i] += 1;
+                counts.bytes[i] += k.len() as u64 + v.len() as u64;
+            }
+            if let Some((k, _)) = tree.last()?
+                && let Some(s) = Seq::from_key(&k)
+            {
+                max_key = max_key.max(s.0);
+            }
+        }
+        let counter = store.meta.get(META_LAST_SEQ)?.and_then(|v| Seq::from_key(&v)).map(|s| s.0).unwrap_or(0);
+        let last_seq = max_key.max(counter);
+        tracing::info!(
+            dir = %dir.display(),
+            generation = generation,
+            events = counts.total_events(),
+            bytes = counts.total_bytes(),
+            last_seq,
+            "outbox opened"
+        );
+        let (durable_tx, durable_rx) = watch::channel(Durable { upto: last_seq, ..Durable::default() });
+        Ok(Arc::new(OutboxCore {
+            dir: dir.to_path_buf(),
+            store: RwLock::new(Arc::new(store)),
+            bounds,
+            depth: AtomicU64::new(counts.total_events()),
+            bytes: AtomicU64::new(counts.total_bytes()),
+            last_seq: AtomicU64::new(last_seq),
+            write: Mutex::new(WriteState {
+                last_seq,
+                counts,
+                overflow_unreported: 0,
+                last_overflow_report: None,
+                reporter: None,
+                last_rotate_check: None,
+            }),
+            durable_rx,
+            durable_tx,
+            flush: FlushShared {
+                queue: Mutex::new(FlushQueue { requested: last_seq, rotate: None, stop: false }),
+                wake: Condvar::new(),
+            },
+            new_events: Notify::new(),
+        }))
+    }
+
+    fn store(&self) -> Arc<Store> {
+        self.store.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes the outbox append its own `device-fault` / `outbox-overflow` alert (severity major,
+    /// about `gateway`) when the bound drops events: the first overflow is reported at once,
+    /// later ones coalesced into at most one alert a minute carrying the count. Without this the
+    /// caller reports overflows from [`Appended::evicted`] (and should coalesce them likewise:
+    /// each report is itself an append into a full outbox).
+    pub fn report_overflow_as(&self, branch: BranchId, gateway: DeviceRef) {
+        lock(&self.write).reporter = Some((branch, gateway));
+    }
+
+    /// Assigns the next seq to `alert` (overwriting `alert.seq`), stores it, applies the bound,
+    /// and returns once it is durable (group commit).
+    pub async fn append(&self, alert: Alert) -> Result<Appended, OutboxError> {
+        let (appended, upto) = {
+            let mut w = lock(&self.write);
+            let st = self.store();
+            let appended = self.insert_locked(&st, &mut w, alert)?;
+            self.maybe_report_overflow(&st, &mut w)?;
+            (appended, w.last_seq)
+        };
+        self.request_flush(upto);
+        self.wait_durable(appended.alert.seq.0).await?;
+        Ok(appended)
+    }
+
+    /// Stores one alert under the write lock. Does not flush.
+    fn insert_locked(&self, st: &Store, w: &mut WriteState, mut alert: Alert) -> Result<Appended, OutboxError> {
+        let seq = Seq(w.last_seq + 1);
+        alert.seq = seq;
+        let value = encode(&alert)?;
+        let size = KEY + value.len() as u64;
+        let lane = Lane::of(&alert);
+
+        // The bound: evict (severity asc, oldest first) among stored non-priority events and
+        // the incoming one if it is non-priority.
+        let mut evicted = 0u64;
+        let mut stored = true;
+        loop {
+            let over_count = w.counts.total_events() + 1 > self.bounds.max_events;
+            let over_bytes = w.counts.total_bytes() + size > self.bounds.max_bytes;
+            if !over_count && !over_bytes {
+                break;
+            }
+            let victim = (1..LANES).find(|&i| w.counts.events[i] > 0);
+            match victim {
+                Some(i) if lane.is_priority() || lane.index() >= i => {
+                    if let Some((k, v)) = st.lanes[i].pop_min()? {
+                        w.counts.events[i] -= 1;
+                        w.counts.bytes[i] -= k.len() as u64 + v.len() as u64;
+                        evicted += 1;
+                    } else {
+                        // Counters and tree disagree: trust the tree.
+                        tracing::error!(lane = i, "outbox counter drift; resetting lane counter");
+                        w.counts.events[i] = 0;
+                        w.counts.bytes[i] = 0;
+                    }
+                }
+                _ if !lane.is_priority() => {
+                    // The incoming event is the least valuable one: drop it.
+                    stored = false;
+                    evicted += 1;
+                    break;
+                }
+                _ => {
+                    tracing::warn!(
+                        seq = seq.0,
+                        events = w.counts.total_events(),
+                        bytes = w.counts.total_bytes(),
+                        "outbox full of priority events; accepting an alarm over the bound"
+                    );
+                    break;
+                }
+            }
+        }
+        if stored {
+            st.lanes[lane.index()].insert(seq.to_key(), value)?;
+            w.counts.events[lane.index()] += 1;
+            w.counts.bytes[lane.index()] += size;
+        }
+        if evicted > 0 {
+            tracing::warn!(seq = seq.0, evicted, stored, "outbox bound reached; events dropped");
+            w.overflow_unreported += evicted;
+        }
+        w.last_seq = seq.0;
+        self.publish_counts(w);
+        Ok(Appended { alert, evicted, stored })
+    }
+
+    fn maybe_report_overflow(&self, st: &Store, w: &mut WriteState) -> Result<(), OutboxError> {
+        let Some((branch, device)) = w.reporter.clone() else {
+            return Ok(());
+        };
+        let due = w.last_overflow_report.is_none_or(|t| t.elapsed() >= OVERFLOW_REPORT_EVERY);
+        if w.overflow_unreported == 0 || !due {
+            return Ok(());
+        }
+        let n = std::mem::take(&mut w.overflow_unreported);
+        w.last_overflow_report = Some(Instant::now());
+        let alert = Alert::new(
+            branch,
+            device,
+            AlertState::Raised,
+            Severity::Major,
+            protocols::time::now(),
+            format!("Outbox full: {n} buffered events were dropped"),
+            AlertBody::DeviceFault(DeviceFaultDetails {
+                fault: "outbox-overflow".into(),
+                reason: format!(
+                    "the outbox bound ({} events, {} bytes) was reached while head office was unreachable",
+                    self.bounds.max_events, self.bounds.max_bytes
+                ),
+                dropped_events: Some(n),
+                outage_ms: None,
+                waiting_events: None,
+            }),
+        );
+        self.insert_locked(st, w, alert)?;
+        Ok(())
+    }
+
+    fn publish_counts(&self, w: &WriteState) {
+        self.depth.store(w.counts.total_events(), Ordering::Relaxed);
+        self.bytes.store(w.counts.total_bytes(), Ordering::Relaxed);
+        self.last_seq.store(w.last_seq, Ordering::Release);
+    }
+
+    fn request_flush(&self, upto: u64) {
+        let mut q = lock(&self.flush.queue);
+        if upto > q.requested {
+            q.requested = upto;
+            self.flush.wake.notify_one();
+        }
+    }
+
+    async fn wait_durable(&self, seq: u64) -> Result<(), OutboxError> {
+        let mut rx = self.durable_rx.clone();
+        let d = rx.wait_for(|d| d.upto >= seq || d.failed_upto >= seq).await.map_err(|_| OutboxError::Closed)?;
+        if d.upto >= seq { Ok(()) } else { Err(OutboxError::Flush(d.error.clone().unwrap_or_default())) }
+    }
+
+    /// Makes every earlier write (acks included) durable now.
+    pub async fn flush(&self) -> Result<(), OutboxError> {
+        let db = self.store().db.clone();
+        tokio::task::spawn_blocking(move || db.flush()).await.map_err(|e| OutboxError::Flush(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Up to `limit` durable events after `cursor`, priority events first, each class in seq
+    /// order; advances `cursor`. Never returns an event that is not yet durable.
+    pub fn pending_from(&self, cursor: &mut Cursor, limit: usize) -> Result<Vec<Pending>, OutboxError> {
+        let durable = self.durable_rx.borrow().upto;
+        let st = self.store();
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let hi = Seq(durable).to_key();
+        if cursor.priority < durable {
+            let lo = Seq(cursor.priority + 1).to_key();
+            for kv in st.lanes[0].range(lo..=hi) {
+                let (k, v) = kv?;
+                let Some(p) = decode(&k, &v, Lane::PRIORITY) else { continue };
+                cursor.priority = p.id.seq.0;
+                out.push(p);
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+            cursor.priority = cursor.priority.max(durable);
+        }
+        if cursor.normal < durable {
+            let lo = Seq(cursor.normal + 1).to_key();
+            let mut iters: Vec<_> = (1..LANES).map(|i| (i, st.lanes[i].range(lo..=hi).peekable())).collect();
+            loop {
+                // The smallest head among the four severity lanes.
+                let mut best: Option<(usize, u64)> = None;
+                for (j, (_, it)) in iters.iter_mut().enumerate() {
+                    match it.peek() {
+                        Some(Ok((k, _))) => {
+                            let s = Seq::from_key(k).map(|s| s.0).unwrap_or(u64::MAX);
+                            if best.is_none_or(|(_, b)| s < b) {
+                                best = Some((j, s));
+                            }
+                        }
+                        Some(Err(_)) => {
+                            if let Some(Err(e)) = it.next() {
+                                return Err(e.into());
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                let Some((j, _)) = best else {
+                    cursor.normal = cursor.normal.max(durable);
+                    break;
+                };
+                let lane = Lane(iters[j].0 as u8);
+                if let Some(Ok((k, v))) = iters[j].1.next()
+                    && let Some(p) = decode(&k, &v, lane)
+                {
+                    cursor.normal = p.id.seq.0;
+                    out.push(p);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a delivered event (after its PUBACK). Returns whether it was still there
+    /// (an evicted or already acked event is not).
+    pub fn ack(&self, id: EventRef) -> Result<bool, OutboxError> {
+        let mut w = lock(&self.write);
+        let removed = self.store().lanes[id.lane.index()].remove(id.seq.to_key())?;
+        let Some(v) = removed else { return Ok(false) };
+        let i = id.lane.index();
+        w.counts.events[i] = w.counts.events[i].saturating_sub(1);
+        w.counts.bytes[i] = w.counts.bytes[i].saturating_sub(KEY + v.len() as u64);
+        self.publish_counts(&w);
+        // Emptied after an outage: give sled's disk space back if it grew (rate-limited).
+        if w.counts.total_events() == 0 && w.last_rotate_check.is_none_or(|t| t.elapsed() >= ROTATE_CHECK_EVERY) {
+            w.last_rotate_check = Some(Instant::now());
+            drop(w);
+            self.request_rotate(ROTATE_MIN_BYTES);
+        }
+        Ok(true)
+    }
+
+    /// Removes a delivered event by seq alone (searches every lane).
+    pub fn ack_seq(&self, seq: Seq) -> Result<bool, OutboxError> {
+        let st = self.store();
+        for i in 0..LANES {
+            if st.lanes[i].contains_key(seq.to_key())? {
+                return self.ack(EventRef { seq, lane: Lane(i as u8) });
+            }
+        }
+        Ok(false)
+    }
+
+    /// Resolves when events may have been appended since the last call (a permit is kept if
+    /// nobody is waiting, so no wake-up is lost). One consumer: the uplink.
+    pub async fn wait_new(&self) {
+        self.new_events.notified().await
+    }
+
+    /// Events waiting for delivery.
+    pub fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+    /// Bytes (key + stored value) waiting for delivery.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+    /// The last seq assigned (0 before the first event ever).
+    pub fn last_seq(&self) -> Seq {
+        Seq(self.last_seq.load(Ordering::Acquire))
+    }
+    /// The highest seq known to be durable.
+    pub fn durable_seq(&self) -> Seq {
+        Seq(self.durable_rx.borrow().upto)
+    }
+    pub fn bounds(&self) -> OutboxBounds {
+        self.bounds
+    }
+
+    /// How long the oldest waiting event has been in the outbox.
+    pub fn oldest_pending_age(&self) -> Option<Duration> {
+        let now = now_ms();
+        let mut oldest: Option<u64> = None;
+        for tree in &self.store().lanes {
+            if let Ok(Some((_, v))) = tree.first()
+                && v.len() >= HEADER
+            {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&v[2..HEADER]);
+                let t = u64::from_be_bytes(b);
+                oldest = Some(oldest.map_or(t, |o| o.min(t)));
+            }
+        }
+        oldest.map(|t| Duration::from_millis(now.saturating_sub(t)))
+    }
+
+    /// sled's disk use against the live data.
+    pub fn disk_usage(&self) -> Result<DiskUsage, OutboxError> {
+        Ok(DiskUsage { on_disk: self.store().db.size_on_disk()?, live: self.bytes(), events: self.depth() })
+    }
+
+    /// Asks the flusher to move to a fresh sled database if the outbox is empty and the
+    /// current one uses at least `min_bytes` on disk (sled does not give space back).
+    pub fn request_rotate(&self, min_bytes: u64) {
+        let mut q = lock(&self.flush.queue);
+        q.rotate = Some(q.rotate.map_or(min_bytes, |m| m.min(min_bytes)));
+        self.flush.wake.notify_one();
+    }
+
+    /// Rotates now, on the calling thread (blocking I/O: for tools and tests), if the outbox is
+    /// empty; returns whether it did.
+    pub fn compact_now(&self) -> Result<bool, OutboxError> {
+        let before = self.generation();
+        self.rotate(0)?;
+        Ok(self.generation() != before)
+    }
+
+    /// The current sled generation (increases with every rotation).
+    pub fn generation(&self) -> u64 {
+        self.store().generation
+    }
+
+    /// Rotation, on the flusher thread: under the write lock, if still empty, open
+    /// `gen-(N+1)`, carry the seq counter over, flush, switch `CURRENT`, drop the old one.
+    fn rotate(&self, min_bytes: u64) -> Result<(), OutboxError> {
+        let w = lock(&self.write);
+        if w.counts.total_events() != 0 {
+            return Ok(());
+        }
+        let old = self.store();
+        let on_disk = old.db.size_on_disk()?;
+        if on_disk < min_bytes {
+            return Ok(());
+        }
+        let generation = old.generation + 1;
+        let path = self.dir.join(format!("gen-{generation}"));
+        let io = |e: std::io::Error| OutboxError::Storage(format!("rotate to {}: {e}", path.display()));
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(io)?;
+        }
+        let new = Store::open(&path, generation)?;
+        new.meta.insert(META_LAST_SEQ, &Seq(w.last_seq).to_key())?;
+        new.db.flush()?;
+        write_current(&self.dir, generation).map_err(io)?;
+        *self.store.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+        drop(w);
+        let old_path = old.path.clone();
+        drop(old);
+        if let Err(e) = std::fs::remove_dir_all(&old_path) {
+            tracing::warn!(path = %old_path.display(), error = %e, "cannot remove the old outbox generation");
+        }
+        tracing::info!(generation = generation, reclaimed_bytes = on_disk, "outbox rotated to a fresh database");
+        Ok(())
+    }
+}
+
+fn decode(k: &[u8], v: &[u8], lane: Lane) -> Option<Pending> {
+    let seq = Seq::from_key(k)?;
+    if v.len() < HEADER || v[0] != FORMAT {
+        tracing::error!(seq = seq.0, "outbox entry with an unknown format; skipped");
+        return None;
+    }
+    let kind = kind_of_code(v[1])?;
+    Some(Pending { id: EventRef { seq, lane }, kind, payload: v[HEADER..].to_vec() })
+}
+
+/// The group-commit loop: wait for a request, persist the seq counter, flush once for every
+/// append that arrived meanwhile, publish the new durable watermark. Also runs rotations.
+/// Stopped (and joined) by `Outbox`'s `Drop`.
+fn flusher(ob: Arc<OutboxCore>, mut done: u64) {
+    let shared = &ob.flush;
+    loop {
+        let (target, rotate) = {
+            let mut q = lock(&shared.queue);
+            while q.requested <= done && q.rotate.is_none() && !q.stop {
+                q = shared.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+            if q.stop {
+                return;
+            }
+            (q.requested, q.rotate.take())
+        };
+        if target > done {
+            let st = ob.store();
+            let res = st.meta.insert(META_LAST_SEQ, &Seq(target).to_key()).and_then(|_| st.db.flush());
+            done = target;
+            match res {
+                Ok(_) => {
+                    ob.durable_tx.send_modify(|d| d.upto = d.upto.max(target));
+                    ob.new_events.notify_one();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox flush failed");
+                    ob.durable_tx.send_modify(|d| {
+                        d.failed_upto = d.failed_upto.max(target);
+                        d.error = Some(e.to_string());
+                    });
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        if let Some(min) = rotate
+            && let Err(e) = ob.rotate(min)
+        {
+            tracing::error!(error = %e, "outbox rotation failed; keeping the current database");
+        }
+    }
+}
+
+fn write_current(dir: &Path, generation: u64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = dir.join(format!("{CURRENT}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(format!("gen-{generation}\n").as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(CURRENT))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn remove_other_generations(dir: &Path, keep: u64) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(n) = name.to_str().and_then(|n| n.strip_prefix("gen-")).and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        if n != keep {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        {
+            let mut q = lock(&self.flush.queue);
+            q.stop = true;
+            self.flush.wake.notify_all();
+        }
+        if let Some(h) = lock(&self.flusher).take() {
+            let _ = h.join();
+        }
+    }
+}

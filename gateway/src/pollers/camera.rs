@@ -1,0 +1,843 @@
+//! The camera poller: one task per camera, one [`CameraObservation`] per poll cycle.
+//!
+//! A cycle climbs the status ladder and stops at the first rung that fails, each step under
+//! its own deadline (`cfg.timeout`) because client libraries' defaults are far too long:
+//!
+//! 1. `GetSystemDateAndTime` without credentials — reachability and the camera's clock skew.
+//!    Connection refused → [`Reach::Unreachable`]; a timeout is followed by a bare TCP
+//!    connect to tell "nothing there" ([`Reach::Unreachable`]) from "listening but mute"
+//!    ([`Reach::TcpOnly`]); HTTP 500, a non-auth SOAP fault or garbage → [`Reach::TcpOnly`].
+//! 2. `GetDeviceInformation` with credentials (WS-UsernameToken stamped with the camera's
+//!    clock, or HTTP Digest) — refusal → [`Reach::AuthFailed`]. Faults are classified by
+//!    their body, never by HTTP status: real devices send auth faults with 200, 400 or 401.
+//! 3. Media URIs (`GetCapabilities`, `GetProfiles`, `GetStreamUri`, `GetSnapshotUri`), cached
+//!    after the first success and fetched again after any failure further down or when the
+//!    camera's clock jumps back (a reboot or a reset).
+//! 4. RTSP `DESCRIBE` on the stream URI → [`Video::StreamDown`] when it fails.
+//! 5. A snapshot, hashed: unchanged for [`FROZEN_AFTER`] consecutive probes → [`Video::Frozen`].
+//! 6. Pull-point events (signal loss, tamper, storage failure), pulled once per cycle with a
+//!    zero wait, so the pull loop is paced by the poll interval and can never spin however a
+//!    device answers; a device that keeps failing subscriptions is retried with a growing
+//!    back-off. Events ride on this cycle's observation.
+//!
+//! Every byte read from a camera is bounded: SOAP replies by our own transport (oxvif's
+//! default transport reads bodies without a cap), which also pre-parses each reply with the
+//! depth- and size-limited parser of `protocols::onvif` before oxvif's own parser sees it;
+//! snapshots and RTSP replies by explicit caps. A reply that never ends runs into the deadline.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use diqwest::{DigestAuthSession, WithDigestAuth as _};
+use oxvif::soap::SoapError as OxSoapError;
+use oxvif::transport::{Transport, TransportError};
+use oxvif::{OnvifClient, OnvifError};
+use protocols::DeviceId;
+use protocols::onvif::{self, http_digest::Challenge, rtsp};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{MissedTickBehavior, timeout};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::{CameraEvent, CameraObservation, Observation, Reach, Video};
+use crate::config::{CameraAuth, CameraConfig};
+
+/// Consecutive probes that must see an unchanged snapshot before the picture is `Frozen`
+/// (not configurable yet: `CameraConfig` has no field for it).
+pub const FROZEN_AFTER: u32 = 3;
+/// Largest SOAP reply read.
+pub const SOAP_MAX_BYTES: usize = 1024 * 1024;
+/// Largest snapshot read.
+pub const SNAPSHOT_MAX_BYTES: usize = 2 * 1024 * 1024;
+/// Largest RTSP reply (head + SDP) read.
+pub const RTSP_MAX_BYTES: usize = 16 * 1024;
+/// Longest reason text put in an observation.
+const MAX_REASON: usize = 300;
+/// A camera clock that ran this much slower than ours between two probes has jumped back.
+const CLOCK_JUMP_SECS: i64 = 5;
+
+/// How a camera is probed (from its config; offline thresholds belong to health, not here).
+#[derive(Debug, Clone)]
+pub struct CameraProbeSettings {
+    pub poll_interval: Duration,
+    /// Deadline of each step of a probe.
+    pub timeout: Duration,
+    pub frozen_after: u32,
+    pub soap_max_bytes: usize,
+    pub snapshot_max_bytes: usize,
+    pub rtsp_max_bytes: usize,
+    /// Whether to keep a pull-point subscription for health events.
+    pub events: bool,
+}
+
+impl CameraProbeSettings {
+    pub fn from_config(cfg: &CameraConfig) -> Self {
+        CameraProbeSettings {
+            poll_interval: cfg.poll_interval,
+            timeout: cfg.timeout,
+            frozen_after: FROZEN_AFTER,
+            soap_max_bytes: SOAP_MAX_BYTES,
+            snapshot_max_bytes: SNAPSHOT_MAX_BYTES,
+            rtsp_max_bytes: RTSP_MAX_BYTES,
+            events: true,
+        }
+    }
+
+    /// Seconds of subscription lease we ask for: a few poll intervals, at least a minute.
+    fn lease_secs(&self) -> u64 {
+        (self.poll_interval.as_secs() * 3).clamp(60, 3600)
+    }
+}
+
+/// Starts the poller of one camera with settings from its config.
+pub fn spawn_camera_poller(
+    cfg: CameraConfig,
+    base_dir: PathBuf,
+    tx: mpsc::Sender<Observation>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    let settings = CameraProbeSettings::from_config(&cfg);
+    spawn_camera_poller_with(cfg, settings, base_dir, tx, shutdown)
+}
+
+/// Starts the poller of one camera with explicit settings.
+pub fn spawn_camera_poller_with(
+    cfg: CameraConfig,
+    settings: CameraProbeSettings,
+    base_dir: PathBuf,
+    tx: mpsc::Sender<Observation>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    let span = tracing::info_span!("camera", id = %cfg.id);
+    tokio::spawn(
+        async move {
+            let device = match DeviceId::new(cfg.id.clone()) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "invalid camera id; not polling");
+                    return;
+                }
+            };
+            let mut prober = Prober::new(cfg, settings, &base_dir, device);
+            let mut tick = tokio::time::interval(prober.settings.poll_interval);
+            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let obs = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    obs = prober.probe() => obs,
+                };
+                tracing::debug!(reach = ?obs.reach, video = ?obs.video, reason = ?obs.reason, "probe");
+                if tx.send(Observation::Camera(obs)).await.is_err() {
+                    break;
+                }
+            }
+        }
+        .instrument(span),
+    )
+}
+
+// ── HTTP ──────────────────────────────────────────────────────────────────────
+
+/// One HTTP client (one connection pool, one TLS configuration) for every camera.
+fn http_client() -> Result<reqwest::Client, String> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(2)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .tcp_nodelay(true)
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        })
+        .clone()
+}
+
+/// Reads a body up to `max` bytes; more is an error, not a truncation.
+async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, BodyError> {
+    if let Some(len) = resp.content_length()
+        && len > max as u64
+    {
+        return Err(BodyError::TooLarge(max));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Http)? {
+        if out.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge(max));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("reading the response: {0}")]
+    Http(reqwest::Error),
+}
+
+async fn send(
+    rb: reqwest::RequestBuilder,
+    digest: Option<&DigestAuthSession>,
+) -> Result<reqwest::Response, TransportError> {
+    match digest {
+        Some(session) => rb.send_digest_auth(session).await.map_err(|e| match e {
+            diqwest::error::Error::Reqwest(re) => TransportError::Http(re),
+            other => TransportError::HttpStatus { status: 401, body: format!("digest authentication: {other}") },
+        }),
+        None => rb.send().await.map_err(TransportError::Http),
+    }
+}
+
+/// oxvif's transport with bounded reads and a SOAP sanity check in front of oxvif's parser.
+struct BoundedTransport {
+    client: reqwest::Client,
+    digest: Option<Arc<DigestAuthSession>>,
+    max: usize,
+}
+
+#[async_trait::async_trait]
+impl Transport for BoundedTransport {
+    async fn soap_post(&self, url: &str, action: &str, body: String) -> Result<String, TransportError> {
+        let content_type = format!("application/soap+xml; charset=utf-8; action=\"{action}\"");
+        let rb = self.client.post(url).header(reqwest::header::CONTENT_TYPE, content_type).body(body);
+        let resp = send(rb, self.digest.as_deref()).await?;
+        let status = resp.status().as_u16();
+        let bytes = match read_bounded(resp, self.max).await {
+            Ok(b) => b,
+            Err(BodyError::Http(e)) => return Err(TransportError::Http(e)),
+            Err(e @ BodyError::TooLarge(_)) => return Err(TransportError::HttpStatus { status, body: e.to_string() }),
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Err(TransportError::HttpStatus { status, body: "response is not UTF-8".into() });
+        };
+        if !matches!(status, 200 | 400 | 500) {
+            return Err(TransportError::HttpStatus { status, body: truncate(&text, 200) });
+        }
+        // oxvif parses leniently (local names only, no depth cap): check the envelope first.
+        if let Err(e) = onvif::soap::Envelope::parse(&text, self.max) {
+            return Err(TransportError::HttpStatus { status, body: format!("not a SOAP reply: {e}") });
+        }
+        Ok(text)
+    }
+}
+
+// ── Classification ────────────────────────────────────────────────────────────
+
+#[derive(Debug)]
+enum Failure {
+    /// TCP connect refused or failed.
+    Connect(String),
+    /// No answer within the deadline.
+    Timeout(String),
+    /// Credentials refused.
+    Auth(String),
+    /// Anything else: HTTP error, non-auth SOAP fault, garbage.
+    Other(String),
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let s = s.trim();
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// An error with its sources, e.g. "error sending request: … Connection refused".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    truncate(&s, MAX_REASON)
+}
+
+fn classify(step: &str, e: OnvifError) -> Failure {
+    match e {
+        OnvifError::Transport(TransportError::Http(re)) if re.is_connect() => {
+            Failure::Connect(format!("{step}: {}", chain(&re)))
+        }
+        OnvifError::Transport(TransportError::Http(re)) if re.is_timeout() => {
+            Failure::Timeout(format!("{step}: {}", chain(&re)))
+        }
+        OnvifError::Transport(TransportError::Http(re)) => Failure::Other(format!("{step}: {}", chain(&re))),
+        OnvifError::Transport(TransportError::HttpStatus { status: 401, body }) => {
+            Failure::Auth(format!("{step}: HTTP 401 {}", truncate(&body, 120)))
+        }
+        OnvifError::Transport(TransportError::HttpStatus { status, body }) => {
+            Failure::Other(format!("{step}: HTTP {status}: {}", truncate(&body, 200)))
+        }
+        OnvifError::Soap(OxSoapError::Fault { code, reason, subcode, .. }) => {
+            let subs: Vec<String> = subcode.iter().cloned().collect();
+            let text = format!(
+                "{step}: SOAP fault {code}{} {}",
+                subcode.map(|s| format!("/{s}")).unwrap_or_default(),
+                truncate(&reason, 150)
+            );
+            if onvif::soap::is_auth_fault_text(&code, &subs, &reason) {
+                Failure::Auth(text)
+            } else {
+                Failure::Other(text)
+            }
+        }
+        OnvifError::Soap(other) => Failure::Other(format!("{step}: bad reply: {}", truncate(&other.to_string(), 200))),
+        OnvifError::InvalidArgument(s) => Failure::Other(format!("{step}: {}", truncate(&s, 200))),
+    }
+}
+
+/// Runs one oxvif call under the deadline.
+async fn call<T>(step: &str, deadline: Duration, f: impl Future<Output = Result<T, OnvifError>>) -> Result<T, Failure> {
+    match timeout(deadline, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(classify(step, e)),
+        Err(_) => Err(Failure::Timeout(format!("{step}: no answer within {}", humantime::format_duration(deadline)))),
+    }
+}
+
+// ── The prober ────────────────────────────────────────────────────────────────
+
+#[derive(Debug, Clone)]
+struct MediaCache {
+    events_url: Option<String>,
+    stream_uri: String,
+    snapshot_uri: Option<String>,
+}
+
+struct Subscription {
+    url: String,
+    /// When (our clock) the lease runs out, as far as the device told us.
+    expires: Instant,
+}
+
+#[derive(Default)]
+struct EventState {
+    sub: Option<Subscription>,
+    failures: u32,
+    /// No subscription attempts before this cycle.
+    skip_until: u64,
+    signal_lost: bool,
+}
+
+struct Prober {
+    device: DeviceId,
+    url: String,
+    auth: CameraAuth,
+    settings: CameraProbeSettings,
+    username: Option<String>,
+    password: Option<String>,
+    setup_error: Option<String>,
+    http: Option<reqwest::Client>,
+    digest: Option<Arc<DigestAuthSession>>,
+    media: Option<MediaCache>,
+    /// (camera clock in s, our instant) at the last probe that read it.
+    last_clock: Option<(i64, Instant)>,
+    last_snapshot: Option<u64>,
+    unchanged: u32,
+    events: EventState,
+    cycle: u64,
+}
+
+/// A probe result before it becomes an observation.
+struct Outcome {
+    reach: Reach,
+    video: Video,
+    reasons: Vec<String>,
+    skew_ms: Option<i64>,
+    events: Vec<CameraEvent>,
+    /// The URIs this probe used (the cache may be dropped after it).
+    stream_uri: Option<String>,
+    snapshot_uri: Option<String>,
+}
+
+impl Prober {
+    fn new(cfg: CameraConfig, settings: CameraProbeSettings, base_dir: &std::path::Path, device: DeviceId) -> Prober {
+        let mut setup_error = None;
+        let password = match cfg.password.resolve(base_dir) {
+            Ok(p) => p,
+            Err(e) => {
+                setup_error = Some(format!("credentials: {e}"));
+                None
+            }
+        };
+        let http = match http_client() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                setup_error = Some(e);
+                None
+            }
+        };
+        let digest = match (&cfg.username, &password) {
+            (Some(u), Some(p)) => Some(Arc::new(DigestAuthSession::new(u.clone(), p.clone()))),
+            _ => None,
+        };
+        Prober {
+            device,
+            url: cfg.onvif,
+            auth: cfg.auth,
+            settings,
+            username: cfg.username,
+            password,
+            setup_error,
+            http,
+            digest,
+            media: None,
+            last_clock: None,
+            last_snapshot: None,
+            unchanged: 0,
+            events: EventState::default(),
+            cycle: 0,
+        }
+    }
+
+    async fn probe(&mut self) -> CameraObservation {
+        self.cycle += 1;
+        let out = self.run().await;
+        let reason = (!out.reasons.is_empty()).then(|| truncate(&out.reasons.join("; "), 2 * MAX_REASON));
+        CameraObservation {
+            device: self.device.clone(),
+            at: protocols::time::now(),
+            reach: out.reach,
+            video: out.video,
+            reason,
+            clock_skew_ms: out.skew_ms,
+            stream_uri: out.stream_uri,
+            snapshot_uri: out.snapshot_uri,
+            events: out.events,
+        }
+    }
+
+    fn fail(reach: Reach, reason: String, skew_ms: Option<i64>) -> Outcome {
+        Outcome {
+            reach,
+            video: Video::Unknown,
+            reasons: vec![reason],
+            skew_ms,
+            events: Vec::new(),
+            stream_uri: None,
+            snapshot_uri: None,
+        }
+    }
+
+    /// Tells "nothing listening" from "listening but mute" after a timeout.
+    async fn tcp_check(&self) -> Result<(), String> {
+        let url = reqwest::Url::parse(&self.url).map_err(|e| format!("bad ONVIF URL: {e}"))?;
+        let host = url.host_str().ok_or("ONVIF URL has no host")?.trim_matches(['[', ']']).to_string();
+        let port = url.port_or_known_default().unwrap_or(80);
+        match timeout(self.settings.timeout, TcpStream::connect((host.as_str(), port))).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("TCP connect: {e}")),
+            Err(_) => Err("TCP connect timed out".into()),
+        }
+    }
+
+    fn client(&self, http: &reqwest::Client, credentials: bool, offset_secs: i64) -> OnvifClient {
+        let digest = if credentials { self.digest.clone() } else { None };
+        let transport = Arc::new(BoundedTransport { client: http.clone(), digest, max: self.settings.soap_max_bytes });
+        let client = OnvifClient::new(self.url.clone()).with_transport(transport);
+        match (credentials, self.auth, &self.username, &self.password) {
+            (true, CameraAuth::UsernameToken, Some(u), Some(p)) => {
+                client.with_credentials(u.clone(), p.clone()).with_utc_offset(offset_secs)
+            }
+            _ => client,
+        }
+    }
+
+    async fn run(&mut self) -> Outcome {
+        let t = self.settings.timeout;
+        let Some(http) = self.http.clone() else {
+            return Self::fail(Reach::Unreachable, self.setup_error.clone().unwrap_or_default(), None);
+        };
+
+        // 1. Reachability and clock, without credentials.
+        let anon = self.client(&http, false, 0);
+        let before = chrono::Utc::now();
+        let mut skew_ms = None;
+        let mut reasons = Vec::new();
+        match call("GetSystemDateAndTime", t, anon.get_system_date_and_time()).await {
+            Ok(dt) => {
+                if let Some(cam_secs) = dt.utc_unix {
+                    let after = chrono::Utc::now();
+                    let mid_ms = before.timestamp_millis() + (after - before).num_milliseconds() / 2;
+                    // The camera reports whole seconds: centre the estimate (±0.5 s resolution).
+                    skew_ms = Some(cam_secs.saturating_mul(1000).saturating_add(500).saturating_sub(mid_ms));
+                    self.check_clock_jump(cam_secs);
+                }
+            }
+            Err(Failure::Connect(r)) => {
+                self.on_unreachable();
+                return Self::fail(Reach::Unreachable, r, None);
+            }
+            Err(Failure::Timeout(r)) => {
+                return match self.tcp_check().await {
+                    Ok(()) => Self::fail(Reach::TcpOnly, r, None),
+                    Err(e) => {
+                        self.on_unreachable();
+                        Self::fail(Reach::Unreachable, format!("{r}; {e}"), None)
+                    }
+                };
+            }
+            // Some firmware wants credentials even for the clock: carry on without skew.
+            Err(Failure::Auth(r)) => reasons.push(r),
+            Err(Failure::Other(r)) => return Self::fail(Reach::TcpOnly, r, None),
+        }
+        if let Some(e) = &self.setup_error {
+            return Self::fail(Reach::AuthFailed, e.clone(), skew_ms);
+        }
+
+        // 2. Authenticated call.
+        let offset_secs = skew_ms.map(|ms| (ms as f64 / 1000.0).round() as i64).unwrap_or(0);
+        let client = self.client(&http, true, offset_secs);
+        match call("GetDeviceInformation", t, client.get_device_info()).await {
+            Ok(_) => {}
+            Err(Failure::Auth(r)) => return Self::fail(Reach::AuthFailed, r, skew_ms),
+            Err(Failure::Connect(r)) => return Self::fail(Reach::Unreachable, r, skew_ms),
+            Err(Failure::Timeout(r) | Failure::Other(r)) => return Self::fail(Reach::TcpOnly, r, skew_ms),
+        }
+        let mut out = Outcome {
+            reach: Reach::Online,
+            video: Video::Unknown,
+            reasons: Vec::new(),
+            skew_ms,
+            events: Vec::new(),
+            stream_uri: None,
+            snapshot_uri: None,
+        };
+
+        // 3. Media URIs.
+        if self.media.is_none() {
+            match self.fetch_media(&client).await {
+                Ok(m) => self.media = Some(m),
+                Err(r) => {
+                    out.reasons.push(r);
+                    out.events = self.pull_events(&client, None).await;
+                    return out;
+                }
+            }
+        }
+        let Some(media) = self.media.clone() else { return out };
+        out.stream_uri = Some(media.stream_uri.clone());
+        out.snapshot_uri = media.snapshot_uri.clone();
+
+        // 4. RTSP.
+        let stream_ok = match self.describe(&media.stream_uri).await {
+            Ok(()) => true,
+            Err(r) => {
+                out.reasons.push(format!("RTSP DESCRIBE: {r}"));
+                false
+            }
+        };
+
+        // 5. Snapshot.
+        let mut snapshot_ok = true;
+        if let Some(uri) = &media.snapshot_uri {
+            match self.snapshot(&http, uri).await {
+                Ok(hash) => {
+                    if self.last_snapshot == Some(hash) {
+                        self.unchanged = self.unchanged.saturating_add(1);
+                    } else {
+                        self.unchanged = 0;
+                    }
+                    self.last_snapshot = Some(hash);
+                }
+                Err(r) => {
+                    snapshot_ok = false;
+                    out.reasons.push(format!("snapshot: {r}"));
+                }
+            }
+        }
+
+        // 6. Events.
+        out.events = self.pull_events(&client, media.events_url.as_deref()).await;
+
+        out.video = if !stream_ok {
+            Video::StreamDown
+        } else if self.events.signal_lost {
+            Video::SignalLost
+        } else if self.settings.frozen_after > 0 && self.unchanged >= self.settings.frozen_after {
+            out.reasons.push(format!("snapshot unchanged for {} probes", self.unchanged));
+            Video::Frozen
+        } else {
+            Video::Live
+        };
+        if !stream_ok || !snapshot_ok {
+            // The URIs may have changed: ask again next time.
+            self.media = None;
+        }
+        out.reasons.extend(reasons);
+        out
+    }
+
+    fn on_unreachable(&mut self) {
+        // Whatever comes back may be a rebooted camera: forget URIs (not the subscription —
+        // a failed pull replaces it).
+        self.media = None;
+    }
+
+    fn check_clock_jump(&mut self, cam_secs: i64) {
+        let now = Instant::now();
+        if let Some((prev, at)) = self.last_clock {
+            let expected = prev + now.duration_since(at).as_secs() as i64;
+            if cam_secs + CLOCK_JUMP_SECS < expected {
+                tracing::info!(
+                    jump_secs = expected - cam_secs,
+                    "camera clock jumped back; refreshing media URIs and events"
+                );
+                self.media = None;
+                self.events.sub = None;
+            }
+        }
+        self.last_clock = Some((cam_secs, now));
+    }
+
+    async fn fetch_media(&self, client: &OnvifClient) -> Result<MediaCache, String> {
+        let t = self.settings.timeout;
+        let text = |f: Failure| match f {
+            Failure::Connect(r) | Failure::Timeout(r) | Failure::Auth(r) | Failure::Other(r) => r,
+        };
+        let caps = call("GetCapabilities", t, client.get_capabilities()).await.map_err(text)?;
+        let media_url = caps.media.url.clone().ok_or("GetCapabilities: no Media service")?;
+        let mut events_url = caps.events.url.clone();
+        if events_url.is_none() {
+            // Some devices list a service only in GetServices (others only in GetCapabilities).
+            if let Ok(services) = call("GetServices", t, client.get_services()).await {
+                events_url = services.into_iter().find(|s| s.namespace == onvif::ns::TEV).map(|s| s.url);
+            }
+        }
+        let profiles = call("GetProfiles", t, client.get_profiles(&media_url)).await.map_err(text)?;
+        let profile = profiles.first().ok_or("GetProfiles: no media profile")?;
+        let stream = call("GetStreamUri", t, client.get_stream_uri(&media_url, &profile.token)).await.map_err(text)?;
+        let snapshot = match call("GetSnapshotUri", t, client.get_snapshot_uri(&media_url, &profile.token)).await {
+            Ok(s) => Some(s.uri),
+            Err(f) => {
+                tracing::debug!(reason = %text(f), "no snapshot URI");
+                None
+            }
+        };
+        Ok(MediaCache { events_url, stream_uri: stream.uri, snapshot_uri: snapshot.filter(|s| !s.is_empty()) })
+    }
+
+    /// RTSP DESCRIBE, hand-written: no maintained small crate does a one-shot DESCRIBE (the
+    /// RTSP crates are full streaming clients), and a probe needs only one request, a bounded
+    /// read and a deadline. Answers a Digest challenge once if we have credentials.
+    async fn describe(&self, uri: &str) -> Result<(), String> {
+        let (host, port) = rtsp::host_port(uri).ok_or_else(|| format!("not an RTSP URI: {}", truncate(uri, 100)))?;
+        let max = self.settings.rtsp_max_bytes;
+        let creds = self.username.as_deref().zip(self.password.as_deref());
+        let work = async {
+            let mut s = TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("connect: {e}"))?;
+            s.write_all(rtsp::describe_request(uri, 1, None).as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+            let mut reply = read_rtsp(&mut s, max).await?;
+            if reply.status() == Some(401) {
+                let (user, pass) = creds.ok_or("RTSP wants credentials and none are configured")?;
+                let challenge = reply
+                    .header("WWW-Authenticate")
+                    .and_then(Challenge::parse)
+                    .ok_or("RTSP 401 without a usable Digest challenge")?;
+                let cnonce = format!("{:016x}", rand::random::<u64>());
+                let auth = challenge.authorize("DESCRIBE", uri, user, pass, &cnonce, 1);
+                s.write_all(rtsp::describe_request(uri, 2, Some(&auth)).as_bytes())
+                    .await
+                    .map_err(|e| format!("send: {e}"))?;
+                reply = read_rtsp(&mut s, max).await?;
+            }
+            match reply.status() {
+                Some(200) => {
+                    rtsp::sdp_video(&reply.body).map(|_| ()).ok_or_else(|| "reply has no video in its SDP".to_string())
+                }
+                Some(401) => Err("RTSP credentials refused".into()),
+                Some(code) => Err(format!("RTSP {code} {}", truncate(&reply.start.1, 60))),
+                None => Err("bad RTSP status".into()),
+            }
+        };
+        match timeout(self.settings.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {}", humantime::format_duration(self.settings.timeout))),
+        }
+    }
+
+    async fn snapshot(&self, http: &reqwest::Client, uri: &str) -> Result<u64, String> {
+        let work = async {
+            let resp =
+                send(http.get(uri), self.digest.as_deref()).await.map_err(|e| truncate(&e.to_string(), MAX_REASON))?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Err(format!("HTTP {}", status.as_u16()));
+            }
+            let bytes = read_bounded(resp, self.settings.snapshot_max_bytes).await.map_err(|e| e.to_string())?;
+            if bytes.is_empty() {
+                return Err("empty picture".to_string());
+            }
+            let mut h = DefaultHasher::new();
+            bytes.hash(&mut h);
+            Ok(h.finish())
+        };
+        match timeout(self.settings.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no picture within {}", humantime::format_duration(self.settings.timeout))),
+        }
+    }
+
+    /// One pull per cycle; (re)subscribes and renews as needed. Never more than three calls.
+    async fn pull_events(&mut self, client: &OnvifClient, events_url: Option<&str>) -> Vec<CameraEvent> {
+        let t = self.settings.timeout;
+        let Some(events_url) = events_url.filter(|_| self.settings.events) else { return Vec::new() };
+        if self.events.sub.is_none() {
+            if self.cycle < self.events.skip_until {
+                return Vec::new();
+            }
+            let lease = format!("PT{}S", self.settings.lease_secs());
+            match call(
+                "CreatePullPointSubscription",
+                t,
+                client.create_pull_point_subscription(events_url, None, Some(&lease)),
+            )
+            .await
+            {
+                Ok(sub) => {
+                    let expires = self.expiry(&sub.termination_time);
+                    self.events.sub = Some(Subscription { url: sub.reference_url, expires });
+                }
+                Err(f) => {
+                    self.events_failed(f);
+                    return Vec::new();
+                }
+            }
+        }
+        let Some(sub) = self.events.sub.as_ref() else { return Vec::new() };
+        let url = sub.url.clone();
+        // Renew when less than two cycles of lease are left. A device that always answers
+        // "terminates now" is thus renewed once per cycle — paced, never a loop.
+        if sub.expires.saturating_duration_since(Instant::now()) < self.settings.poll_interval * 2 {
+            let lease = format!("PT{}S", self.settings.lease_secs());
+            match call("Renew", t, client.renew_subscription(&url, &lease)).await {
+                Ok(term) => {
+                    let expires = self.expiry(&term);
+                    if let Some(s) = self.events.sub.as_mut() {
+                        s.expires = expires;
+                    }
+                }
+                Err(f) => {
+                    self.events.sub = None;
+                    self.events_failed(f);
+                    return Vec::new();
+                }
+            }
+        }
+        match call("PullMessages", t, client.pull_messages(&url, "PT0S", 64)).await {
+            Ok(msgs) => {
+                self.events.failures = 0;
+                let mut out = Vec::new();
+                for m in msgs {
+                    let Some((fault, item)) = onvif::classify_topic(&m.topic) else { continue };
+                    let Some(active) = m.data.get(item).and_then(|v| onvif::parse_bool(v)) else { continue };
+                    if fault == "signal-loss" {
+                        self.events.signal_lost = active;
+                    }
+                    out.push(CameraEvent { fault: fault.to_string(), active, topic: truncate(&m.topic, 200) });
+                }
+                out
+            }
+            Err(f) => {
+                self.events.sub = None;
+                self.events_failed(f);
+                Vec::new()
+            }
+        }
+    }
+
+    fn events_failed(&mut self, f: Failure) {
+        self.events.failures = self.events.failures.saturating_add(1);
+        let backoff = 1u64 << self.events.failures.min(5);
+        self.events.skip_until = self.cycle + backoff;
+        tracing::debug!(failure = ?f, retry_in_cycles = backoff, "event subscription failed");
+    }
+
+    /// Our instant at which a device-reported termination time falls, judged against the
+    /// camera's own clock; unreadable or past times count as "now".
+    fn expiry(&self, termination: &str) -> Instant {
+        let now = Instant::now();
+        let Some(term) = onvif::wsse::parse_created(termination) else { return now };
+        let cam_now = match self.last_clock {
+            Some((secs, at)) => secs + now.duration_since(at).as_secs() as i64,
+            None => chrono::Utc::now().timestamp(),
+        };
+        let left = term.timestamp() - cam_now;
+        now + Duration::from_secs(left.clamp(0, 86_400) as u64)
+    }
+}
+
+async fn read_rtsp(s: &mut TcpStream, max: usize) -> Result<rtsp::Message, String> {
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 4096];
+    loop {
+        match rtsp::parse_response(&buf, max) {
+            Ok(m) => return Ok(m),
+            Err(rtsp::RtspError::Incomplete) if buf.len() < max => {}
+            Err(rtsp::RtspError::Incomplete) => return Err(format!("reply larger than {max} bytes")),
+            Err(e) => return Err(e.to_string()),
+        }
+        let n = s.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("connection closed before a complete reply".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h…");
+        assert_eq!(truncate(" ok ", 10), "ok");
+    }
+
+    #[test]
+    fn faults_classify_by_body() {
+        let auth = OnvifError::Soap(OxSoapError::Fault {
+            code: "s:Sender".into(),
+            reason: "Sender not Authorized".into(),
+            subcode: Some("ter:NotAuthorized".into()),
+            detail: None,
+        });
+        assert!(matches!(classify("x", auth), Failure::Auth(_)));
+        let other = OnvifError::Soap(OxSoapError::Fault {
+            code: "s:Receiver".into(),
+            reason: "busy".into(),
+            subcode: Some("ter:Action".into()),
+            detail: None,
+        });
+        assert!(matches!(classify("x", other), Failure::Other(_)));
+        let s500 = OnvifError::Transport(TransportError::HttpStatus { status: 500, body: "<html>".into() });
+        assert!(matches!(classify("x", s500), Failure::Other(_)));
+        let s401 = OnvifError::Transport(TransportError::HttpStatus { status: 401, body: String::new() });
+        assert!(matches!(classify("x", s401), Failure::Auth(_)));
+    }
+}

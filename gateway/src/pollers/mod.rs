@@ -1,0 +1,115 @@
+//! Pollers are the sources of the pipeline: one task per device, each turning what it sees
+//! into [`Observation`]s — facts ("probe failed: timeout"), never decisions. They know
+//! nothing of health thresholds, alerts or MQTT; a slow device only delays its own task.
+
+pub mod camera;
+pub mod panel;
+
+use std::collections::BTreeMap;
+
+use protocols::DeviceId;
+use protocols::time::Timestamp;
+
+/// What one poll of one device saw.
+#[derive(Debug, Clone)]
+pub enum Observation {
+    Camera(CameraObservation),
+    Panel(PanelObservation),
+}
+
+impl Observation {
+    pub fn device(&self) -> &DeviceId {
+        match self {
+            Observation::Camera(c) => &c.device,
+            Observation::Panel(p) => &p.device,
+        }
+    }
+}
+
+/// How far a camera got in one probe, from worst to best (the status ladder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reach {
+    /// No TCP connection (refused, no route, connect timeout).
+    Unreachable,
+    /// TCP connects but ONVIF does not answer usefully (hung, HTTP 500, garbage).
+    TcpOnly,
+    /// ONVIF answers without auth, but our credentials are refused.
+    AuthFailed,
+    /// Authenticated ONVIF calls succeed.
+    Online,
+}
+
+/// The state of the video itself, as far as the probe could tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Video {
+    /// Not checked (camera unreachable, or no stream URI yet).
+    Unknown,
+    /// RTSP DESCRIBE failed.
+    StreamDown,
+    /// Snapshot unchanged across the configured number of probes.
+    Frozen,
+    /// The camera reported video signal loss.
+    SignalLost,
+    /// Stream answers and the picture changes.
+    Live,
+}
+
+/// A health event the camera pushed (through its PullPoint subscription).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraEvent {
+    /// `signal-loss`, `tamper`, `storage-failure`.
+    pub fault: String,
+    /// Whether the condition is now active (true) or over (false).
+    pub active: bool,
+    /// The ONVIF topic it came from.
+    pub topic: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CameraObservation {
+    pub device: DeviceId,
+    pub at: Timestamp,
+    pub reach: Reach,
+    pub video: Video,
+    /// Why the probe fell short of `Online` + `Live`, in words.
+    pub reason: Option<String>,
+    /// Camera clock minus gateway clock.
+    pub clock_skew_ms: Option<i64>,
+    pub stream_uri: Option<String>,
+    pub snapshot_uri: Option<String>,
+    pub events: Vec<CameraEvent>,
+}
+
+/// One decoded point of a panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointValue {
+    /// The raw value as read (bools as 0/1).
+    pub raw: f64,
+    /// The state the profile maps it to (`alarm`, `normal`, `forced`…), if any.
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PanelOutcome {
+    /// Every point of the profile was read; keyed by point id.
+    Read(BTreeMap<String, PointValue>),
+    /// The poll cycle failed: no points this time.
+    Failed { fault: PanelFault, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanelFault {
+    /// Could not connect, or the request timed out.
+    Unreachable,
+    /// The device answered with a Modbus exception (connection kept).
+    Exception,
+    /// The answer was malformed (wrong transaction id, bad length): connection dropped.
+    Protocol,
+}
+
+#[derive(Debug, Clone)]
+pub struct PanelObservation {
+    pub device: DeviceId,
+    pub at: Timestamp,
+    pub outcome: PanelOutcome,
+}

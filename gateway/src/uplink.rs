@@ -1,0 +1,722 @@
+//! The uplink: delivers the outbox to head office over MQTT (rumqttc), at least once.
+//!
+//! Why it looks like this:
+//!
+//! * rumqttc keeps in-flight QoS 1 publishes only in memory and forgets them when the broker
+//!   reports no session, so the outbox (sled) is the durable layer. An event leaves sled only
+//!   on its PUBACK; after every (re)connect everything still in sled is sent again from the
+//!   start (priority events first). Duplicates are possible, loss is not.
+//! * PUBACKs carry packet ids, not seqs. rumqttc emits `Outgoing::Publish(pkid)` in the order
+//!   publish requests were queued (a pkid collision delays the event but keeps the order), so
+//!   one task queues every publish and keeps a FIFO of tags to pair each pkid with its seq.
+//! * Each connection gets a fresh `EventLoop`: its requests and in-flight state never leak into
+//!   the next connection, where they would break the pairing. The event loop is polled in its
+//!   own task (its `poll` is not cancel-safe inside a `select!`); events come back on a channel.
+//! * At most `window` events are in flight; the outbox is read in windows through a cursor, and
+//!   the sender sleeps on the outbox's `Notify` when it has caught up (no polling of the outbox).
+//! * rumqttc has no reconnect backoff: we sleep between attempts, exponentially with jitter.
+//!   A broker that is down at start-up is just a long outage: appends keep going to sled.
+//! * The link being down longer than `link_down_alert_after` (GB 50394: 30 s) is itself an
+//!   alert: `device-fault`/`uplink-down` about the gateway, appended to the outbox and delivered
+//!   when the link returns, followed by the cleared alert with the outage length.
+//! * Gateway status (`{p}/{b}/gateway`, retained): the MQTT Will says `offline`
+//!   (`connection-lost`); every ConnAck publishes `online`; a clean shutdown drains the outbox
+//!   (bounded), publishes `offline` (`shutdown`), waits for its PUBACK and disconnects.
+//! * Retained state (device health, coverage) is not queued in sled: the latest value per topic
+//!   is kept in memory and re-published after every reconnect.
+//! * Secrets: the password is never logged (`UplinkSettings`' `Debug` redacts it).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use protocols::{
+    AlertBody, AlertState, DeviceFaultDetails, DeviceId, DeviceRef, DeviceType, GatewayState, GatewayStatus, Severity,
+    Topics,
+};
+use rumqttc::{
+    AsyncClient, ClientError, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions,
+    Outgoing, QoS, Request, TlsConfiguration, Transport,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::outbox::{Cursor, EventRef, Outbox};
+
+/// A retained state message (device health, coverage): latest value wins, re-sent after
+/// every reconnect, not stored in the outbox.
+#[derive(Debug, Clone)]
+pub struct Retained {
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// Everything the uplink needs, resolved from the config (secrets already read).
+#[derive(Clone)]
+pub struct UplinkSettings {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub keep_alive: Duration,
+    pub tls: Option<TlsFiles>,
+    pub topics: Topics,
+    /// The gateway itself, as the device of its own `uplink-down` alerts
+    /// (see [`UplinkSettings::gateway_device`]).
+    pub gateway: DeviceRef,
+    /// Counters for metrics; share the `Arc` with whoever reports them.
+    pub stats: Arc<UplinkStats>,
+    pub tuning: UplinkTuning,
+}
+
+impl UplinkSettings {
+    /// Settings with the default gateway device and tuning.
+    pub fn new(host: impl Into<String>, port: u16, client_id: impl Into<String>, topics: Topics) -> Self {
+        UplinkSettings {
+            host: host.into(),
+            port,
+            client_id: client_id.into(),
+            username: None,
+            password: None,
+            keep_alive: Duration::from_secs(30),
+            tls: None,
+            topics,
+            gateway: Self::gateway_device("Branch gateway"),
+            stats: Arc::new(UplinkStats::default()),
+            tuning: UplinkTuning::default(),
+        }
+    }
+
+    /// The gateway as a device: id `gateway`, type `gateway`.
+    pub fn gateway_device(name: &str) -> DeviceRef {
+        DeviceRef {
+            // A constant that satisfies the id rules (checked by a unit test).
+            #[allow(clippy::expect_used)]
+            id: DeviceId::new("gateway").expect("`gateway` is a valid device id"),
+            device_type: DeviceType::Gateway,
+            name: name.to_string(),
+            zones: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for UplinkSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UplinkSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("keep_alive", &self.keep_alive)
+            .field("tls", &self.tls)
+            .field("topics", &self.topics)
+            .field("tuning", &self.tuning)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub ca_file: std::path::PathBuf,
+    pub client_cert_file: Option<std::path::PathBuf>,
+    pub client_key_file: Option<std::path::PathBuf>,
+}
+
+/// Knobs with sensible defaults; tests shorten them.
+#[derive(Clone, Debug)]
+pub struct UplinkTuning {
+    /// Most events in flight (published, not yet acknowledged).
+    pub window: usize,
+    /// First reconnect delay; doubles up to `backoff_max`, with jitter.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// How long the link may be down before the `uplink-down` alert is raised.
+    pub link_down_alert_after: Duration,
+    /// How long a clean shutdown waits for pending events to be acknowledged.
+    pub drain_timeout: Duration,
+    /// TCP + TLS + CONNECT deadline, whole seconds (rumqttc's unit).
+    pub connect_timeout_secs: u64,
+    /// Largest alert (MQTT packet) we send.
+    pub max_packet_bytes: usize,
+}
+
+impl Default for UplinkTuning {
+    fn default() -> Self {
+        UplinkTuning {
+            window: 256,
+            backoff_min: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(30),
+            link_down_alert_after: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(5),
+            connect_timeout_secs: 5,
+            max_packet_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct UplinkStats {
+    /// Connected to the broker right now (ConnAck received, no error since).
+    pub connected: AtomicBool,
+    /// Successful connections after the first.
+    pub reconnects: AtomicU64,
+    /// Alerts handed to the network (re-sends included).
+    pub published: AtomicU64,
+    /// Alerts acknowledged by the broker (and removed from the outbox).
+    pub acked: AtomicU64,
+    /// Failed connection attempts and lost connections.
+    pub connection_errors: AtomicU64,
+}
+
+impl UplinkStats {
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs until `shutdown`; then drains the outbox (bounded wait), publishes the retained
+/// `offline` status and disconnects.
+pub async fn run(
+    settings: UplinkSettings,
+    outbox: Arc<Outbox>,
+    retained: mpsc::Receiver<Retained>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut up = Uplink::new(settings, outbox, retained, shutdown)?;
+    up.run().await
+}
+
+/// What a queued publish is, to pair its pkid with what to do on its PUBACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Event(EventRef),
+    Online,
+    Offline,
+    Retained,
+}
+
+struct Out {
+    tag: Tag,
+    topic: String,
+    payload: Vec<u8>,
+    retain: bool,
+}
+
+enum SessionEnd {
+    Shutdown,
+    Lost(String),
+}
+
+struct Link {
+    client: AsyncClient,
+    events: mpsc::Receiver<Result<Event, ConnectionError>>,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.poller.abort();
+    }
+}
+
+struct Uplink {
+    s: UplinkSettings,
+    outbox: Arc<Outbox>,
+    retained_rx: Option<mpsc::Receiver<Retained>>,
+    retained: BTreeMap<String, Vec<u8>>,
+    shutdown: CancellationToken,
+    tls: Option<TlsConfiguration>,
+    // Link-down bookkeeping.
+    down_since: Instant,
+    down_alert_raised: bool,
+    ever_connected: bool,
+    backoff: Duration,
+}
+
+impl Uplink {
+    fn new(
+        s: UplinkSettings,
+        outbox: Arc<Outbox>,
+        retained_rx: mpsc::Receiver<Retained>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Uplink> {
+        let tls = match &s.tls {
+            Some(files) => Some(load_tls(files)?),
+            None => None,
+        };
+        let backoff = s.tuning.backoff_min;
+        Ok(Uplink {
+            s,
+            outbox,
+            retained_rx: Some(retained_rx),
+            retained: BTreeMap::new(),
+            shutdown,
+            tls,
+            down_since: Instant::now(),
+            down_alert_raised: false,
+            ever_connected: false,
+            backoff,
+        })
+    }
+
+    async fn run(&mut self) -> anyhow::Result<()> {
+        loop {
+            if self.shutdown.is_cancelled() {
+                tracing::info!("uplink stopped (not connected)");
+                return Ok(());
+            }
+            let link = self.connect();
+            match self.session(link).await {
+                SessionEnd::Shutdown => return Ok(()),
+                SessionEnd::Lost(why) => {
+                    self.s.stats.connection_errors.fetch_add(1, Ordering::Relaxed);
+                    if self.s.stats.connected.swap(false, Ordering::Relaxed) {
+                        self.down_since = Instant::now();
+                        tracing::warn!(host = %self.s.host, port = self.s.port, error = %why, "uplink disconnected");
+                    } else {
+                        tracing::debug!(host = %self.s.host, port = self.s.port, error = %why, "uplink connect failed");
+                    }
+                }
+            }
+            // Exponential backoff with jitter ("equal jitter": half fixed, half random).
+            let half = self.backoff / 2;
+            let jitter = Duration::from_millis(rand::random_range(0..=half.as_millis() as u64));
+            let delay = half + jitter;
+            self.backoff = (self.backoff * 2).min(self.s.tuning.backoff_max);
+            if !self.idle(delay).await {
+                tracing::info!("uplink stopped (not connected)");
+                return Ok(());
+            }
+        }
+    }
+
+    /// Waits `d` while disconnected: keeps the latest retained state and raises the link-down
+    /// alert when due. False if shutdown was requested.
+    async fn idle(&mut self, d: Duration) -> bool {
+        let until = tokio::time::Instant::now() + d;
+        loop {
+            self.check_link_down().await;
+            let tick = tokio::time::sleep_until(until.min(tokio::time::Instant::now() + Duration::from_millis(500)));
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return false,
+                r = recv_opt(&mut self.retained_rx) => { self.keep_retained(r); }
+                _ = tick => {
+                    if tokio::time::Instant::now() >= until {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn keep_retained(&mut self, r: Option<Retained>) -> Option<(String, Vec<u8>)> {
+        match r {
+            Some(m) => {
+                self.retained.insert(m.topic.clone(), m.payload.clone());
+                Some((m.topic, m.payload))
+            }
+            None => {
+                self.retained_rx = None;
+                None
+            }
+        }
+    }
+
+    async fn check_link_down(&mut self) {
+        if self.down_alert_raised
+            || self.s.stats.is_connected()
+            || self.down_since.elapsed() < self.s.tuning.link_down_alert_after
+        {
+            return;
+        }
+        self.down_alert_raised = true;
+        let down = self.down_since.elapsed();
+        let alert = self.gateway_alert(
+            AlertState::Raised,
+            Severity::Major,
+            format!("Link to head office down for {} s", down.as_secs()),
+            DeviceFaultDetails {
+                fault: "uplink-down".into(),
+                reason: format!("cannot reach the broker at {}:{}", self.s.host, self.s.port),
+                dropped_events: None,
+                outage_ms: None,
+                waiting_events: None,
+            },
+        );
+        match self.outbox.append(alert).await {
+            Ok(a) => tracing::warn!(seq = a.alert.seq.0, "uplink down; fault alert queued"),
+            Err(e) => tracing::error!(error = %e, "cannot queue the uplink-down alert"),
+        }
+    }
+
+    fn gateway_alert(
+        &self,
+        state: AlertState,
+        severity: Severity,
+        message: String,
+        d: DeviceFaultDetails,
+    ) -> protocols::Alert {
+        let occurred = chrono::Utc::now() - chrono::Duration::from_std(self.down_since.elapsed()).unwrap_or_default();
+        let occurred = if state == AlertState::Raised { occurred } else { chrono::Utc::now() };
+        protocols::Alert::new(
+            self.s.topics.branch().clone(),
+            self.s.gateway.clone(),
+            state,
+            severity,
+            occurred,
+            message,
+            AlertBody::DeviceFault(d),
+        )
+    }
+
+    fn status_payload(&self, state: GatewayState, reason: Option<&str>) -> Vec<u8> {
+        let st = GatewayStatus {
+            schema: protocols::status::GATEWAY_STATUS_SCHEMA.to_string(),
+            branch: self.s.topics.branch().clone(),
+            status: state,
+            reason: reason.map(str::to_string),
+            at: if state == GatewayState::Online || reason == Some("shutdown") {
+                Some(chrono::Utc::now())
+            } else {
+                None
+            },
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        serde_json::to_vec(&st).unwrap_or_default()
+    }
+
+    fn connect(&self) -> Link {
+        let t = &self.s.tuning;
+        let mut o = MqttOptions::new(self.s.client_id.clone(), self.s.host.clone(), self.s.port);
+        let ka =
+            if self.s.keep_alive.is_zero() { Duration::ZERO } else { self.s.keep_alive.max(Duration::from_secs(1)) };
+        o.set_keep_alive(ka);
+        o.set_clean_session(self.s.client_id.is_empty());
+        o.set_inflight(u16::try_from(t.window + 64).unwrap_or(u16::MAX).max(2));
+        o.set_request_channel_capacity(t.window + 64);
+        o.set_max_packet_size(t.max_packet_bytes, t.max_packet_bytes);
+        o.set_last_will(LastWill::new(
+            self.s.topics.gateway(),
+            self.status_payload(GatewayState::Offline, Some("connection-lost")),
+            QoS::AtLeastOnce,
+            true,
+        ));
+        if let Some(user) = &self.s.username {
+            o.set_credentials(user.clone(), self.s.password.clone().unwrap_or_default());
+        }
+        if let Some(tls) = &self.tls {
+            o.set_transport(Transport::tls_with_config(tls.clone()));
+        }
+        let (client, mut eventloop): (AsyncClient, EventLoop) = AsyncClient::new(o, t.window + 64);
+        let mut net = eventloop.network_options();
+        net.set_connection_timeout(t.connect_timeout_secs.max(1));
+        eventloop.set_network_options(net);
+        let (tx, rx) = mpsc::channel(1024);
+        let poller = tokio::spawn(async move {
+            loop {
+                let r = eventloop.poll().await;
+                let stop = r.is_err();
+                if tx.send(r).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Link { client, events: rx, poller }
+    }
+
+    /// One connection, from CONNECT to its loss or to a clean shutdown.
+    async fn session(&mut self, mut link: Link) -> SessionEnd {
+        // Phase 1: wait for the ConnAck (or the error).
+        loop {
+            tokio::select! {
+                ev = link.events.recv() => match ev {
+                    Some(Ok(Event::Incoming(Incoming::ConnAck(ack)))) => {
+                        if ack.code != ConnectReturnCode::Success {
+                            return SessionEnd::Lost(format!("connection refused: {:?}", ack.code));
+                        }
+                        self.on_connected(ack.session_present).await;
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return SessionEnd::Lost(e.to_string()),
+                    None => return SessionEnd::Lost("event loop ended".into()),
+                },
+                _ = self.shutdown.cancelled() => return SessionEnd::Shutdown,
+                r = recv_opt(&mut self.retained_rx) => { self.keep_retained(r); }
+                _ = tokio::time::sleep(Duration::from_millis(500)) => self.check_link_down().await,
+            }
+        }
+
+        // Phase 2: connected.
+        let mut s = Session::new(self.s.tuning.window);
+        s.queue(Out {
+            tag: Tag::Online,
+            topic: self.s.topics.gateway(),
+            payload: self.status_payload(GatewayState::Online, None),
+            retain: true,
+        });
+        for (topic, payload) in &self.retained {
+            s.queue(Out { tag: Tag::Retained, topic: topic.clone(), payload: payload.clone(), retain: true });
+        }
+        let mut draining: Option<tokio::time::Instant> = None;
+        loop {
+            if let Err(e) = s.fill(&self.outbox, &self.s.topics) {
+                tracing::error!(error = %e, "cannot read the outbox");
+            }
+            if let Err(why) = s.push(&link.client) {
+                return SessionEnd::Lost(why);
+            }
+            if let Some(deadline) = draining
+                && (s.drained() || tokio::time::Instant::now() >= deadline)
+            {
+                return self.finish(link, s).await;
+            }
+            let drain_sleep = async {
+                match draining {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                ev = link.events.recv() => match ev {
+                    Some(Ok(ev)) => s.on_event(ev, &self.outbox, &self.s.stats),
+                    Some(Err(e)) => return SessionEnd::Lost(e.to_string()),
+                    None => return SessionEnd::Lost("event loop ended".into()),
+                },
+                _ = self.outbox.wait_new(), if s.has_room() => s.maybe_more = true,
+                r = recv_opt(&mut self.retained_rx), if draining.is_none() => {
+                    if let Some((topic, payload)) = self.keep_retained(r) {
+                        s.queue(Out { tag: Tag::Retained, topic, payload, retain: true });
+                    }
+                }
+                _ = self.shutdown.cancelled(), if draining.is_none() => {
+                    tracing::info!(pending = self.outbox.depth(), "uplink shutting down; draining the outbox");
+                    draining = Some(tokio::time::Instant::now() + self.s.tuning.drain_timeout);
+                    s.maybe_more = true;
+                }
+                _ = drain_sleep => {}
+            }
+        }
+    }
+
+    async fn on_connected(&mut self, session_present: bool) {
+        let stats = &self.s.stats;
+        stats.connected.store(true, Ordering::Relaxed);
+        if self.ever_connected {
+            stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        self.ever_connected = true;
+        self.backoff = self.s.tuning.backoff_min;
+        let outage = self.down_since.elapsed();
+        tracing::info!(
+            host = %self.s.host,
+            port = self.s.port,
+            tls = self.tls.is_some(),
+            session_present,
+            pending = self.outbox.depth(),
+            outage_ms = outage.as_millis() as u64,
+            "uplink connected"
+        );
+        if self.down_alert_raised {
+            self.down_alert_raised = false;
+            let waiting = self.outbox.depth();
+            let alert = self.gateway_alert(
+                AlertState::Cleared,
+                Severity::Major,
+                format!("Link to head office restored after {} s", outage.as_secs()),
+                DeviceFaultDetails {
+                    fault: "uplink-down".into(),
+                    reason: "the broker is reachable again".into(),
+                    dropped_events: None,
+                    outage_ms: Some(outage.as_millis() as u64),
+                    waiting_events: Some(waiting),
+                },
+            );
+            if let Err(e) = self.outbox.append(alert).await {
+                tracing::error!(error = %e, "cannot queue the uplink-restored alert");
+            }
+        }
+    }
+
+    /// Clean end of a connected session: `offline` (QoS 1, retained), wait for its PUBACK,
+    /// DISCONNECT.
+    async fn finish(&mut self, mut link: Link, mut s: Session) -> SessionEnd {
+        tracing::info!(
+            unacked = s.in_flight_events,
+            pending = self.outbox.depth(),
+            "uplink drained; publishing offline"
+        );
+        s.queue(Out {
+            tag: Tag::Offline,
+            topic: self.s.topics.gateway(),
+            payload: self.status_payload(GatewayState::Offline, Some("shutdown")),
+            retain: true,
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !s.offline_acked {
+            if s.push(&link.client).is_err() {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, link.events.recv()).await {
+                Ok(Some(Ok(ev))) => s.on_event(ev, &self.outbox, &self.s.stats),
+                _ => break,
+            }
+        }
+        if !s.offline_acked {
+            tracing::warn!("no PUBACK for the offline status before the deadline");
+        }
+        if link.client.try_disconnect().is_ok() {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+            while let Ok(Some(Ok(ev))) = tokio::time::timeout_at(deadline, link.events.recv()).await {
+                if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        }
+        self.s.stats.connected.store(false, Ordering::Relaxed);
+        tracing::info!(host = %self.s.host, port = self.s.port, "uplink disconnected (shutdown)");
+        SessionEnd::Shutdown
+    }
+}
+
+/// Per-connection delivery state.
+struct Session {
+    window: usize,
+    cursor: Cursor,
+    /// Publishes not yet accepted by the client channel.
+    outq: VecDeque<Out>,
+    /// Tags of publishes queued to rumqttc, waiting for their `Outgoing::Publish(pkid)`.
+    tags: VecDeque<Tag>,
+    /// pkid → tag, waiting for the PUBACK.
+    inflight: HashMap<u16, Tag>,
+    /// Events read from the outbox and not yet acknowledged.
+    in_flight_events: usize,
+    /// The outbox may hold events beyond the cursor.
+    maybe_more: bool,
+    offline_acked: bool,
+}
+
+impl Session {
+    fn new(window: usize) -> Session {
+        Session {
+            window: window.max(1),
+            cursor: Cursor::START,
+            outq: VecDeque::new(),
+            tags: VecDeque::new(),
+            inflight: HashMap::new(),
+            in_flight_events: 0,
+            maybe_more: true,
+            offline_acked: false,
+        }
+    }
+
+    fn queue(&mut self, o: Out) {
+        self.outq.push_back(o);
+    }
+
+    fn has_room(&self) -> bool {
+        self.in_flight_events < self.window
+    }
+
+    fn drained(&self) -> bool {
+        self.in_flight_events == 0 && !self.maybe_more && self.outq.is_empty()
+    }
+
+    /// Reads the next window of events from the outbox.
+    fn fill(&mut self, outbox: &Outbox, topics: &Topics) -> Result<(), crate::outbox::OutboxError> {
+        if !self.maybe_more || !self.has_room() {
+            return Ok(());
+        }
+        let want = self.window - self.in_flight_events;
+        let got = outbox.pending_from(&mut self.cursor, want)?;
+        if got.len() < want {
+            self.maybe_more = false;
+        }
+        for p in got {
+            self.in_flight_events += 1;
+            self.outq.push_back(Out {
+                tag: Tag::Event(p.id),
+                topic: topics.alert(p.kind),
+                payload: p.payload,
+                retain: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// Hands queued publishes to rumqttc until its channel is full.
+    fn push(&mut self, client: &AsyncClient) -> Result<(), String> {
+        while let Some(o) = self.outq.pop_front() {
+            match client.try_publish(o.topic, QoS::AtLeastOnce, o.retain, o.payload) {
+                Ok(()) => self.tags.push_back(o.tag),
+                Err(ClientError::TryRequest(Request::Publish(p))) => {
+                    self.outq.push_front(Out {
+                        tag: o.tag,
+                        topic: p.topic,
+                        payload: p.payload.to_vec(),
+                        retain: p.retain,
+                    });
+                    return Ok(());
+                }
+                Err(e) => return Err(format!("cannot queue a publish: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, ev: Event, outbox: &Outbox, stats: &UplinkStats) {
+        match ev {
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                let Some(tag) = self.tags.pop_front() else {
+                    tracing::error!(pkid, "publish without a tag; pairing lost");
+                    return;
+                };
+                if matches!(tag, Tag::Event(_)) {
+                    stats.published.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(old) = self.inflight.insert(pkid, tag) {
+                    tracing::error!(pkid, ?old, "pkid reused while in flight");
+                }
+            }
+            Event::Incoming(Incoming::PubAck(ack)) => match self.inflight.remove(&ack.pkid) {
+                Some(Tag::Event(id)) => {
+                    self.in_flight_events = self.in_flight_events.saturating_sub(1);
+                    stats.acked.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = outbox.ack(id) {
+                        tracing::error!(seq = id.seq.0, error = %e, "cannot remove an acknowledged event");
+                    }
+                }
+                Some(Tag::Offline) => self.offline_acked = true,
+                Some(Tag::Online | Tag::Retained) => {}
+                None => tracing::warn!(pkid = ack.pkid, "PUBACK for an unknown packet id"),
+            },
+            _ => {}
+        }
+    }
+}
+
+async fn recv_opt(rx: &mut Option<mpsc::Receiver<Retained>>) -> Option<Retained> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn load_tls(files: &TlsFiles) -> anyhow::Result<TlsConfiguration> {
+    let ca = std::fs::read(&files.ca_file).with_context(|| format!("read the CA file {}", files.ca_file.display()))?;
+    let client_auth = match (&files.client_cert_file, &files.client_key_file) {
+        (Some(c), Some(k)) => Some((
+            std::fs::read(c).with_context(|| format!("read the client certificate {}", c.display()))?,
+            std::fs::read(k).with_context(|| format!("read the client key {}", k.display()))?,
+        )),
+        (None, None) => None,
+        _ => anyhow::bail!("a client certificate needs both client_cert_file and client_key_file"),
+    };
+    Ok(TlsConfiguration::Simple { ca, alpn: None, client_auth })
+}

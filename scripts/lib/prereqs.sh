@@ -1,0 +1,239 @@
+# shellcheck shell=bash
+# Prerequisites of the tests and the demo: Debian packages (mosquitto, mosquitto-clients,
+# mbpoll, openssl, a Python that can make virtualenvs; libmodbus-dev, gcc and patch for
+# libmodbus's test server), the Python peers in a virtualenv, the npm peers, and libmodbus's
+# unit-test-server built into target/peers.
+# Sourced by scripts/test (and by any script that needs the same peers); every step is
+# skipped when it is already satisfied, so a second run costs well under a second.
+#
+#   source scripts/lib/prereqs.sh
+#   bsg_prereqs            # installs what is missing, or exits 2 saying what to install
+#
+# Installs only as root, or with CI=true (through `sudo -n` when not root). Anywhere else it
+# prints the exact commands and exits 2; it never prompts and never reads stdin.
+#
+# Environment:
+#   BSG_ROOT         the workspace root (default: two levels above this file)
+#   BSG_VENV         the virtualenv (default: $BSG_ROOT/.venv)
+#   BSG_VENV_PYTHON  the Python that creates it (default: python3)
+# Exports BSG_PYTHON=$BSG_VENV/bin/python, which the Rust test harness uses, and
+# BSG_LIBMODBUS_SERVER (the unit-test-server binary) when it could be built.
+
+BSG_ROOT=${BSG_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BSG_VENV=${BSG_VENV:-$BSG_ROOT/.venv}
+BSG_VENV_PYTHON=${BSG_VENV_PYTHON:-python3}
+BSG_REQUIREMENTS=$BSG_ROOT/tests/requirements.txt
+BSG_NODE_PEERS=$BSG_ROOT/tests/peers
+BSG_LIBMODBUS_BUILD=$BSG_ROOT/tests/peers/modbus_libmodbus_build.py
+# The modules the Python peers import: a stamped venv that cannot import them is rebuilt.
+BSG_PY_MODULES=(paho.mqtt.client pymodbus onvif wsdiscovery jsonschema rfc3339_validator rfc3986_validator)
+
+bsg_info() { printf '  %s\n' "$*"; }
+bsg_warn() { printf '  warning: %s\n' "$*" >&2; }
+bsg_err() { printf 'error: %s\n' "$*" >&2; }
+
+# Whether we may install system packages, and how: sets BSG_SUDO to "" (root) or "sudo -n".
+bsg_can_install() {
+    BSG_SUDO=""
+    if [[ $(id -u) -eq 0 ]]; then
+        return 0
+    fi
+    if [[ ${CI:-} == true ]] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        BSG_SUDO="sudo -n"
+        return 0
+    fi
+    return 1
+}
+
+bsg_have() { command -v "$1" >/dev/null 2>&1; }
+
+# mosquitto lives in /usr/sbin, which a non-root PATH often lacks.
+bsg_have_sbin() {
+    bsg_have "$1" || [[ -x /usr/sbin/$1 || -x /usr/local/sbin/$1 || -x /sbin/$1 ]]
+}
+
+# Prints the Debian packages whose commands are missing, one per line.
+bsg_missing_debs() {
+    bsg_have_sbin mosquitto || echo mosquitto
+    { bsg_have mosquitto_pub && bsg_have mosquitto_sub; } || echo mosquitto-clients
+    bsg_have mbpoll || echo mbpoll
+    bsg_have openssl || echo openssl
+    if ! bsg_have "$BSG_VENV_PYTHON"; then
+        echo python3
+        echo python3-venv
+    elif ! "$BSG_VENV_PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        # Debian's python3 ships venv without ensurepip until python3-venv is installed.
+        echo python3-venv
+    fi
+    if [[ -f $BSG_NODE_PEERS/package.json ]] && ! bsg_have npm; then
+        echo npm
+    fi
+    # libmodbus's own test server is compiled from Debian's source package (Debian ships the
+    # library, not its test programs): tests/peers/modbus_libmodbus_build.py.
+    if [[ -f $BSG_LIBMODBUS_BUILD ]]; then
+        [[ -f /usr/include/modbus/modbus.h ]] || echo libmodbus-dev
+        bsg_have gcc || echo gcc
+        bsg_have patch || echo patch
+    fi
+    return 0
+}
+
+BSG_APT_UPDATED=""
+bsg_apt() {
+    # A concurrent apt (another test run, unattended-upgrades) holds the lock: wait for it.
+    # shellcheck disable=SC2086  # BSG_SUDO is empty or "sudo -n"
+    DEBIAN_FRONTEND=noninteractive $BSG_SUDO apt-get -q -o DPkg::Lock::Timeout=300 "$@" </dev/null
+}
+
+bsg_ensure_debs() {
+    local missing
+    mapfile -t missing < <(bsg_missing_debs)
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        bsg_info "system packages: all present"
+        return 0
+    fi
+    if ! bsg_have apt-get; then
+        bsg_err "missing: ${missing[*]}; this is not a Debian-like system, install them with your package manager"
+        return 2
+    fi
+    if ! bsg_can_install; then
+        bsg_err "missing system packages: ${missing[*]}"
+        cat >&2 <<EOF
+scripts/test installs them only as root, or with CI=true (then through passwordless sudo);
+it never asks for a password.
+Run:
+    sudo apt-get update
+    sudo apt-get install -y --no-install-recommends ${missing[*]}
+then run scripts/test again.
+EOF
+        return 2
+    fi
+    bsg_info "installing: ${missing[*]}"
+    if [[ -z $BSG_APT_UPDATED ]]; then
+        bsg_apt update || return 1
+        BSG_APT_UPDATED=1
+    fi
+    bsg_apt install -y --no-install-recommends "${missing[@]}" || return 1
+    mapfile -t missing < <(bsg_missing_debs)
+    if [[ ${#missing[@]} -ne 0 ]]; then
+        bsg_err "still missing after apt-get install: ${missing[*]}"
+        return 1
+    fi
+}
+
+# The SHA-256 of the files that exist among "$@", on one line.
+bsg_sha256() {
+    local f out=""
+    for f in "$@"; do
+        [[ -f $f ]] && out+="$(sha256sum "$f" | cut -d' ' -f1) "
+    done
+    printf '%s\n' "${out% }"
+}
+
+# Runs "$@" holding an exclusive lock on $1-file, so that two test runs in one tree do not
+# pip-install into the same venv at once. Without flock it just runs.
+bsg_locked() {
+    local lock=$1
+    shift
+    if bsg_have flock; then
+        (
+            flock -w 600 9 || { bsg_err "waited 600 s for $lock"; exit 1; }
+            "$@"
+        ) 9>"$lock"
+    else
+        "$@"
+    fi
+}
+
+bsg_venv_stamp() {
+    printf '%s %s\n' "$(bsg_sha256 "$BSG_REQUIREMENTS")" "$("$BSG_VENV/bin/python" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)"
+}
+
+bsg_venv_ok() {
+    local stamp=$BSG_VENV/.bsg-requirements.stamp
+    [[ -x $BSG_VENV/bin/python && -f $stamp ]] || return 1
+    [[ $(cat "$stamp") == "$(bsg_venv_stamp)" ]] || return 1
+    # find_spec: present and importable in principle, without paying for the imports.
+    "$BSG_VENV/bin/python" - "${BSG_PY_MODULES[@]}" >/dev/null 2>&1 <<'PY'
+import importlib.util, sys
+sys.exit(any(importlib.util.find_spec(m) is None for m in sys.argv[1:]))
+PY
+}
+
+bsg_venv_install() {
+    bsg_venv_ok && return 0 # another run did it while we waited for the lock
+    if [[ -e $BSG_VENV ]] && ! "$BSG_VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        bsg_info "the virtualenv at $BSG_VENV is broken (its Python is gone): recreating it"
+        rm -rf "$BSG_VENV"
+    fi
+    if [[ ! -x $BSG_VENV/bin/python ]]; then
+        bsg_info "creating the virtualenv: $BSG_VENV_PYTHON -m venv $BSG_VENV"
+        "$BSG_VENV_PYTHON" -m venv "$BSG_VENV" || return 1
+    fi
+    bsg_info "pip install -r tests/requirements.txt"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
+        "$BSG_VENV/bin/python" -m pip install -q -r "$BSG_REQUIREMENTS" </dev/null || return 1
+    bsg_venv_stamp >"$BSG_VENV/.bsg-requirements.stamp"
+}
+
+bsg_ensure_venv() {
+    if bsg_venv_ok; then
+        bsg_info "python peers: $BSG_VENV is up to date with tests/requirements.txt"
+        return 0
+    fi
+    # The lock lives in target/ (ignored by git), not in the venv, which may be recreated.
+    mkdir -p "$BSG_ROOT/target" || return 1
+    bsg_locked "$BSG_ROOT/target/.bsg-venv.lock" bsg_venv_install || return 1
+    bsg_venv_ok || { bsg_err "the virtualenv at $BSG_VENV cannot import: ${BSG_PY_MODULES[*]}"; return 1; }
+}
+
+bsg_ensure_node_peers() {
+    local pkg=$BSG_NODE_PEERS/package.json
+    if [[ ! -f $pkg ]]; then
+        bsg_info "node peers: none (no tests/peers/package.json)"
+        return 0
+    fi
+    local lock=$BSG_NODE_PEERS/package-lock.json stamp=$BSG_NODE_PEERS/node_modules/.bsg-stamp want
+    want=$(bsg_sha256 "$pkg" "$lock")
+    if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+        bsg_info "node peers: tests/peers/node_modules is up to date"
+        return 0
+    fi
+    if [[ -f $lock ]]; then
+        bsg_info "npm ci (tests/peers)"
+        (cd "$BSG_NODE_PEERS" && npm ci --no-audit --no-fund </dev/null) || return 1
+    else
+        bsg_info "npm install (tests/peers)"
+        (cd "$BSG_NODE_PEERS" && npm install --no-audit --no-fund </dev/null) || return 1
+        want=$(bsg_sha256 "$pkg" "$lock") # npm install wrote the lock
+    fi
+    printf '%s\n' "$want" >"$stamp"
+}
+
+# Builds libmodbus's unit-test-server into target/peers (once; the builder does nothing when
+# the binary exists) and exports BSG_LIBMODBUS_SERVER. A failure is a warning: the tests that
+# need the server say so themselves.
+bsg_build_native_peers() {
+    [[ -f $BSG_LIBMODBUS_BUILD ]] || return 0
+    local out=$BSG_ROOT/target/peers path
+    if [[ -x $out/unit-test-server ]]; then
+        bsg_info "libmodbus unit-test-server: $out/unit-test-server (built earlier)"
+    else
+        bsg_info "building libmodbus's unit-test-server (tests/peers/modbus_libmodbus_build.py)"
+    fi
+    if path=$("$BSG_VENV/bin/python" "$BSG_LIBMODBUS_BUILD" "$out" </dev/null | tail -n 1) && [[ -x $path ]]; then
+        export BSG_LIBMODBUS_SERVER=$path
+    else
+        bsg_warn "could not build libmodbus's unit-test-server; the libmodbus interop tests will fail"
+    fi
+}
+
+# All of the above. Returns 2 when something is missing that we may not install.
+bsg_prereqs() {
+    bsg_ensure_debs || return $?
+    bsg_ensure_venv || return 1
+    bsg_ensure_node_peers || return 1
+    export BSG_PYTHON=$BSG_VENV/bin/python
+    bsg_build_native_peers
+    bsg_info "BSG_PYTHON=$BSG_PYTHON"
+}

@@ -1,0 +1,306 @@
+//! The gateway's camera poller against simulated cameras (in-process `CameraFleet`), one
+//! fault at a time, and against oxvif's mock server as an independent device.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use device_sim::camera::{AuthMode, CameraEventKind, CameraFault, CameraFleet, CameraInfo, CameraSpec};
+use gateway::config::CameraConfig;
+use gateway::pollers::camera::{CameraProbeSettings, spawn_camera_poller_with};
+use gateway::pollers::{CameraObservation, Observation, Reach, Video};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const INTERVAL: Duration = Duration::from_millis(250);
+const TIMEOUT: Duration = Duration::from_millis(600);
+
+fn spec(id: &str, auth: AuthMode) -> CameraSpec {
+    CameraSpec { id: id.into(), name: id.into(), username: "admin".into(), password: "s3cret".into(), auth }
+}
+
+pub fn camera_config(id: &str, url: &str, auth: &str, password: &str) -> CameraConfig {
+    serde_json::from_value(serde_json::json!({
+        "id": id,
+        "name": id,
+        "onvif": url,
+        "username": "admin",
+        "password": password,
+        "auth": auth,
+        "poll_interval": format!("{}ms", INTERVAL.as_millis()),
+        "timeout": format!("{}ms", TIMEOUT.as_millis()),
+    }))
+    .expect("camera config")
+}
+
+/// A running poller and its observations.
+struct Poller {
+    rx: mpsc::Receiver<Observation>,
+    stop: CancellationToken,
+    seen: Vec<CameraObservation>,
+}
+
+impl Poller {
+    fn start(cfg: CameraConfig) -> Poller {
+        let (tx, rx) = mpsc::channel(64);
+        let stop = CancellationToken::new();
+        let mut settings = CameraProbeSettings::from_config(&cfg);
+        settings.frozen_after = 3;
+        spawn_camera_poller_with(cfg, settings, PathBuf::from("."), tx, stop.clone());
+        Poller { rx, stop, seen: Vec::new() }
+    }
+
+    fn for_sim(cam: &CameraInfo, auth: AuthMode, password: &str) -> Poller {
+        let auth = match auth {
+            AuthMode::UsernameToken => "username-token",
+            AuthMode::Digest => "digest",
+        };
+        Poller::start(camera_config(&cam.id, &cam.device_url, auth, password))
+    }
+
+    async fn next(&mut self, within: Duration) -> CameraObservation {
+        match tokio::time::timeout(within, self.rx.recv()).await {
+            Ok(Some(Observation::Camera(c))) => {
+                self.seen.push(c.clone());
+                c
+            }
+            Ok(Some(other)) => panic!("unexpected observation {other:?}"),
+            Ok(None) => panic!("poller stopped"),
+            Err(_) => panic!("no observation within {within:?}; seen so far: {:#?}", self.seen),
+        }
+    }
+
+    /// Waits for an observation matching `pred`.
+    async fn wait_for(
+        &mut self,
+        within: Duration,
+        what: &str,
+        pred: impl Fn(&CameraObservation) -> bool,
+    ) -> CameraObservation {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!("no observation with {what} within {within:?}; last: {:#?}", self.seen.last());
+            }
+            let o = self.next(left).await;
+            if pred(&o) {
+                return o;
+            }
+        }
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn fleet(specs: Vec<CameraSpec>) -> CameraFleet {
+    CameraFleet::start(IpAddr::from([127, 0, 0, 1]), specs).await.expect("start fleet")
+}
+
+fn online_live(o: &CameraObservation) -> bool {
+    o.reach == Reach::Online && o.video == Video::Live
+}
+
+#[tokio::test]
+async fn camera_poller_online_and_live_in_both_auth_modes() {
+    let fleet = fleet(vec![spec("c-wsse", AuthMode::UsernameToken), spec("c-digest", AuthMode::Digest)]).await;
+    for (cam, auth) in fleet.cameras().iter().zip([AuthMode::UsernameToken, AuthMode::Digest]) {
+        let mut p = Poller::for_sim(cam, auth, "s3cret");
+        let first = p.next(Duration::from_secs(5)).await;
+        assert!(online_live(&first), "{}: first probe {first:#?}", cam.id);
+        assert_eq!(first.stream_uri.as_deref(), Some(cam.rtsp_uri.as_str()));
+        assert_eq!(first.snapshot_uri.as_deref(), Some(cam.snapshot_uri.as_str()));
+        assert_eq!(first.device.as_str(), cam.id);
+        let skew = first.clock_skew_ms.expect("skew measured");
+        assert!(skew.abs() < 1500, "skew {skew}");
+        // A steady camera stays online and live (the snapshot changes every time).
+        for _ in 0..4 {
+            let o = p.next(Duration::from_secs(3)).await;
+            assert!(online_live(&o), "{o:#?}");
+        }
+    }
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn camera_poller_down_is_unreachable_and_recovers() {
+    let fleet = fleet(vec![spec("c-down", AuthMode::UsernameToken)]).await;
+    let cam = fleet.cameras().remove(0);
+    let mut p = Poller::for_sim(&cam, AuthMode::UsernameToken, "s3cret");
+    p.wait_for(Duration::from_secs(5), "online", online_live).await;
+    fleet.set_fault("c-down", CameraFault::Down, true).unwrap();
+    let o = p.wait_for(Duration::from_secs(5), "unreachable", |o| o.reach == Reach::Unreachable).await;
+    assert_eq!(o.video, Video::Unknown);
+    assert!(o.reason.is_some());
+    fleet.set_fault("c-down", CameraFault::Down, false).unwrap();
+    p.wait_for(Duration::from_secs(5), "back online", online_live).await;
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn camera_poller_hung_camera_is_tcp_only_within_the_timeout() {
+    let fleet = fleet(vec![spec("c-hung", AuthMode::UsernameToken)]).await;
+    let cam = fleet.cameras().remove(0);
+    let mut p = Poller::for_sim(&cam, AuthMode::UsernameToken, "s3cret");
+    p.wait_for(Duration::from_secs(5), "online", online_live).await;
+    fleet.set_fault("c-hung", CameraFault::Hung, true).unwrap();
+    let started = Instant::now();
+    let o = p.wait_for(Duration::from_secs(6), "tcp-only", |o| o.reach == Reach::TcpOnly).await;
+    // At most one probe already in flight plus one timed-out probe (and the TCP check).
+    assert!(started.elapsed() < INTERVAL + TIMEOUT * 8, "took {:?}", started.elapsed());
+    assert!(o.reason.as_deref().unwrap_or("").contains("no answer"), "{o:#?}");
+    fleet.set_fault("c-hung", CameraFault::Hung, false).unwrap();
+    p.wait_for(Duration::from_secs(5), "back online", online_live).await;
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn camera_poller_refused_credentials_are_auth_failed_not_offline() {
+    let fleet = fleet(vec![spec("c-auth", AuthMode::UsernameToken), spec("c-auth-d", AuthMode::Digest)]).await;
+    let cams = fleet.cameras();
+    // Wrong password, both modes.
+    for (cam, auth) in cams.iter().zip([AuthMode::UsernameToken, AuthMode::Digest]) {
+        let mut p = Poller::for_sim(cam, auth, "wrong");
+        let o = p.next(Duration::from_secs(5)).await;
+        assert_eq!(o.reach, Reach::AuthFailed, "{}: {o:#?}", cam.id);
+        assert!(o.clock_skew_ms.is_some(), "the clock is read before auth");
+    }
+    // The camera refusing everything (fault), right password.
+    let mut p = Poller::for_sim(&cams[0], AuthMode::UsernameToken, "s3cret");
+    p.wait_for(Duration::from_secs(5), "online", online_live).await;
+    fleet.set_fault("c-auth", CameraFault::AuthFailure, true).unwrap();
+    p.wait_for(Duration::from_secs(5), "auth failed", |o| o.reach == Reach::AuthFailed).await;
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn camera_poller_rtsp_down_is_stream_down() {
+    let fleet = fleet(vec![spec("c-rtsp", AuthMode::Digest)]).await;
+    let cam = fleet.cameras().remove(0);
+    let mut p = Poller::for_sim(&cam, AuthMode::Digest, "s3cret");
+    p.wait_for(Duration::from_secs(5), "online", online_live).await;
+    fleet.set_fault("c-rtsp", CameraFault::RtspDown, true).unwrap();
+    let o = p.wait_for(Duration::from_secs(5), "stream down", |o| o.video == Video::StreamDown).await;
+    assert_eq!(o.reach, Reach::Online);
+    assert!(o.reason.as_deref().unwrap_or("").contains("RTSP"), "{o:#?}");
+    fleet.set_fault("c-rtsp", CameraFault::RtspDown, false).unwrap();
+    p.wait_for(Duration::from_secs(5), "live again", online_live).await;
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn camera_poller_frozen_picture_after_k_probes() {
+    let fleet = fleet(vec![spec("c-frozen", AuthMode::UsernameToken)]).await;
+    let cam = fleet.cameras().remove(0);
+    let mut p = Poller::for_sim(&cam, AuthMode::UsernameToken, "s3cret");
+    p.wait_for(Duration::from_secs(5), "online", online_live).await;
+    fleet.set_fault("c-frozen", CameraFault::Frozen, true).unwrap();
+    // The next probe may already be in flight; after that, K = 3 unchanged probes.
+    let mut live_after_freeze = 0;
+    loop {
+        let o = p.next(Duration::from_secs(3)).await;
+        match o.video {
+            Video::Live => live_after_freeze += 1,
+            Video::Frozen => break,
+            other => panic!("unexpected {other:?}: {o:#?}"),
+        }
+        assert!(live_after_freeze <= 4, "frozen not detected: {:#?}", p.seen);
+    }
+    // The last picture before the freeze is the first of the unchanged run, so at least
+    // K - 1 probes after the freeze still say Live.
+    assert!(live_after_freeze >= 2, "frozen too early ({live_after_freeze} live probes)");
+    fleet.set_fault("c-frozen", CameraFault::Frozen, false).unwrap();
+    p.wait_for(Duration::from_secs(5), "live again", online_live).await;
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn camera_poller_reports_clock_skew_and_still_authenticates() {
+    let fleet = fleet(vec![spec("c-skew", AuthMode::UsernameToken)]).await;
+    let cam = fleet.cameras().remove(0);
+    fleet.set_fault("c-skew", CameraFault::ClockSkew(-300), true).unwrap();
+    let mut p = Poller::for_sim(&cam, AuthMode::UsernameToken, "s3cret");
+    let o = p.next(Duration::from_secs(5)).await;
+    assert!(online_live(&o), "{o:#?}");
+    let skew = o.clock_skew_ms.expect("skew");
+    assert!((skew + 300_000).abs() < 1500, "skew {skew}");
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn camera_poller_soap_fault_and_http_500_are_tcp_only() {
+    let fleet = fleet(vec![spec("c-500", AuthMode::UsernameToken)]).await;
+    let cam = fleet.cameras().remove(0);
+    let mut p = Poller::for_sim(&cam, AuthMode::UsernameToken, "s3cret");
+    p.wait_for(Duration::from_secs(5), "online", online_live).await;
+    for fault in [CameraFault::SoapFault, CameraFault::Http500] {
+        fleet.set_fault("c-500", fault, true).unwrap();
+        let o = p.wait_for(Duration::from_secs(5), "tcp-only", |o| o.reach == Reach::TcpOnly).await;
+        assert!(o.reason.is_some(), "{fault:?}: {o:#?}");
+        fleet.set_fault("c-500", fault, false).unwrap();
+        p.wait_for(Duration::from_secs(5), "online again", online_live).await;
+    }
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn camera_poller_slow_camera_within_deadline_is_fine() {
+    let fleet = fleet(vec![spec("c-slow", AuthMode::UsernameToken)]).await;
+    let cam = fleet.cameras().remove(0);
+    fleet.set_fault("c-slow", CameraFault::Slow(Duration::from_millis(100)), true).unwrap();
+    let mut p = Poller::for_sim(&cam, AuthMode::UsernameToken, "s3cret");
+    p.wait_for(Duration::from_secs(8), "online", online_live).await;
+    fleet.set_fault("c-slow", CameraFault::Slow(TIMEOUT * 2), true).unwrap();
+    p.wait_for(Duration::from_secs(10), "tcp-only", |o| o.reach == Reach::TcpOnly).await;
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn camera_poller_carries_pull_point_events() {
+    let fleet = fleet(vec![spec("c-ev", AuthMode::UsernameToken)]).await;
+    let cam = fleet.cameras().remove(0);
+    let mut p = Poller::for_sim(&cam, AuthMode::UsernameToken, "s3cret");
+    // The first subscription brings the initial (inactive) states.
+    let init = p.wait_for(Duration::from_secs(5), "initial event states", |o| !o.events.is_empty()).await;
+    assert!(init.events.iter().all(|e| !e.active), "{init:#?}");
+    assert_eq!(init.events.len(), 3);
+    fleet.emit_event("c-ev", CameraEventKind::SignalLoss, true).unwrap();
+    fleet.emit_event("c-ev", CameraEventKind::Tamper, true).unwrap();
+    let o =
+        p.wait_for(Duration::from_secs(5), "signal loss", |o| o.events.iter().any(|e| e.fault == "signal-loss")).await;
+    assert!(o.events.iter().any(|e| e.fault == "signal-loss" && e.active && e.topic == "tns1:VideoSource/SignalLoss"));
+    assert!(o.events.iter().any(|e| e.fault == "tamper" && e.active));
+    assert_eq!(o.video, Video::SignalLost);
+    fleet.emit_event("c-ev", CameraEventKind::SignalLoss, false).unwrap();
+    fleet.emit_event("c-ev", CameraEventKind::StorageFailure, true).unwrap();
+    let o = p
+        .wait_for(Duration::from_secs(5), "signal back", |o| {
+            o.events.iter().any(|e| e.fault == "signal-loss" && !e.active)
+        })
+        .await;
+    assert!(o.events.iter().any(|e| e.fault == "storage-failure" && e.active), "{o:#?}");
+    p.wait_for(Duration::from_secs(5), "live", online_live).await;
+    fleet.shutdown().await;
+}
+
+/// oxvif's mock server is an ONVIF device we did not write: the probe must reach Online. Its
+/// stream URI points at port 554 where nothing listens, so the video is StreamDown.
+#[tokio::test]
+async fn camera_poller_reaches_online_against_oxvif_mock_server() {
+    let server = oxvif::mock::MockServer::builder().enforce_auth(true).start().await.expect("mock server");
+    let mut p = Poller::start(camera_config("mock-cam", server.device_url(), "username-token", "admin"));
+    let o = p.next(Duration::from_secs(5)).await;
+    assert_eq!(o.reach, Reach::Online, "{o:#?}");
+    assert!(o.stream_uri.is_some(), "{o:#?}");
+    assert!(o.clock_skew_ms.is_some());
+    let mut bad = Poller::start(camera_config("mock-cam-2", server.device_url(), "username-token", "not-admin"));
+    let o = bad.next(Duration::from_secs(5)).await;
+    assert_eq!(o.reach, Reach::AuthFailed, "{o:#?}");
+    drop(p);
+    drop(bad);
+    let _ = server.shutdown().await;
+}

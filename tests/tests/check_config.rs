@@ -1,0 +1,196 @@
+//! `branch-gateway check-config` and start-up with bad input: every class of bad
+//! configuration is rejected with a message naming the file, the field and the fix; every
+//! shipped example is accepted; nothing panics; the exit code is 2.
+
+use std::process::Command;
+
+use harness::{bin, workspace_root, write_file};
+
+const GOOD: &str = r#"
+[branch]
+id = "b01"
+name = "Test"
+[uplink]
+broker = "mqtt://127.0.0.1:1883"
+[[zone]]
+id = "vault"
+name = "Vault"
+coverage_required = true
+[[camera]]
+id = "cam-1"
+name = "Cam"
+onvif = "http://127.0.0.1:8000/onvif/device_service"
+zones = ["vault"]
+[[panel]]
+id = "alarm-1"
+name = "Panel"
+kind = "alarm"
+address = "127.0.0.1:502"
+profile = "generic-alarm"
+[[alarm_zone]]
+id = "z1"
+name = "Zone 1"
+panel = "alarm-1"
+point = "zone.1"
+linked_cameras = ["cam-1"]
+"#;
+
+fn check(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "site.toml", text).unwrap();
+    let out = Command::new(bin("branch-gateway")).arg("check-config").arg(&path).output().unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains("panicked"), "panic: {all}");
+    (out.status.code().unwrap_or(-1), all)
+}
+
+fn rejects(text: &str, needles: &[&str]) {
+    let (code, out) = check(text);
+    assert_eq!(code, 2, "expected exit 2, got {code}: {out}");
+    assert!(out.contains("site.toml"), "message does not name the file: {out}");
+    assert!(out.contains("fix"), "message gives no fix: {out}");
+    for n in needles {
+        assert!(out.contains(n), "expected {n:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn a_good_config_passes() {
+    let (code, out) = check(GOOD);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok"), "{out}");
+}
+
+#[test]
+fn every_shipped_example_is_accepted() {
+    let dir = workspace_root().join("deploy/examples");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|x| x.to_str()) != Some("toml") {
+            continue;
+        }
+        n += 1;
+        let out = Command::new(bin("branch-gateway")).arg("check-config").arg(&p).output().unwrap();
+        assert!(out.status.success(), "{} rejected:\n{}", p.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(n >= 2, "expected example configs in {}", dir.display());
+}
+
+#[test]
+fn duplicate_ids_are_rejected() {
+    let text = GOOD.to_string()
+        + r#"
+[[camera]]
+id = "cam-1"
+name = "Again"
+onvif = "http://127.0.0.1:8001/onvif/device_service"
+"#;
+    rejects(&text, &["camera[1].id", "duplicate device id \"cam-1\""]);
+}
+
+#[test]
+fn references_to_unknown_ids_are_rejected() {
+    let text = GOOD
+        .replace("linked_cameras = [\"cam-1\"]", "linked_cameras = [\"cam-9\"]")
+        .replace("zones = [\"vault\"]", "zones = [\"attic\"]");
+    rejects(
+        &text,
+        &[
+            "alarm_zone[0].linked_cameras[0]",
+            "unknown camera \"cam-9\"",
+            "camera[0].zones[0]",
+            "unknown zone \"attic\"",
+        ],
+    );
+    let text = GOOD.replace("panel = \"alarm-1\"", "panel = \"alarm-7\"");
+    rejects(&text, &["alarm_zone[0].panel", "unknown panel \"alarm-7\""]);
+    let text = GOOD.replace("point = \"zone.1\"", "point = \"zone.99\"");
+    rejects(&text, &["alarm_zone[0].point", "no point \"zone.99\""]);
+}
+
+#[test]
+fn out_of_range_intervals_are_rejected() {
+    let text = GOOD.replace("zones = [\"vault\"]", "zones = [\"vault\"]\npoll_interval = \"10ms\"");
+    rejects(&text, &["camera[0].poll_interval", "out of range"]);
+    let text = GOOD.replace("profile = \"generic-alarm\"", "profile = \"generic-alarm\"\npoll_interval = \"2h\"");
+    rejects(&text, &["panel[0].poll_interval"]);
+}
+
+#[test]
+fn topic_segments_with_wildcards_are_rejected() {
+    rejects(&GOOD.replace("id = \"b01\"", "id = \"b+01\""), &["branch.id", "`+`"]);
+    rejects(&GOOD.replace("id = \"cam-1\"", "id = \"cam#1\"").replace("[\"cam-1\"]", "[\"cam#1\"]"), &["camera[0].id"]);
+    rejects(
+        &GOOD.replace(
+            "broker = \"mqtt://127.0.0.1:1883\"",
+            "broker = \"mqtt://127.0.0.1:1883\"\ntopic_prefix = \"bank/+/x\"",
+        ),
+        &["uplink.topic_prefix"],
+    );
+    rejects(&GOOD.replace("id = \"vault\"", "id = \"va/ult\"").replace("[\"vault\"]", "[\"va/ult\"]"), &["zone[0].id"]);
+}
+
+#[test]
+fn unreadable_credential_files_are_rejected() {
+    let text = GOOD.replace(
+        "broker = \"mqtt://127.0.0.1:1883\"",
+        "broker = \"mqtt://127.0.0.1:1883\"\nusername = \"b01\"\npassword_file = \"/nonexistent/mqtt.pass\"",
+    );
+    rejects(&text, &["uplink.password_file", "/nonexistent/mqtt.pass"]);
+    let text = GOOD.replace("zones = [\"vault\"]", "zones = [\"vault\"]\npassword_env = \"BSG_SURELY_UNSET_VAR\"");
+    rejects(&text, &["camera[0].password_env", "BSG_SURELY_UNSET_VAR"]);
+}
+
+#[test]
+fn every_problem_is_listed_not_just_the_first() {
+    let text = GOOD
+        .replace("id = \"b01\"", "id = \"b/01\"")
+        .replace("linked_cameras = [\"cam-1\"]", "linked_cameras = [\"cam-9\"]")
+        .replace("broker = \"mqtt://127.0.0.1:1883\"", "broker = \"http://x\"");
+    rejects(&text, &["branch.id", "alarm_zone[0].linked_cameras[0]", "uplink.broker", "3 problem(s)"]);
+}
+
+#[test]
+fn invalid_toml_and_wrong_types_exit_2_with_the_line() {
+    rejects("[branch\nid = 1", &["line"]);
+    let (code, out) = check(&GOOD.replace("unit_id", "x").replace("address = \"127.0.0.1:502\"", "address = 502"));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("line"), "{out}");
+    let (code, out) = check(&GOOD.replace("[[camera]]", "[[camera]]\nbogus_field = 1"));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("bogus_field"), "{out}");
+}
+
+#[test]
+fn missing_or_unreadable_config_exits_2_for_run_and_check() {
+    for sub in ["run", "check-config"] {
+        let out = Command::new(bin("branch-gateway")).arg(sub).arg("/nonexistent/site.toml").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{sub}: {err}");
+        assert!(err.contains("/nonexistent/site.toml") && err.contains("cannot read"), "{sub}: {err}");
+        assert!(!err.contains("panicked"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("branch-gateway")).arg("run").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a directory is not a config");
+    let out = Command::new(bin("branch-gateway")).arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "unknown subcommand");
+}
+
+#[test]
+fn invalid_profile_files_are_reported_through_the_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "bad-profile.toml",
+        "name = \"bad\"\n[[point]]\nid = \"zone.1\"\nrole = \"zone\"\ntable = \"holding\"\naddress = 70000\ntype = \"u16\"\n",
+    )
+    .unwrap();
+    let text = GOOD.replace("profile = \"generic-alarm\"", "profile = \"bad-profile.toml\"");
+    let path = write_file(dir.path(), "site.toml", &text).unwrap();
+    let out = Command::new(bin("branch-gateway")).arg("check-config").arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("panel[0].profile"), "{err}");
+}

@@ -1,0 +1,388 @@
+//! End-to-end tests of the outbox + uplink against a real mosquitto and an independent
+//! paho-mqtt subscriber (head office). Loopback only, free ports, parallel-safe.
+//!
+//! The in-process tests drive `gateway::outbox` and `gateway::uplink` directly; the crash tests
+//! run `target/debug/examples/outbox_burst` (built by `cargo test --workspace` or
+//! `cargo build --workspace --examples`) so that it can be SIGKILLed.
+
+mod uplink_common;
+
+use std::time::{Duration, Instant};
+
+use gateway::outbox::{Outbox, OutboxBounds};
+use gateway::uplink::TlsFiles;
+use harness::{Mosquitto, PahoSubscriber, Proc};
+use uplink_common::*;
+
+const B: &str = "b01";
+
+/// A broker that queues without limit for a slow subscriber: mosquitto's default
+/// (`max_queued_messages 1000`) silently drops QoS 1 messages for a subscriber that falls
+/// more than 1,000 behind — a broker setting, not a gateway loss (head office's config in
+/// deploy/mosquitto raises it too).
+fn broker() -> Mosquitto {
+    Mosquitto::start_with("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n").expect("mosquitto")
+}
+
+fn burst_bin() -> std::path::PathBuf {
+    let p = harness::bin("examples/outbox_burst");
+    assert!(
+        p.exists(),
+        "{} is missing: build the examples first (cargo build --workspace --examples)",
+        p.display()
+    );
+    p
+}
+
+fn spawn_burst(dir: &std::path::Path, port: u16, total: u64, rate: u64, extra: &[&str], log: &str) -> Proc {
+    let logf = std::fs::File::create(dir.join(log)).expect("log file");
+    let logf2 = logf.try_clone().expect("log file");
+    let mut cmd = std::process::Command::new(burst_bin());
+    cmd.arg("--dir")
+        .arg(dir.join("outbox"))
+        .args(["--port", &port.to_string(), "--total", &total.to_string(), "--rate", &rate.to_string()])
+        .args(["--keep-alive-secs", "5"])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stdout(logf)
+        .stderr(logf2);
+    let child = cmd.spawn().expect("spawn outbox_burst");
+    Proc { child, name: "outbox_burst".into() }
+}
+
+/// Link cut by a proxy in the middle of a 10,000-event burst: every seq arrives.
+#[test]
+fn proxy_cut_mid_burst_loses_nothing() {
+    let rt = runtime();
+    let broker = broker();
+    let mut sub = PahoSubscriber::start(broker.port, &["branches/b01/alerts/#"]).expect("subscriber");
+    let proxy = rt.block_on(Proxy::start(broker.port)).expect("proxy");
+    let gw = InProc::start(&rt, settings(proxy.port, B), big_bounds()).expect("gateway");
+
+    let n = 10_000;
+    let producer = rt.spawn(burst(gw.outbox.clone(), B, n, 64, 0));
+    assert!(wait_until(Duration::from_secs(20), || gw.acked() >= 2_000), "no progress before the cut");
+    proxy.cut_and_disable();
+    let acked_at_cut = gw.acked();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(!gw.stats.is_connected(), "the uplink did not notice the cut");
+    proxy.enable();
+    rt.block_on(producer).expect("join").expect("burst");
+
+    let missing = wait_all(&mut sub, B, n, Duration::from_secs(40));
+    assert!(
+        missing.is_empty(),
+        "{} seqs missing, first {:?}; outbox depth {}, stats {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        gw.outbox.depth(),
+        gw.stats
+    );
+    assert_no_reuse(&sub, B);
+    assert!(acked_at_cut < n, "the cut happened after the burst");
+    assert!(wait_until(Duration::from_secs(10), || gw.outbox.depth() == 0), "outbox not drained");
+    assert!(gw.stats.reconnects.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+}
+
+/// The broker restarts without persistence during a burst (so it has no session and forgets
+/// everything in flight): the uplink re-sends from sled, every seq arrives.
+///
+/// The subscriber uses QoS 0 and the burst is paced: a broker killed with SIGKILL loses what it
+/// had queued for a slow subscriber after acknowledging it to the publisher — that loss is the
+/// broker's (head office runs it with persistence), not the gateway's, and is kept out of the
+/// measurement. A proxy holds the uplink back until the subscriber has resubscribed.
+#[test]
+fn broker_restart_without_persistence_mid_burst_loses_nothing() {
+    let rt = runtime();
+    let mut broker = broker();
+    let mut sub = PahoSubscriber::start_args(broker.port, &["branches/b01/#"], &["--qos", "0"]).expect("subscriber");
+    let proxy = rt.block_on(Proxy::start(broker.port)).expect("proxy");
+    let gw = InProc::start(&rt, settings(proxy.port, B), big_bounds()).expect("gateway");
+
+    let n = 6_000;
+    let producer = rt.spawn(burst(gw.outbox.clone(), B, n, 64, 2_000));
+    assert!(wait_until(Duration::from_secs(20), || gw.acked() >= 1_500), "no progress before the restart");
+    proxy.cut_and_disable();
+    std::thread::sleep(Duration::from_millis(300));
+    broker.restart().expect("restart mosquitto");
+    // Wait until the subscriber is back (it reconnects on its own), probing with mosquitto_pub.
+    let mut back = false;
+    for i in 0..100 {
+        let payload = format!("probe-{i}");
+        let _ = std::process::Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-t", "branches/b01/probe", "-m", &payload])
+            .status();
+        if sub.wait_for(Duration::from_millis(300), |m| m.payload == payload).is_some() {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "the subscriber did not come back after the broker restart");
+    proxy.enable();
+    rt.block_on(producer).expect("join").expect("burst");
+
+    let missing = wait_all(&mut sub, B, n, Duration::from_secs(40));
+    assert!(missing.is_empty(), "{} seqs missing, first {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert_no_reuse(&sub, B);
+    // The broker lost the retained `online`; the reconnect published it again.
+    let online_after = sub.seen.iter().rev().find(|m| m.topic == "branches/b01/gateway").map(|m| m.json());
+    assert_eq!(online_after.map(|j| j["status"].clone()), Some(serde_json::json!("online")));
+}
+
+/// The gateway process is SIGKILLed three times at random moments during a burst and
+/// restarted on the same outbox: no gap, and no seq is reused for a different alert.
+#[test]
+fn sigkill_mid_burst_three_times_no_gap_no_reused_seq() {
+    let broker = broker();
+    let mut sub = PahoSubscriber::start(broker.port, &["branches/b01/alerts/#"]).expect("subscriber");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let total = 10_000u64;
+    for round in 0..3 {
+        let mut p = spawn_burst(dir.path(), broker.port, total, 2_500, &["--priority-every", "50"], &format!("run{round}.log"));
+        std::thread::sleep(Duration::from_millis(random(400, 1_400)));
+        p.signal("KILL");
+        let _ = p.wait_exit(Duration::from_secs(5));
+    }
+    let mut p = spawn_burst(dir.path(), broker.port, total, 0, &["--exit-when-delivered"], "final.log");
+    let code = p.wait_exit(Duration::from_secs(45));
+    assert_eq!(code, Some(0), "final run did not finish: {}", std::fs::read_to_string(dir.path().join("final.log")).unwrap_or_default());
+
+    let missing = wait_all(&mut sub, B, total, Duration::from_secs(20));
+    assert!(missing.is_empty(), "{} seqs missing, first {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert_no_reuse(&sub, B);
+    let max = seqs(&sub, B).keys().next_back().copied().unwrap_or(0);
+    assert_eq!(max, total, "seqs beyond the burst: the counter did not continue where it was");
+    let ob = Outbox::open(&dir.path().join("outbox"), big_bounds()).expect("reopen");
+    assert_eq!(ob.last_seq().0, total);
+    assert_eq!(ob.depth(), 0);
+}
+
+/// Mutual TLS with the shipped broker config: a client without a certificate, or with one from
+/// another CA, is refused; the uplink with the right certificate delivers.
+#[test]
+fn tls_requires_a_valid_client_certificate() {
+    let rt = runtime();
+    let etc = tempfile::tempdir().expect("tempdir");
+    let certs = make_certs(etc.path()).expect("certificates");
+    write_passwd(etc.path(), &[("b01", "pw-b01"), ("headoffice", "pw-ho")]);
+    std::fs::copy(harness::workspace_root().join("deploy/mosquitto/acl"), etc.path().join("acl")).expect("acl");
+    let broker = Mosquitto::start_with(&deploy_conf(etc.path(), true).expect("conf")).expect("mosquitto");
+
+    // No client certificate: refused (mosquitto_pub as an independent client).
+    let st = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "--cafile"])
+        .arg(&certs.ca)
+        .args(["-u", "b01", "-P", "pw-b01", "-t", "branches/b01/x", "-m", "x", "-q", "1"])
+        .output()
+        .expect("mosquitto_pub");
+    assert!(!st.status.success(), "a client without a certificate was accepted");
+
+    let ca = certs.ca.display().to_string();
+    let (cc, ck) = (certs.client_cert.display().to_string(), certs.client_key.display().to_string());
+    let mut sub = PahoSubscriber::start_args(
+        broker.port,
+        &["branches/#"],
+        &["--user", "headoffice", "--password", "pw-ho", "--cafile", &ca, "--cert", &cc, "--key", &ck],
+    )
+    .expect("subscriber with a client certificate");
+
+    // A certificate from another CA: never connects.
+    let mut s = settings(broker.port, B);
+    s.username = Some("b01".into());
+    s.password = Some("pw-b01".into());
+    s.tls = Some(TlsFiles {
+        ca_file: certs.ca.clone(),
+        client_cert_file: Some(certs.rogue_cert.clone()),
+        client_key_file: Some(certs.rogue_key.clone()),
+    });
+    let rogue = InProc::start(&rt, s.clone(), big_bounds()).expect("rogue gateway");
+    rt.block_on(rogue.outbox.append(alert(B, 1, true))).expect("append");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!rogue.stats.is_connected(), "a client certificate from another CA was accepted");
+    assert!(rogue.stats.connection_errors.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    rogue.shutdown.cancel();
+
+    // The right certificate: delivers.
+    s.client_id = format!("gw-tls-ok-{}", std::process::id());
+    s.stats = Default::default();
+    s.tls = Some(TlsFiles {
+        ca_file: certs.ca.clone(),
+        client_cert_file: Some(certs.client_cert.clone()),
+        client_key_file: Some(certs.client_key.clone()),
+    });
+    let gw = InProc::start(&rt, s, big_bounds()).expect("gateway");
+    rt.block_on(burst(gw.outbox.clone(), B, 200, 32, 0)).expect("burst");
+    let missing = wait_all(&mut sub, B, 200, Duration::from_secs(20));
+    assert!(missing.is_empty(), "missing over TLS: {:?}", &missing[..missing.len().min(10)]);
+    assert!(sub.seen.iter().any(|m| m.topic == "branches/b01/gateway" && m.json()["status"] == "online"));
+}
+
+fn write_passwd(dir: &std::path::Path, users: &[(&str, &str)]) {
+    let f = dir.join("passwd");
+    std::fs::write(&f, "").expect("passwd");
+    for (u, p) in users {
+        let st = std::process::Command::new("mosquitto_passwd").arg("-b").arg(&f).args([u, p]).status().expect("mosquitto_passwd");
+        assert!(st.success(), "mosquitto_passwd failed");
+    }
+}
+
+/// The shipped ACL: branch b01's credentials cannot publish into b02's subtree (head office
+/// never sees it) and can publish into their own.
+#[test]
+fn acl_confines_a_branch_to_its_subtree() {
+    let rt = runtime();
+    let etc = tempfile::tempdir().expect("tempdir");
+    let certs = make_certs(etc.path()).expect("certificates");
+    write_passwd(etc.path(), &[("b01", "pw-b01"), ("b02", "pw-b02"), ("headoffice", "pw-ho")]);
+    std::fs::copy(harness::workspace_root().join("deploy/mosquitto/acl"), etc.path().join("acl")).expect("acl");
+    let broker = Mosquitto::start_with(&deploy_conf(etc.path(), false).expect("conf")).expect("mosquitto");
+    let ca = certs.ca.display().to_string();
+    let mut sub = PahoSubscriber::start_args(
+        broker.port,
+        &["branches/#"],
+        &["--user", "headoffice", "--password", "pw-ho", "--cafile", &ca],
+    )
+    .expect("head-office subscriber");
+
+    let tls = TlsFiles { ca_file: certs.ca.clone(), client_cert_file: None, client_key_file: None };
+    // b01's credentials, b02's topics: an impostor.
+    let mut evil = settings(broker.port, "b02");
+    evil.client_id = format!("impostor-{}", std::process::id());
+    evil.username = Some("b01".into());
+    evil.password = Some("pw-b01".into());
+    evil.tls = Some(tls.clone());
+    let impostor = InProc::start(&rt, evil, big_bounds()).expect("impostor");
+    rt.block_on(impostor.outbox.append(alert("b02", 1, true))).expect("append");
+
+    // b01 into its own subtree.
+    let mut good = settings(broker.port, B);
+    good.username = Some("b01".into());
+    good.password = Some("pw-b01".into());
+    good.tls = Some(tls);
+    let gw = InProc::start(&rt, good, big_bounds()).expect("gateway");
+    rt.block_on(burst(gw.outbox.clone(), B, 20, 8, 0)).expect("burst");
+
+    let missing = wait_all(&mut sub, B, 20, Duration::from_secs(20));
+    assert!(missing.is_empty(), "own-subtree events missing: {missing:?}");
+    // The impostor connected and its publish was acknowledged (MQTT 3.1.1 mosquitto acks a
+    // denied publish), yet nothing reached head office.
+    assert!(wait_until(Duration::from_secs(10), || impostor.outbox.depth() == 0), "impostor's event not acked");
+    sub.drain_for(Duration::from_millis(500));
+    let leaked: Vec<_> = sub.seen.iter().filter(|m| m.topic.starts_with("branches/b02/")).collect();
+    assert!(leaked.is_empty(), "b01's credentials published into b02's subtree: {leaked:?}");
+}
+
+/// The broker is unreachable at start-up and the outbox overflows: the alarms all survive,
+/// low-severity events are dropped, and the overflow alert carries the count.
+#[test]
+fn overflow_keeps_alarms_and_reports_the_count() {
+    let rt = runtime();
+    let broker = broker();
+    let mut sub = PahoSubscriber::start(broker.port, &["branches/b01/alerts/#"]).expect("subscriber");
+    let proxy = rt.block_on(Proxy::start(broker.port)).expect("proxy");
+    proxy.cut_and_disable(); // head office unreachable from the start
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = Outbox::open(&dir.path().join("outbox"), OutboxBounds { max_events: 40, max_bytes: 1 << 20 })
+        .expect("outbox");
+    outbox.report_overflow_as(B.parse().expect("branch"), gateway::uplink::UplinkSettings::gateway_device("GW"));
+    let gw = InProc::start_with(&rt, settings(proxy.port, B), dir, outbox);
+
+    let mut evicted = 0;
+    rt.block_on(async {
+        for i in 0..100u64 {
+            let alarm = i % 5 == 0; // 20 alarms, 80 camera events
+            let a = gw.outbox.append(alert(B, i + 1, alarm)).await.expect("append");
+            evicted += a.evicted;
+        }
+    });
+    assert!(gw.outbox.depth() <= 41, "bound not held: {}", gw.outbox.depth());
+    assert!(evicted >= 59, "evicted {evicted}");
+    assert!(!gw.stats.is_connected());
+    proxy.enable();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gw.outbox.depth() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sub.drain_for(Duration::from_millis(500));
+    let alerts = sub.alerts();
+    let alarms = alerts.iter().filter(|a| a["kind"] == "alarm-link").count();
+    assert_eq!(alarms, 20, "alarms lost in the overflow");
+    let reported: u64 = alerts
+        .iter()
+        .filter(|a| a["kind"] == "device-fault" && a["details"]["fault"] == "outbox-overflow")
+        .filter_map(|a| a["details"]["dropped_events"].as_u64())
+        .sum();
+    assert!(reported >= 1, "no outbox-overflow alert");
+    assert!(reported <= evicted, "reported {reported} > evicted {evicted}");
+    // Alarms first after the outage.
+    let first_kinds: Vec<_> = alerts.iter().take(20).map(|a| a["kind"].as_str().unwrap_or("").to_string()).collect();
+    assert!(first_kinds.iter().all(|k| k == "alarm-link"), "priority events were not delivered first: {first_kinds:?}");
+}
+
+/// Retained `online` on connect; the Will `offline` (connection-lost) when the process is
+/// killed; `offline` (shutdown) on SIGTERM.
+#[test]
+fn gateway_status_online_will_on_kill_offline_on_term() {
+    let broker = broker();
+    let mut sub = PahoSubscriber::start(broker.port, &["branches/b01/gateway"]).expect("subscriber");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = |m: &harness::Received, s: &str, r: Option<&str>| {
+        let j = m.json();
+        m.topic == "branches/b01/gateway"
+            && j["status"] == s
+            && r.is_none_or(|r| j["reason"] == r)
+    };
+
+    let p = spawn_burst(dir.path(), broker.port, 10, 100, &[], "a.log");
+    assert!(sub.wait_for(Duration::from_secs(15), |m| status(m, "online", None)).is_some(), "no online");
+    p.signal("KILL");
+    let will = sub.wait_for(Duration::from_secs(15), |m| status(m, "offline", Some("connection-lost")));
+    assert!(will.is_some(), "no Will after SIGKILL");
+
+    let mut p = spawn_burst(dir.path(), broker.port, 10, 100, &[], "b.log");
+    sub.seen.clear();
+    assert!(sub.wait_for(Duration::from_secs(15), |m| status(m, "online", None)).is_some(), "no online after restart");
+    // A late subscriber gets the retained state.
+    let mut late = PahoSubscriber::start(broker.port, &["branches/b01/gateway"]).expect("late subscriber");
+    let r = late.wait_for(Duration::from_secs(5), |m| m.retain && status(m, "online", None));
+    assert!(r.is_some(), "online is not retained");
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0), "no clean exit on SIGTERM");
+    let off = sub.wait_for(Duration::from_secs(5), |m| status(m, "offline", Some("shutdown")));
+    assert!(off.is_some(), "no offline(shutdown) on SIGTERM");
+    sub.drain_for(Duration::from_millis(500));
+    assert!(
+        !sub.seen.iter().any(|m| status(m, "offline", Some("connection-lost"))),
+        "the Will fired on a clean shutdown"
+    );
+}
+
+/// The link is down longer than the threshold: an `uplink-down` fault is raised (queued in the
+/// outbox) and cleared on reconnect with the outage length and the backlog.
+#[test]
+fn link_down_raises_and_clears_the_uplink_fault() {
+    let rt = runtime();
+    let broker = broker();
+    let mut sub = PahoSubscriber::start(broker.port, &["branches/b01/alerts/#"]).expect("subscriber");
+    let proxy = rt.block_on(Proxy::start(broker.port)).expect("proxy");
+    let mut s = settings(proxy.port, B);
+    s.tuning.link_down_alert_after = Duration::from_millis(800);
+    let gw = InProc::start(&rt, s, big_bounds()).expect("gateway");
+    assert!(wait_until(Duration::from_secs(10), || gw.stats.is_connected()));
+    proxy.cut_and_disable();
+    rt.block_on(burst(gw.outbox.clone(), B, 5, 5, 0)).expect("burst");
+    std::thread::sleep(Duration::from_millis(1_800));
+    proxy.enable();
+
+    let fault = |a: &serde_json::Value, state: &str| {
+        a["kind"] == "device-fault" && a["details"]["fault"] == "uplink-down" && a["state"] == state
+    };
+    let cleared = sub.wait_for(Duration::from_secs(15), |m| fault(&m.json(), "cleared"));
+    let cleared = cleared.expect("no cleared uplink-down alert").json();
+    assert!(sub.alerts().iter().any(|a| fault(a, "raised")), "no raised uplink-down alert");
+    assert!(cleared["details"]["outage_ms"].as_u64().unwrap_or(0) >= 800, "{cleared}");
+    assert!(cleared["details"]["waiting_events"].as_u64().unwrap_or(0) >= 5, "{cleared}");
+    assert_eq!(cleared["device"]["id"], "gateway");
+    assert_eq!(cleared["device"]["type"], "gateway");
+}
