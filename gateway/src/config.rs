@@ -46,6 +46,10 @@ pub struct SiteConfig {
 pub struct BranchConfig {
     pub id: String,
     pub name: String,
+    /// Language of alert messages: `en` (default) or `zh-CN`. Field names and codes in the
+    /// payloads stay English whatever this says.
+    #[serde(default)]
+    pub language: crate::messages::Lang,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -28,6 +28,7 @@ use protocols::{
 use crate::config::{PanelKind, SiteConfig};
 use crate::coverage::{CameraView, Coverage};
 use crate::linkage::{CameraLive, any_down, linked_cameras};
+use crate::messages::{Lang, Msg};
 use crate::pollers::{CameraObservation, Observation, PanelFault, PanelObservation, PanelOutcome, Reach, Video};
 use crate::uplink::Retained;
 
@@ -156,6 +157,7 @@ pub struct Engine {
     coverage_started: bool,
     last_coverage_publish: Option<Instant>,
     gateway: DeviceRef,
+    lang: Lang,
 }
 
 impl Engine {
@@ -237,6 +239,7 @@ impl Engine {
             coverage_started: false,
             last_coverage_publish: None,
             gateway,
+            lang: cfg.branch.language,
             cfg: cfg.clone(),
         }
     }
@@ -286,13 +289,16 @@ impl Engine {
                 p.heartbeat_raised = true;
                 if !p.maintenance {
                     let dev = p.device.clone();
+                    let secs = HEARTBEAT_STALE.as_secs();
+                    let msg = Msg::PanelHung { name: &dev.name, secs };
                     out.alerts.push(self.fault_alert(
-                        dev,
+                        dev.clone(),
                         AlertState::Raised,
                         Severity::Major,
                         wall,
                         "heartbeat-stopped",
-                        format!("heartbeat unchanged for {} s: the panel is hung", HEARTBEAT_STALE.as_secs()),
+                        format!("heartbeat unchanged for {secs} s"),
+                        Some(msg),
                     ));
                 }
             }
@@ -320,6 +326,7 @@ impl Engine {
             protocols::time::now(),
             fault,
             reason,
+            None,
         );
         if let AlertBody::DeviceFault(d) = &mut a.body {
             d.dropped_events = dropped;
@@ -358,7 +365,17 @@ impl Engine {
                     let sev = if ev.active { Severity::Major } else { Severity::Info };
                     let reason = format!("camera reported {} ({})", ev.fault, ev.topic);
                     let dev = cam.device.clone();
-                    let a = Self::make_fault_alert(&self.branch, dev, state, sev, obs.at, &ev.fault, reason);
+                    let a = Self::make_fault_alert(
+                        &self.branch,
+                        self.lang,
+                        dev,
+                        state,
+                        sev,
+                        obs.at,
+                        &ev.fault,
+                        reason,
+                        None,
+                    );
                     out.alerts.push(a);
                 }
             }
@@ -394,25 +411,23 @@ impl Engine {
                     } else {
                         Severity::Major
                     };
+                    let lang = self.lang;
+                    let name = cam.device.name.as_str();
                     let mut message = match status.as_str() {
-                        "flapping" => format!(
-                            "Camera {} is flapping (lost {} times in 10 min); holding the alert until it stays up for {} s",
-                            cam.device.name,
-                            cam.cycles.len() + 1,
-                            cam.settle.as_secs()
-                        ),
-                        "auth-failed" => format!("Camera {} refuses the configured credentials", cam.device.name),
-                        "frozen" => format!("Camera {} picture is frozen", cam.device.name),
-                        "stream-down" => format!("Camera {} video stream does not answer", cam.device.name),
-                        "signal-lost" => format!("Camera {} lost its video signal", cam.device.name),
-                        _ => format!("Camera {} is offline ({})", cam.device.name, status),
+                        "flapping" => Msg::CameraFlapping {
+                            name,
+                            losses: cam.cycles.len() + 1,
+                            settle_secs: cam.settle.as_secs(),
+                        }
+                        .render(lang),
+                        s => Msg::CameraLost { name, status: s }.render(lang),
                     };
                     if !uncovered.is_empty() {
-                        let names: Vec<&str> = uncovered.iter().map(ZoneId::as_str).collect();
-                        message.push_str(&format!("; required zone(s) now unwatched: {}", names.join(", ")));
+                        let names: Vec<String> = uncovered.iter().map(|z| self.zone_name(z)).collect();
+                        message.push_str(&Msg::ZonesUnwatched { zones: &names }.render(lang));
                     }
                     if armed {
-                        message.push_str("; alarm system is armed");
+                        message.push_str(&Msg::Armed.render(lang));
                     }
                     let details = CameraOfflineDetails {
                         status: status.clone(),
@@ -476,7 +491,7 @@ impl Engine {
                 AlertState::Cleared,
                 Severity::Info,
                 at,
-                format!("Camera {} is back online", cam.device.name),
+                Msg::CameraBack { name: &cam.device.name }.render(self.lang),
                 AlertBody::CameraOffline(details),
             ));
         }
@@ -568,13 +583,15 @@ impl Engine {
                     PanelFault::Protocol => "protocol-error",
                 };
                 let occurred = p.debounce.first_fail_at.unwrap_or(obs.at);
+                let msg = Msg::PanelUnreadable { name: &dev.name, reason: &reason };
                 out.alerts.push(self.fault_alert(
                     dev.clone(),
                     AlertState::Raised,
                     Severity::Critical,
                     occurred,
                     code,
-                    format!("panel {} not readable: {reason}", dev.name),
+                    reason.clone(),
+                    Some(msg),
                 ));
             }
             Edge::Clear if !maintenance => {
@@ -589,7 +606,8 @@ impl Engine {
                     Severity::Info,
                     obs.at,
                     code,
-                    format!("panel {} readable again", dev.name),
+                    "readable again".into(),
+                    Some(Msg::PanelReadable { name: &dev.name }),
                 ));
             }
             _ => {}
@@ -622,12 +640,13 @@ impl Engine {
                         let dev = p.device.clone();
                         if !maintenance {
                             out.alerts.push(self.fault_alert(
-                                dev,
+                                dev.clone(),
                                 AlertState::Cleared,
                                 Severity::Info,
                                 at,
                                 "heartbeat-stopped",
                                 "heartbeat is changing again".into(),
+                                Some(Msg::PanelHeartbeatBack { name: &dev.name }),
                             ));
                         }
                     }
@@ -661,11 +680,11 @@ impl Engine {
         if !maintenance {
             for (st, code, pid) in fault_edges {
                 let sev = if st == AlertState::Raised { Severity::Major } else { Severity::Info };
-                let msg = match st {
-                    AlertState::Raised => format!("panel {} reports {code} ({pid})", dev.name),
-                    AlertState::Cleared => format!("panel {} no longer reports {code} ({pid})", dev.name),
+                let reason = match st {
+                    AlertState::Raised => format!("point {pid} reports {code}"),
+                    AlertState::Cleared => format!("point {pid} no longer reports {code}"),
                 };
-                out.alerts.push(self.fault_alert(dev.clone(), st, sev, at, &code, msg));
+                out.alerts.push(self.fault_alert(dev.clone(), st, sev, at, &code, reason, None));
             }
         }
 
@@ -703,12 +722,13 @@ impl Engine {
             let down = any_down(&cameras);
             let zone_id = ZoneId::new(z.id.clone()).unwrap_or_else(|_| unreachable!("validated"));
             let mut message = match edge {
-                AlertState::Raised if state == "tamper" => format!("Tamper on alarm zone {}", z.name),
-                AlertState::Raised => format!("Alarm in zone {}", z.name),
-                AlertState::Cleared => format!("Alarm zone {} back to {state}", z.name),
-            };
+                AlertState::Raised if state == "tamper" => Msg::ZoneTamper { zone: &z.name },
+                AlertState::Raised => Msg::ZoneAlarm { zone: &z.name },
+                AlertState::Cleared => Msg::ZoneRestored { zone: &z.name, state: &state },
+            }
+            .render(self.lang);
             if edge == AlertState::Raised && down {
-                message.push_str("; a linked camera is DOWN");
+                message.push_str(&Msg::LinkedCameraDown.render(self.lang));
             }
             let details = AlarmLinkDetails {
                 zone: zone_id.clone(),
@@ -790,15 +810,13 @@ impl Engine {
         let cameras = linked_cameras(&d.linked_cameras, &self.camera_lives());
         let down = any_down(&cameras);
         let mut message = match door_state {
-            DoorState::ForcedOpen => format!("Door {} forced open", d.name),
-            DoorState::HeldOpen => {
-                format!("Door {} held open for more than {} s", d.name, held.unwrap_or(d.held_open_limit).as_secs())
-            }
-            DoorState::Closed => format!("Door {} closed", d.name),
-            DoorState::Open => format!("Door {} open", d.name),
-        };
+            DoorState::ForcedOpen => Msg::DoorForced { door: &d.name },
+            DoorState::HeldOpen => Msg::DoorHeld { door: &d.name, secs: held.unwrap_or(d.held_open_limit).as_secs() },
+            DoorState::Closed | DoorState::Open => Msg::DoorClosed { door: &d.name },
+        }
+        .render(self.lang);
         if state == AlertState::Raised && down {
-            message.push_str("; a linked camera is DOWN");
+            message.push_str(&Msg::LinkedCameraDown.render(self.lang));
         }
         let severity = match (state, door_state) {
             (AlertState::Cleared, _) => Severity::Info,
@@ -856,6 +874,11 @@ impl Engine {
         out.retained.push(retained(self.topics.device(id), &health));
     }
 
+    /// The configured name of a zone, for messages.
+    fn zone_name(&self, id: &ZoneId) -> String {
+        self.cfg.zones.iter().find(|z| z.id == id.as_str()).map(|z| z.name.clone()).unwrap_or_else(|| id.to_string())
+    }
+
     // ---- coverage ----
 
     fn refresh_coverage(&mut self, now: Instant, periodic: bool, out: &mut Output) {
@@ -881,6 +904,8 @@ impl Engine {
         }
     }
 
+    /// A `device-fault` alert; `message` overrides the generic one.
+    #[allow(clippy::too_many_arguments)]
     fn fault_alert(
         &self,
         device: DeviceRef,
@@ -889,22 +914,27 @@ impl Engine {
         at: Timestamp,
         fault: &str,
         reason: String,
+        message: Option<Msg<'_>>,
     ) -> Alert {
-        Self::make_fault_alert(&self.branch, device, state, severity, at, fault, reason)
+        Self::make_fault_alert(&self.branch, self.lang, device, state, severity, at, fault, reason, message)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn make_fault_alert(
         branch: &BranchId,
+        lang: Lang,
         device: DeviceRef,
         state: AlertState,
         severity: Severity,
         at: Timestamp,
         fault: &str,
         reason: String,
+        message: Option<Msg<'_>>,
     ) -> Alert {
-        let message = match state {
-            AlertState::Raised => format!("{}: {fault} — {reason}", device.name),
-            AlertState::Cleared => format!("{}: {fault} cleared — {reason}", device.name),
+        let message = match (message, state) {
+            (Some(m), _) => m.render(lang),
+            (None, AlertState::Raised) => Msg::Fault { device: &device.name, fault, detail: &reason }.render(lang),
+            (None, AlertState::Cleared) => Msg::FaultCleared { device: &device.name, fault }.render(lang),
         };
         Alert::new(
             branch.clone(),

@@ -10,6 +10,7 @@ pub mod config;
 pub mod coverage;
 pub mod health;
 pub mod linkage;
+pub mod messages;
 pub mod outbox;
 pub mod pollers;
 pub mod uplink;

@@ -384,3 +384,40 @@ pub fn assert_contiguous_seq(alerts: &[serde_json::Value]) -> Result<u64> {
     }
     Ok(max)
 }
+
+/// Validates payloads against the published JSON Schemas (docs/schemas) with the independent
+/// Python validator (python-jsonschema). Returns, per payload, the list of errors (empty =
+/// valid).
+pub fn validate_with_schemas(payloads: &[serde_json::Value]) -> Result<Vec<Vec<String>>> {
+    let script = workspace_root().join("tests/peers/validate_schema.py");
+    let mut child = Command::new(python())
+        .arg(&script)
+        .arg("--schema-dir")
+        .arg(workspace_root().join("docs/schemas"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawn validate_schema.py (run scripts/test to set up the venv)")?;
+    {
+        let mut stdin = child.stdin.take().context("validator stdin")?;
+        for (i, p) in payloads.iter().enumerate() {
+            let line = serde_json::json!({ "case": format!("case-{i}"), "payload": p });
+            writeln!(stdin, "{line}")?;
+        }
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("validate_schema.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut verdicts = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        let errs = v["errors"].as_array().map(|a| a.iter().map(|e| e.to_string()).collect()).unwrap_or_default();
+        verdicts.push(if v["valid"] == true { Vec::new() } else { errs });
+    }
+    if verdicts.len() != payloads.len() {
+        bail!("validator answered {} of {} cases", verdicts.len(), payloads.len());
+    }
+    Ok(verdicts)
+}

@@ -1,0 +1,169 @@
+//! Human-readable alert messages, in English or Simplified Chinese.
+//!
+//! Security staff read the `message` field of an alert; most of them read Chinese. Only the
+//! message is translated: payload field names and codes (`status`, `fault`, `zone_state`…)
+//! stay English and stable, so head-office software never depends on the language. Device
+//! and zone names come from the site config as written (they may themselves be Chinese).
+
+use serde::Deserialize;
+
+/// The language of alert messages (`[branch] language`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Lang {
+    #[default]
+    #[serde(rename = "en")]
+    En,
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+}
+
+/// Every message the gateway writes into an alert.
+#[derive(Debug, Clone)]
+pub enum Msg<'a> {
+    CameraLost { name: &'a str, status: &'a str },
+    CameraFlapping { name: &'a str, losses: usize, settle_secs: u64 },
+    CameraBack { name: &'a str },
+    /// Appended: required zones left unwatched (names).
+    ZonesUnwatched { zones: &'a [String] },
+    /// Appended: the alarm system is armed.
+    Armed,
+    /// Appended: a camera linked to an alarm or door is down.
+    LinkedCameraDown,
+    ZoneAlarm { zone: &'a str },
+    ZoneTamper { zone: &'a str },
+    ZoneRestored { zone: &'a str, state: &'a str },
+    DoorForced { door: &'a str },
+    DoorHeld { door: &'a str, secs: u64 },
+    DoorClosed { door: &'a str },
+    PanelUnreadable { name: &'a str, reason: &'a str },
+    PanelReadable { name: &'a str },
+    PanelHung { name: &'a str, secs: u64 },
+    PanelHeartbeatBack { name: &'a str },
+    Fault { device: &'a str, fault: &'a str, detail: &'a str },
+    FaultCleared { device: &'a str, fault: &'a str },
+}
+
+impl Msg<'_> {
+    pub fn render(&self, lang: Lang) -> String {
+        match lang {
+            Lang::En => self.en(),
+            Lang::ZhCn => self.zh(),
+        }
+    }
+
+    fn en(&self) -> String {
+        match self {
+            Msg::CameraLost { name, status } => match *status {
+                "auth-failed" => format!("Camera {name} refuses the configured credentials"),
+                "frozen" => format!("Camera {name}: the picture is frozen"),
+                "stream-down" => format!("Camera {name}: the video stream does not answer"),
+                "signal-lost" => format!("Camera {name} lost its video signal"),
+                "tcp-only" => format!("Camera {name} connects but does not answer ONVIF"),
+                _ => format!("Camera {name} is offline ({status})"),
+            },
+            Msg::CameraFlapping { name, losses, settle_secs } => format!(
+                "Camera {name} is flapping (lost {losses} times in 10 min); holding the alert until it stays up for {settle_secs} s"
+            ),
+            Msg::CameraBack { name } => format!("Camera {name} is back online"),
+            Msg::ZonesUnwatched { zones } => format!("; required zone(s) now unwatched: {}", zones.join(", ")),
+            Msg::Armed => "; the alarm system is armed".to_string(),
+            Msg::LinkedCameraDown => "; a linked camera is DOWN".to_string(),
+            Msg::ZoneAlarm { zone } => format!("Alarm in zone {zone}"),
+            Msg::ZoneTamper { zone } => format!("Tamper on alarm zone {zone}"),
+            Msg::ZoneRestored { zone, state } => format!("Alarm zone {zone} back to {state}"),
+            Msg::DoorForced { door } => format!("Door {door} forced open"),
+            Msg::DoorHeld { door, secs } => format!("Door {door} held open for more than {secs} s"),
+            Msg::DoorClosed { door } => format!("Door {door} closed"),
+            Msg::PanelUnreadable { name, reason } => format!("Panel {name} cannot be read: {reason}"),
+            Msg::PanelReadable { name } => format!("Panel {name} can be read again"),
+            Msg::PanelHung { name, secs } => format!("Panel {name} is hung: its heartbeat has not changed for {secs} s"),
+            Msg::PanelHeartbeatBack { name } => format!("Panel {name}: the heartbeat is changing again"),
+            Msg::Fault { device, fault, detail } => format!("{device}: {fault} — {detail}"),
+            Msg::FaultCleared { device, fault } => format!("{device}: {fault} cleared"),
+        }
+    }
+
+    fn zh(&self) -> String {
+        match self {
+            Msg::CameraLost { name, status } => match *status {
+                "auth-failed" => format!("摄像机 {name} 拒绝配置的用户名或密码"),
+                "frozen" => format!("摄像机 {name} 画面冻结"),
+                "stream-down" => format!("摄像机 {name} 视频流无响应"),
+                "signal-lost" => format!("摄像机 {name} 视频信号丢失"),
+                "tcp-only" => format!("摄像机 {name} 网络可达但 ONVIF 无响应"),
+                _ => format!("摄像机 {name} 离线（{}）", status_zh(status)),
+            },
+            Msg::CameraFlapping { name, losses, settle_secs } => {
+                format!("摄像机 {name} 频繁掉线（10 分钟内掉线 {losses} 次），需持续在线 {settle_secs} 秒后才恢复告警")
+            }
+            Msg::CameraBack { name } => format!("摄像机 {name} 已恢复在线"),
+            Msg::ZonesUnwatched { zones } => format!("；必须监控的区域已无人看守：{}", zones.join("、")),
+            Msg::Armed => "；报警系统处于布防状态".to_string(),
+            Msg::LinkedCameraDown => "；联动摄像机离线".to_string(),
+            Msg::ZoneAlarm { zone } => format!("防区 {zone} 报警"),
+            Msg::ZoneTamper { zone } => format!("防区 {zone} 防拆报警"),
+            Msg::ZoneRestored { zone, state } => format!("防区 {zone} 已恢复（{}）", zone_state_zh(state)),
+            Msg::DoorForced { door } => format!("门 {door} 被强行打开"),
+            Msg::DoorHeld { door, secs } => format!("门 {door} 开门超时（超过 {secs} 秒）"),
+            Msg::DoorClosed { door } => format!("门 {door} 已关闭"),
+            Msg::PanelUnreadable { name, reason } => format!("控制器 {name} 无法读取：{reason}"),
+            Msg::PanelReadable { name } => format!("控制器 {name} 已恢复通信"),
+            Msg::PanelHung { name, secs } => format!("控制器 {name} 死机：心跳 {secs} 秒未变化"),
+            Msg::PanelHeartbeatBack { name } => format!("控制器 {name} 心跳已恢复"),
+            Msg::Fault { device, fault, detail } => format!("{device}：{} — {detail}", fault_zh(fault)),
+            Msg::FaultCleared { device, fault } => format!("{device}：{}已恢复", fault_zh(fault)),
+        }
+    }
+}
+
+fn status_zh(status: &str) -> &str {
+    match status {
+        "unreachable" => "网络不可达",
+        "tcp-only" => "ONVIF 无响应",
+        _ => status,
+    }
+}
+
+fn zone_state_zh(state: &str) -> &str {
+    match state {
+        "normal" => "正常",
+        "bypassed" => "旁路",
+        "disabled" => "禁用",
+        "fault" => "故障",
+        _ => state,
+    }
+}
+
+fn fault_zh(fault: &str) -> &str {
+    match fault {
+        "unreachable" => "通信中断",
+        "modbus-exception" => "Modbus 异常应答",
+        "protocol-error" => "协议错误",
+        "heartbeat-stopped" => "心跳停止",
+        "tamper" => "防拆报警",
+        "signal-loss" => "视频信号丢失",
+        "storage-failure" => "存储故障",
+        "ac-loss" => "交流电源断电",
+        "battery-low" => "蓄电池欠压",
+        "comm-failure" => "通信故障",
+        "lock-fault" => "门锁故障",
+        "reader-fault" => "读卡器故障",
+        "uplink-down" => "上行链路中断",
+        "outbox-overflow" => "缓存溢出",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_messages_keep_configured_names() {
+        let m = Msg::DoorForced { door: "金库门" }.render(Lang::ZhCn);
+        assert_eq!(m, "门 金库门 被强行打开");
+        let m = Msg::CameraLost { name: "营业厅", status: "unreachable" }.render(Lang::ZhCn);
+        assert!(m.contains("营业厅") && m.contains("离线"), "{m}");
+        assert_eq!(Msg::DoorForced { door: "Vault" }.render(Lang::En), "Door Vault forced open");
+    }
+}
