@@ -18,6 +18,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::config::{SiteConfig, broker_host_port};
 use crate::health::{Engine, Output};
+use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxBounds};
 use crate::pollers::Observation;
 use crate::pollers::camera::spawn_camera_poller;
@@ -74,6 +75,15 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
         "gateway starting"
     );
 
+    let metrics = Metrics::new();
+    let stats = settings.stats.clone();
+    if cfg.metrics.enabled {
+        let addr = cfg.metrics.listen.parse().with_context(|| format!("metrics.listen {:?}", cfg.metrics.listen))?;
+        crate::metrics::serve(addr, metrics.clone(), outbox.clone(), stats, shutdown.child_token())
+            .await
+            .with_context(|| format!("listen for metrics on {addr} (set [metrics] listen or enabled = false)"))?;
+    }
+
     let (retained_tx, retained_rx) = mpsc::channel::<Retained>(4096);
     let uplink_stop = CancellationToken::new();
     let uplink_task = tokio::spawn(uplink::run(settings, outbox.clone(), retained_rx, uplink_stop.clone()));
@@ -103,13 +113,21 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
         let out = tokio::select! {
             _ = shutdown.cancelled() => break,
             obs = obs_rx.recv() => match obs {
-                Some(obs) => engine.observe(obs, Instant::now()),
+                Some(obs) => {
+                    metrics.count_observation();
+                    engine.observe(obs, Instant::now())
+                }
                 None => break,
             },
             _ = tick.tick() => engine.tick(Instant::now(), protocols::time::now()),
         };
         if !out.is_empty() {
-            deliver(&outbox, &retained_tx, out).await;
+            if !out.retained.is_empty() {
+                for (id, ty, state) in engine.device_states() {
+                    metrics.set_device_state(&id, ty, &state);
+                }
+            }
+            deliver(&outbox, &retained_tx, &metrics, out).await;
         }
     }
 
@@ -121,7 +139,7 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
     // Observations already queued are still facts worth keeping.
     while let Ok(obs) = obs_rx.try_recv() {
         let out = engine.observe(obs, Instant::now());
-        deliver(&outbox, &retained_tx, out).await;
+        deliver(&outbox, &retained_tx, &metrics, out).await;
     }
     drop(retained_tx);
     uplink_stop.cancel();
@@ -136,15 +154,23 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
 
 /// Stores the engine's alerts durably (one group commit for the batch) and hands retained
 /// state to the uplink.
-async fn deliver(outbox: &Arc<Outbox>, retained_tx: &mpsc::Sender<Retained>, out: Output) {
+async fn deliver(outbox: &Arc<Outbox>, retained_tx: &mpsc::Sender<Retained>, metrics: &Metrics, out: Output) {
     let appends = out.alerts.into_iter().map(|a| outbox.append(a));
     for r in futures::future::join_all(appends).await {
         match r {
             Ok(appended) => {
                 let a = &appended.alert;
+                metrics.count_dropped(appended.evicted);
+                metrics.count_alert(
+                    a.kind().as_str(),
+                    if a.state == protocols::AlertState::Raised { "raised" } else { "cleared" },
+                );
                 info!(seq = %a.seq, kind = a.kind().as_str(), state = ?a.state, device = %a.device.id, "{}", a.message);
             }
-            Err(e) => error!(error = %e, "could not store an alert; it is lost"),
+            Err(e) => {
+                metrics.count_store_error();
+                error!(error = %e, "could not store an alert; it is lost");
+            }
         }
     }
     for r in out.retained {

@@ -24,6 +24,8 @@ pub struct SiteConfig {
     pub storage: StorageConfig,
     #[serde(default)]
     pub health: HealthConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraConfig>,
     #[serde(default, rename = "panel")]
@@ -187,6 +189,30 @@ fn de_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         Raw::N(n) => Ok(n),
         Raw::S(s) => parse_bytes(&s).map_err(serde::de::Error::custom),
     }
+}
+
+/// The operator endpoint (`/metrics`, `/health`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default = "default_metrics_enabled")]
+    pub enabled: bool,
+    /// Loopback by default: expose it further only through a reverse proxy or a firewall rule.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: default_metrics_enabled(), listen: default_metrics_listen() }
+    }
+}
+
+fn default_metrics_enabled() -> bool {
+    true
+}
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9464".to_string()
 }
 
 /// Health thresholds shared by all devices unless a device overrides them.
@@ -481,7 +507,9 @@ impl SiteConfig {
                 );
             }
         }
-        if let Some(cid) = &self.uplink.client_id && (cid.is_empty() || cid.len() > 128) {
+        if let Some(cid) = &self.uplink.client_id
+            && (cid.is_empty() || cid.len() > 128)
+        {
             v.push("uplink.client_id", "must be 1 to 128 characters", "shorten it or remove it to use the default");
         }
         v.secret("uplink", &self.uplink.password, &self.base_dir);
@@ -520,6 +548,14 @@ impl SiteConfig {
             Duration::from_secs(1),
             Duration::from_secs(86400),
         );
+
+        if self.metrics.enabled && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+            v.push(
+                "metrics.listen",
+                &format!("{:?} is not IP:PORT", self.metrics.listen),
+                "write e.g. \"127.0.0.1:9464\" (port 0 picks a free port)",
+            );
+        }
 
         // Zones.
         let mut zone_ids = HashSet::new();
@@ -647,7 +683,9 @@ impl SiteConfig {
                     }
                 }
             }
-            if let Some(a) = area && !self.zones.iter().any(|z| &z.id == a) {
+            if let Some(a) = area
+                && !self.zones.iter().any(|z| &z.id == a)
+            {
                 v.push(
                     &format!("{f}.area"),
                     &format!("unknown zone {a:?}"),
@@ -667,7 +705,9 @@ impl SiteConfig {
         for (i, a) in self.alarm_zones.iter().enumerate() {
             let f = format!("alarm_zone[{i}]");
             check_point(&mut v, &f, &a.id, &a.panel, &a.point, &a.area, &a.linked_cameras, PanelKind::Alarm, &["zone"]);
-            if let (Some(part), Some(points)) = (&a.partition, panel_points.get(&a.panel)) && !points.iter().any(|(pid, role)| pid == part && role == "partition") {
+            if let (Some(part), Some(points)) = (&a.partition, panel_points.get(&a.panel))
+                && !points.iter().any(|(pid, role)| pid == part && role == "partition")
+            {
                 v.push(
                     &format!("{f}.partition"),
                     &format!("no partition point {part:?} in the panel's profile"),
@@ -790,7 +830,9 @@ impl Validator {
                 );
             }
         }
-        if let Some(var) = &s.password_env && std::env::var_os(var).is_none() {
+        if let Some(var) = &s.password_env
+            && std::env::var_os(var).is_none()
+        {
             self.push(
                 &format!("{prefix}.password_env"),
                 &format!("environment variable {var} is not set"),

@@ -244,6 +244,25 @@ impl Engine {
         }
     }
 
+    /// Every device's current state as published: (id, type, state).
+    pub fn device_states(&self) -> Vec<(String, &'static str, String)> {
+        let cams = self.cameras.values().map(|c| {
+            (
+                c.device.id.to_string(),
+                c.device.device_type.as_str(),
+                c.published_state.clone().unwrap_or_else(|| "unknown".into()),
+            )
+        });
+        let panels = self.panels.values().map(|p| {
+            (
+                p.device.id.to_string(),
+                p.device.device_type.as_str(),
+                p.published_state.clone().unwrap_or_else(|| "unknown".into()),
+            )
+        });
+        cams.chain(panels).collect()
+    }
+
     /// The gateway itself, as a device (for its own faults).
     pub fn gateway_device(&self) -> &DeviceRef {
         &self.gateway

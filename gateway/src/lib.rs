@@ -11,6 +11,7 @@ pub mod coverage;
 pub mod health;
 pub mod linkage;
 pub mod messages;
+pub mod metrics;
 pub mod outbox;
 pub mod pollers;
 pub mod uplink;

@@ -1,0 +1,341 @@
+//! What can be done to a running branch: one [`Action`] type shared by the scenario timeline
+//! and the control API, so that "camera cam-03 down" means exactly the same thing whether a
+//! file or an installer's `curl` asked for it, and both are logged and journaled alike.
+//!
+//! The names here (`down`, `clock-skew`, `no-answer`, `signal-loss`…) are the vocabulary of
+//! the scenario format and the control API; docs/SIMULATOR.md lists them.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::camera::{CameraEventKind, CameraFault};
+use crate::panel::PanelFaultSim;
+
+/// Camera fault names, in documentation order.
+pub const CAMERA_FAULTS: [&str; 9] =
+    ["down", "hung", "slow", "auth-failure", "soap-fault", "http-500", "clock-skew", "rtsp-down", "frozen"];
+/// Panel fault names, in documentation order.
+pub const PANEL_FAULTS: [&str; 5] = ["no-answer", "slow", "exception", "drop-connection", "wrong-transaction-id"];
+/// Camera event (health condition) names.
+pub const CAMERA_EVENTS: [&str; 3] = ["signal-loss", "tamper", "storage-failure"];
+/// The exception code a panel answers with when a scenario or request names none
+/// (4: server device failure — what integration modules send when the panel behind them is gone).
+pub const DEFAULT_EXCEPTION_CODE: u8 = 4;
+
+/// A value that does not fit: what is wrong and how to put it right. Callers add where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub message: String,
+    pub fix: String,
+}
+
+impl Invalid {
+    pub(crate) fn new(message: impl Into<String>, fix: impl Into<String>) -> Invalid {
+        Invalid { message: message.into(), fix: fix.into() }
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (fix: {})", self.message, self.fix)
+    }
+}
+
+/// What to write to a panel point.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointSet {
+    /// Whatever bits make the profile decode the point to this state.
+    State(String),
+    /// This raw number (0/1 for bits).
+    Raw(f64),
+}
+
+/// One change to a running branch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    CameraFault { camera: String, fault: CameraFault, on: bool },
+    CameraEvent { camera: String, kind: CameraEventKind, active: bool },
+    Point { panel: String, point: String, value: PointSet },
+    PanelFault { panel: String, fault: PanelFaultSim, on: bool },
+    Heartbeat { panel: String, running: bool },
+    /// The MQTT link proxy: `false` cuts the gateway's link to the broker.
+    Link { up: bool },
+}
+
+impl Action {
+    /// One line for logs: `camera cam-03 fault down on`.
+    pub fn describe(&self) -> String {
+        let onoff = |b: bool| if b { "on" } else { "off" };
+        match self {
+            Action::CameraFault { camera, fault, on } => {
+                format!("camera {camera} fault {}{} {}", camera_fault_name(*fault), camera_fault_param(*fault), onoff(*on))
+            }
+            Action::CameraEvent { camera, kind, active } => format!(
+                "camera {camera} event {} {}",
+                camera_event_name(*kind),
+                if *active { "active" } else { "inactive" }
+            ),
+            Action::Point { panel, point, value: PointSet::State(s) } => format!("panel {panel} point {point} = {s}"),
+            Action::Point { panel, point, value: PointSet::Raw(r) } => format!("panel {panel} point {point} = raw {r}"),
+            Action::PanelFault { panel, fault, on } => {
+                format!("panel {panel} fault {}{} {}", panel_fault_name(*fault), panel_fault_param(*fault), onoff(*on))
+            }
+            Action::Heartbeat { panel, running } => {
+                format!("panel {panel} heartbeat {}", if *running { "running" } else { "stopped" })
+            }
+            Action::Link { up } => format!("link {}", if *up { "up" } else { "down" }),
+        }
+    }
+
+    /// The action as JSON, in the control API's vocabulary (what `--events-json` prints).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Action::CameraFault { camera, fault, on } => {
+                let mut v = json!({"action": "camera-fault", "camera": camera, "fault": camera_fault_name(*fault), "on": on});
+                match fault {
+                    CameraFault::Slow(d) => v["ms"] = json!(millis(*d)),
+                    CameraFault::ClockSkew(s) => v["seconds"] = json!(s),
+                    _ => {}
+                }
+                v
+            }
+            Action::CameraEvent { camera, kind, active } => {
+                json!({"action": "camera-event", "camera": camera, "kind": camera_event_name(*kind), "active": active})
+            }
+            Action::Point { panel, point, value } => {
+                let mut v = json!({"action": "point", "panel": panel, "point": point});
+                match value {
+                    PointSet::State(s) => v["state"] = json!(s),
+                    PointSet::Raw(r) => v["raw"] = json!(r),
+                }
+                v
+            }
+            Action::PanelFault { panel, fault, on } => {
+                let mut v = json!({"action": "panel-fault", "panel": panel, "fault": panel_fault_name(*fault), "on": on});
+                match fault {
+                    PanelFaultSim::Slow(d) => v["ms"] = json!(millis(*d)),
+                    PanelFaultSim::Exception(c) => v["code"] = json!(c),
+                    _ => {}
+                }
+                v
+            }
+            Action::Heartbeat { panel, running } => json!({"action": "heartbeat", "panel": panel, "running": running}),
+            Action::Link { up } => json!({"action": "link", "up": up}),
+        }
+    }
+}
+
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn camera_fault_param(f: CameraFault) -> String {
+    match f {
+        CameraFault::Slow(d) => format!(" {}", humantime::format_duration(d)),
+        CameraFault::ClockSkew(s) => format!(" {s:+}s"),
+        _ => String::new(),
+    }
+}
+
+fn panel_fault_param(f: PanelFaultSim) -> String {
+    match f {
+        PanelFaultSim::Slow(d) => format!(" {}", humantime::format_duration(d)),
+        PanelFaultSim::Exception(c) => format!(" {c}"),
+        _ => String::new(),
+    }
+}
+
+pub fn camera_fault_name(f: CameraFault) -> &'static str {
+    match f {
+        CameraFault::Down => "down",
+        CameraFault::Hung => "hung",
+        CameraFault::Slow(_) => "slow",
+        CameraFault::AuthFailure => "auth-failure",
+        CameraFault::SoapFault => "soap-fault",
+        CameraFault::Http500 => "http-500",
+        CameraFault::ClockSkew(_) => "clock-skew",
+        CameraFault::RtspDown => "rtsp-down",
+        CameraFault::Frozen => "frozen",
+    }
+}
+
+pub fn panel_fault_name(f: PanelFaultSim) -> &'static str {
+    match f {
+        PanelFaultSim::NoAnswer => "no-answer",
+        PanelFaultSim::Slow(_) => "slow",
+        PanelFaultSim::Exception(_) => "exception",
+        PanelFaultSim::DropConnection => "drop-connection",
+        PanelFaultSim::WrongTransactionId => "wrong-transaction-id",
+    }
+}
+
+pub fn camera_event_name(k: CameraEventKind) -> &'static str {
+    match k {
+        CameraEventKind::SignalLoss => "signal-loss",
+        CameraEventKind::Tamper => "tamper",
+        CameraEventKind::StorageFailure => "storage-failure",
+    }
+}
+
+/// Longest `slow` delay accepted: beyond it a client's own deadline has long fired, and a
+/// typo (`"20m"` for `"20ms"`) would wedge the simulator's tasks for nothing.
+pub const MAX_SLOW: Duration = Duration::from_secs(600);
+/// Largest clock skew accepted, in seconds (a year either way).
+pub const MAX_SKEW_SECS: i64 = 366 * 86400;
+
+/// A camera fault from its name and parameters. `delay` is needed for `slow` and `seconds`
+/// for `clock-skew` when switching them on; `param_names` says how the caller spells them
+/// (`("delay", "seconds")` in scenario files, `("ms", "seconds")` in the control API).
+pub fn camera_fault(
+    name: &str,
+    on: bool,
+    delay: Option<Duration>,
+    seconds: Option<i64>,
+    param_names: (&str, &str),
+) -> Result<CameraFault, Invalid> {
+    let (delay_name, seconds_name) = param_names;
+    let fault = match name {
+        "down" => CameraFault::Down,
+        "hung" => CameraFault::Hung,
+        "slow" => CameraFault::Slow(slow_delay(on, delay, delay_name)?),
+        "auth-failure" => CameraFault::AuthFailure,
+        "soap-fault" => CameraFault::SoapFault,
+        "http-500" => CameraFault::Http500,
+        "clock-skew" => match (seconds, on) {
+            (Some(s), _) if s.abs() > MAX_SKEW_SECS => {
+                return Err(Invalid::new(
+                    format!("a clock skew of {s} s is beyond a year"),
+                    format!("give {seconds_name} between -{MAX_SKEW_SECS} and {MAX_SKEW_SECS}"),
+                ));
+            }
+            (Some(s), _) => CameraFault::ClockSkew(s),
+            (None, false) => CameraFault::ClockSkew(0),
+            (None, true) => {
+                return Err(Invalid::new(
+                    "clock-skew needs the skew in seconds",
+                    format!("add {seconds_name} = 120 (negative: the camera runs behind)"),
+                ));
+            }
+        },
+        "rtsp-down" => CameraFault::RtspDown,
+        "frozen" => CameraFault::Frozen,
+        other => {
+            return Err(Invalid::new(
+                format!("unknown camera fault {other:?}"),
+                format!("use one of: {}", CAMERA_FAULTS.join(", ")),
+            ));
+        }
+    };
+    if delay.is_some() && !matches!(fault, CameraFault::Slow(_)) {
+        return Err(Invalid::new(format!("{delay_name} applies only to the slow fault"), format!("remove {delay_name}")));
+    }
+    if seconds.is_some() && !matches!(fault, CameraFault::ClockSkew(_)) {
+        return Err(Invalid::new(
+            format!("{seconds_name} applies only to the clock-skew fault"),
+            format!("remove {seconds_name}"),
+        ));
+    }
+    Ok(fault)
+}
+
+/// A panel fault from its name and parameters (`delay` for `slow`, `code` for `exception`,
+/// default [`DEFAULT_EXCEPTION_CODE`]).
+pub fn panel_fault(
+    name: &str,
+    on: bool,
+    delay: Option<Duration>,
+    code: Option<i64>,
+    delay_name: &str,
+) -> Result<PanelFaultSim, Invalid> {
+    let fault = match name {
+        "no-answer" => PanelFaultSim::NoAnswer,
+        "slow" => PanelFaultSim::Slow(slow_delay(on, delay, delay_name)?),
+        "exception" => match code {
+            None => PanelFaultSim::Exception(DEFAULT_EXCEPTION_CODE),
+            Some(c) => match u8::try_from(c) {
+                Ok(c) if c >= 1 => PanelFaultSim::Exception(c),
+                _ => {
+                    return Err(Invalid::new(
+                        format!("exception code {c} is not a Modbus exception code"),
+                        "give code between 1 and 255 (2 illegal address, 4 device failure, 6 busy, 11 gateway target failed)",
+                    ));
+                }
+            },
+        },
+        "drop-connection" => PanelFaultSim::DropConnection,
+        "wrong-transaction-id" => PanelFaultSim::WrongTransactionId,
+        other => {
+            return Err(Invalid::new(
+                format!("unknown panel fault {other:?}"),
+                format!("use one of: {}", PANEL_FAULTS.join(", ")),
+            ));
+        }
+    };
+    if delay.is_some() && !matches!(fault, PanelFaultSim::Slow(_)) {
+        return Err(Invalid::new(format!("{delay_name} applies only to the slow fault"), format!("remove {delay_name}")));
+    }
+    if code.is_some() && !matches!(fault, PanelFaultSim::Exception(_)) {
+        return Err(Invalid::new("code applies only to the exception fault", "remove code"));
+    }
+    Ok(fault)
+}
+
+fn slow_delay(on: bool, delay: Option<Duration>, delay_name: &str) -> Result<Duration, Invalid> {
+    match delay {
+        Some(d) if d > MAX_SLOW => Err(Invalid::new(
+            format!("a delay of {} is longer than the {} limit", humantime::format_duration(d), "10m"),
+            format!("give a shorter {delay_name}; a client's deadline fires long before"),
+        )),
+        Some(d) => Ok(d),
+        None if !on => Ok(Duration::ZERO),
+        None => Err(Invalid::new(
+            "the slow fault needs a delay",
+            if delay_name == "ms" { "add \"ms\": 1500".to_string() } else { format!("add {delay_name} = \"1500ms\"") },
+        )),
+    }
+}
+
+pub fn camera_event(name: &str) -> Result<CameraEventKind, Invalid> {
+    match name {
+        "signal-loss" => Ok(CameraEventKind::SignalLoss),
+        "tamper" => Ok(CameraEventKind::Tamper),
+        "storage-failure" => Ok(CameraEventKind::StorageFailure),
+        other => Err(Invalid::new(
+            format!("unknown camera event {other:?}"),
+            format!("use one of: {}", CAMERA_EVENTS.join(", ")),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_name_round_trips() {
+        for name in CAMERA_FAULTS {
+            let f = camera_fault(name, true, (name == "slow").then_some(Duration::from_millis(5)), (name == "clock-skew").then_some(9), ("delay", "seconds")).unwrap();
+            assert_eq!(camera_fault_name(f), name);
+        }
+        for name in PANEL_FAULTS {
+            let f = panel_fault(name, true, (name == "slow").then_some(Duration::from_millis(5)), None, "delay").unwrap();
+            assert_eq!(panel_fault_name(f), name);
+        }
+        for name in CAMERA_EVENTS {
+            assert_eq!(camera_event_name(camera_event(name).unwrap()), name);
+        }
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        let e = camera_fault("slow", true, None, None, ("ms", "seconds")).unwrap_err();
+        assert!(e.fix.contains("\"ms\""), "{e}");
+        assert!(camera_fault("slow", false, None, None, ("ms", "seconds")).is_ok());
+        assert!(camera_fault("down", true, Some(Duration::from_secs(1)), None, ("delay", "seconds")).is_err());
+        assert!(camera_fault("clock-skew", true, None, None, ("delay", "seconds")).is_err());
+        assert!(panel_fault("exception", true, None, Some(0), "delay").is_err());
+        assert_eq!(panel_fault("exception", true, None, None, "delay").unwrap(), PanelFaultSim::Exception(4));
+        assert!(camera_fault("dwn", true, None, None, ("delay", "seconds")).unwrap_err().fix.contains("down"));
+    }
+}
