@@ -218,10 +218,10 @@ impl PahoSubscriber {
                     let _ = ready_tx.send(Err(line));
                     continue;
                 }
-                if let Ok(m) = serde_json::from_str::<Received>(&line) {
-                    if tx.send(m).is_err() {
-                        break;
-                    }
+                if let Ok(m) = serde_json::from_str::<Received>(&line)
+                    && tx.send(m).is_err()
+                {
+                    break;
                 }
             }
         });

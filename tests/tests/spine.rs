@@ -138,7 +138,7 @@ linked_cameras = ["cam-2"]
     write_file(dir, "site.toml", &text).unwrap()
 }
 
-fn alert_of<'a>(seen: &'a [Received], kind: &str, state: &str) -> Option<serde_json::Value> {
+fn alert_of(seen: &[Received], kind: &str, state: &str) -> Option<serde_json::Value> {
     seen.iter()
         .filter(|m| m.topic.ends_with(&format!("/alerts/{kind}")))
         .map(Received::json)

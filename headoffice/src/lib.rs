@@ -1,0 +1,27 @@
+//! Head office's view of every branch, built from the MQTT data alone.
+//!
+//! The bank's periodic security assessment asks, for hundreds of branches at once: were the
+//! required areas watched by a live camera, how available were the cameras, when an alarm fired
+//! was its camera up, and when was a branch's gateway offline. Branch gateways publish exactly
+//! the facts needed (see `docs/CONTRACT.md`); this crate turns them into answers.
+//!
+//! The shape is a small pipeline, one direction only:
+//!
+//! ```text
+//! mqtt (connect, backoff) ─▶ listen ─▶ ingest (topic + payload → typed message, or why not)
+//!                                   └▶ store (sled: deduped alerts, state changes, latest state)
+//! store ─▶ History ─▶ report / coverage / gaps (pure) ─▶ render (table, csv, html) ─▶ `hq` prints
+//! ```
+//!
+//! Only the binary (`main.rs`) prints; the library logs through `tracing` and returns values.
+
+pub mod coverage;
+pub mod gaps;
+pub mod ingest;
+pub mod listen;
+pub mod mqtt;
+pub mod records;
+pub mod render;
+pub mod report;
+pub mod store;
+pub mod timespec;

@@ -1,0 +1,503 @@
+//! `hq`: the head-office command line. Parses flags, wires the library together, prints.
+//!
+//! Results go to stdout (tables, CSV, JSON, HTML); logs go to stderr through `tracing`.
+//! Exit status: 0 done, 1 failed, 2 usage error (bad flag, bad time, bad combination).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use headoffice::coverage;
+use headoffice::gaps;
+use headoffice::listen::{self, AlertFilter, ListenConfig};
+use headoffice::mqtt::{BrokerSettings, TlsFiles, parse_url, stable_client_id};
+use headoffice::records::{History, Snapshot};
+use headoffice::render;
+use headoffice::report::{self, Window};
+use headoffice::store::Store;
+use headoffice::timespec;
+use protocols::{AlertKind, BranchId, Severity};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+const DEFAULT_STORE: &str = "./hq-store";
+
+#[derive(Parser)]
+#[command(
+    name = "hq",
+    version,
+    about = "Head office: every branch's camera coverage, availability, alarms and alert gaps, from the MQTT data alone.",
+    after_help = "Times: RFC 3339 (2026-11-24T08:00:00Z), a date (2026-11-24), `now`, or relative (-1h, -30m, -7d).\n\
+                  Password: --password-file, else the HQ_MQTT_PASSWORD environment variable.\n\
+                  See docs/HQ.md for the JSON output shapes."
+)]
+struct Cli {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Topic prefix the branches publish under.
+    #[arg(long, global = true, default_value = protocols::topics::DEFAULT_PREFIX)]
+    prefix: String,
+    /// The history store (sled directory). Readers accept it several times and merge the stores
+    /// (one per `hq listen` of a shared subscription). Default ./hq-store.
+    #[arg(long = "store", global = true, value_name = "DIR")]
+    stores: Vec<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args)]
+struct ConnArgs {
+    /// Broker URL: mqtt://HOST[:PORT] or mqtts://HOST[:PORT].
+    #[arg(long, global = true, env = "HQ_BROKER", default_value = "mqtt://127.0.0.1:1883")]
+    broker: String,
+    #[arg(long, global = true, env = "HQ_MQTT_USERNAME")]
+    username: Option<String>,
+    /// File whose first line is the password (else $HQ_MQTT_PASSWORD).
+    #[arg(long, global = true, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the broker's certificate; implies TLS.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --key-file.
+    #[arg(long, global = true, value_name = "FILE")]
+    cert_file: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS; needs --cert-file.
+    #[arg(long, global = true, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// MQTT client id for `listen` (default: derived from the store path, stable across runs).
+    #[arg(long, global = true)]
+    client_id: Option<String>,
+    /// MQTT keep-alive.
+    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "30s")]
+    keep_alive: Duration,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Subscribe to every branch and store history until SIGTERM or Ctrl-C.
+    Listen {
+        /// Join shared subscription group G ($share/G/…): instances of one group split the load.
+        #[arg(long, value_name = "G")]
+        share_group: Option<String>,
+    },
+    /// One line per branch: gateway, cameras online, live video, required zones uncovered.
+    Coverage {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// First subscribe this long to the retained state topics (e.g. 3s) and lay it over the store.
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+        live: Option<Duration>,
+    },
+    /// Past alerts from the store, or live with --follow.
+    Alerts {
+        /// Subscribe and print alerts as they arrive (deduped), instead of reading the store.
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: stop after this long.
+        #[arg(long = "for", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        for_: Option<Duration>,
+        #[arg(long, value_parser = parse_branch)]
+        branch: Option<BranchId>,
+        /// camera-offline, alarm-link, door-status or device-fault.
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<AlertKind>,
+        /// info, warning, major or critical.
+        #[arg(long, value_parser = parse_severity)]
+        severity_min: Option<Severity>,
+        /// Only alerts that occurred at or after this time.
+        #[arg(long, allow_hyphen_values = true)]
+        from: Option<String>,
+        /// Only alerts that occurred before this time.
+        #[arg(long, allow_hyphen_values = true)]
+        to: Option<String>,
+        /// Only the last N.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// json prints one alert per line (as published).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Availability, uncovered minutes, alarms with a camera down, MTTR, gateway offline periods.
+    Report {
+        /// Start of the window (e.g. -30d, 2026-11-01, 2026-11-01T00:00:00Z).
+        #[arg(long, allow_hyphen_values = true)]
+        from: String,
+        /// End of the window (exclusive).
+        #[arg(long, allow_hyphen_values = true, default_value = "now")]
+        to: String,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Write to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Missing alert sequence numbers per branch.
+    Gaps {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// A gap is `missing` (not `pending`) once its branch has sent nothing for this long.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
+        settle: Duration,
+    },
+    /// Counters of each store: alerts, duplicates, malformed messages, state changes.
+    Stats {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+    Html,
+}
+
+fn parse_branch(s: &str) -> Result<BranchId, String> {
+    BranchId::new(s).map_err(|e| format!("branch id {e}"))
+}
+fn parse_kind(s: &str) -> Result<AlertKind, String> {
+    AlertKind::parse(s).ok_or_else(|| "expected camera-offline, alarm-link, door-status or device-fault".into())
+}
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    Severity::parse(s).ok_or_else(|| "expected info, warning, major or critical".into())
+}
+
+/// A mistake in how `hq` was called: exit status 2.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for UsageError {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let long_running = matches!(cli.cmd, Cmd::Listen { .. } | Cmd::Alerts { follow: true, .. });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if long_running { "info" } else { "warn" }));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hq: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<UsageError>() => {
+            eprintln!("hq: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("hq: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let now = protocols::time::now();
+    let explicit_stores = !cli.stores.is_empty();
+    let stores = if explicit_stores { cli.stores.clone() } else { vec![PathBuf::from(DEFAULT_STORE)] };
+    match cli.cmd {
+        Cmd::Listen { ref share_group } => {
+            let [store_dir] = stores.as_slice() else {
+                return Err(usage("listen writes exactly one store: give --store once"));
+            };
+            let store = Store::open(store_dir).with_context(|| format!("open the store {}", store_dir.display()))?;
+            let seed = std::fs::canonicalize(store_dir).unwrap_or_else(|_| store_dir.clone());
+            let client_id = cli.conn.client_id.clone().unwrap_or_else(|| stable_client_id(&seed.display().to_string()));
+            let cfg = ListenConfig {
+                broker: broker(&cli.conn, client_id, false)?,
+                prefix: cli.prefix.clone(),
+                share_group: share_group.clone(),
+            };
+            let shutdown = CancellationToken::new();
+            spawn_signal_handler(shutdown.clone());
+            let stats = listen::listen(&cfg, &store, shutdown).await.context("listen")?;
+            let totals = store.counters().context("read the store's counters")?;
+            tracing::info!(
+                received = stats.received,
+                new_alerts = stats.new_alerts,
+                duplicates = stats.duplicates,
+                malformed = stats.malformed,
+                state_changes = stats.state_changes,
+                store_alerts = totals.alerts,
+                store_malformed = totals.malformed,
+                "stopped"
+            );
+            Ok(())
+        }
+        Cmd::Coverage { format, live } => {
+            let mut snap = Snapshot::default();
+            for dir in &stores {
+                if live.is_some() && !explicit_stores && !dir.join("db").exists() {
+                    continue; // live only: no history here
+                }
+                let s = Store::open_read(dir).with_context(|| format!("read the store {}", dir.display()))?;
+                snap.merge(s.snapshot().with_context(|| format!("read the store {}", dir.display()))?);
+            }
+            if let Some(d) = live {
+                let b = broker(&cli.conn, random_client_id(), true)?;
+                let (live_snap, malformed) = listen::live_snapshot(&b, &cli.prefix, d)
+                    .await
+                    .with_context(|| format!("live snapshot from {}", cli.conn.broker))?;
+                if malformed > 0 {
+                    tracing::warn!(malformed, "malformed retained messages ignored");
+                }
+                snap.merge(live_snap);
+            }
+            let view = coverage::summarize(&snap, now);
+            match format {
+                Format::Json => print_json(&view),
+                Format::Table => emit(&render::table(&render::COVERAGE_HEADERS, &render::coverage_rows(&view))),
+                Format::Csv => emit(&render::csv(&render::COVERAGE_HEADERS, &render::coverage_rows(&view))),
+            }
+        }
+        Cmd::Alerts { follow, for_, ref branch, kind, severity_min, ref from, ref to, limit, format } => {
+            let filter = AlertFilter { branch: branch.clone(), kind, severity_min };
+            if follow {
+                if from.is_some() || to.is_some() || limit.is_some() {
+                    return Err(usage("--from, --to and --limit read the store; they do not go with --follow"));
+                }
+                return follow_alerts(&cli, filter, for_, format).await;
+            }
+            if for_.is_some() {
+                return Err(usage("--for goes with --follow"));
+            }
+            let from =
+                from.as_deref().map(|s| timespec::parse(s, now)).transpose().map_err(|e| usage(e.to_string()))?;
+            let to = to.as_deref().map(|s| timespec::parse(s, now)).transpose().map_err(|e| usage(e.to_string()))?;
+            let h = load_history(&stores)?;
+            let mut alerts: Vec<&protocols::Alert> = h
+                .alerts
+                .iter()
+                .map(|r| &r.alert)
+                .filter(|a| filter.matches(a))
+                .filter(|a| from.is_none_or(|f| a.occurred_at >= f) && to.is_none_or(|t| a.occurred_at < t))
+                .collect();
+            alerts.sort_by(|a, b| (a.occurred_at, &a.branch, a.seq).cmp(&(b.occurred_at, &b.branch, b.seq)));
+            if let Some(n) = limit {
+                let skip = alerts.len().saturating_sub(n);
+                alerts.drain(..skip);
+            }
+            match format {
+                Format::Json => {
+                    let mut s = String::new();
+                    for a in alerts {
+                        s.push_str(&serde_json::to_string(a).context("encode an alert")?);
+                        s.push('\n');
+                    }
+                    emit(&s)
+                }
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = alerts.into_iter().map(render::alert_row).collect();
+                    emit(&render::table(&render::ALERT_HEADERS, &rows))
+                }
+                Format::Csv => {
+                    let rows: Vec<Vec<String>> = alerts.into_iter().map(render::alert_row).collect();
+                    emit(&render::csv(&render::ALERT_HEADERS, &rows))
+                }
+            }
+        }
+        Cmd::Report { ref from, ref to, format, ref out } => {
+            let from = timespec::parse(from, now).map_err(|e| usage(format!("--from: {e}")))?;
+            let to = timespec::parse(to, now).map_err(|e| usage(format!("--to: {e}")))?;
+            let w = Window::new(from, to).map_err(|e| usage(e.to_string()))?;
+            let h = load_history(&stores)?;
+            let r = report::build(&h, w);
+            let text = match format {
+                ReportFormat::Json => serde_json::to_string_pretty(&r).context("encode the report")? + "\n",
+                ReportFormat::Table => render::report_table(&r),
+                ReportFormat::Csv => render::report_csv(&r),
+                ReportFormat::Html => render::report_html(&r),
+            };
+            match out {
+                Some(path) => write_file(path, &text),
+                None => emit(&text),
+            }
+        }
+        Cmd::Gaps { format, settle } => {
+            let h = load_history(&stores)?;
+            let tracker = listen::replay_seqs(&h.alerts);
+            let view = gaps::view(&tracker, now, settle);
+            match format {
+                Format::Json => print_json(&view),
+                Format::Table => emit(&render::table(&render::GAP_HEADERS, &render::gap_rows(&view))),
+                Format::Csv => emit(&render::csv(&render::GAP_HEADERS, &render::gap_rows(&view))),
+            }
+        }
+        Cmd::Stats { format } => {
+            #[derive(Serialize)]
+            struct StoreStats {
+                store: String,
+                #[serde(flatten)]
+                counters: headoffice::store::Counters,
+            }
+            #[derive(Serialize)]
+            struct StatsView {
+                schema: &'static str,
+                stores: Vec<StoreStats>,
+            }
+            let mut v = StatsView { schema: "hq-stats/1", stores: Vec::new() };
+            for dir in &stores {
+                let s = Store::open_read(dir).with_context(|| format!("read the store {}", dir.display()))?;
+                let counters = s.counters().with_context(|| format!("read the store {}", dir.display()))?;
+                v.stores.push(StoreStats { store: dir.display().to_string(), counters });
+            }
+            let rows: Vec<Vec<String>> = v.stores.iter().map(|s| render::stats_row(&s.store, &s.counters)).collect();
+            match format {
+                Format::Json => print_json(&v),
+                Format::Table => emit(&render::table(&render::STATS_HEADERS, &rows)),
+                Format::Csv => emit(&render::csv(&render::STATS_HEADERS, &rows)),
+            }
+        }
+    }
+}
+
+async fn follow_alerts(cli: &Cli, filter: AlertFilter, for_: Option<Duration>, format: Format) -> Result<()> {
+    let b = broker(&cli.conn, random_client_id(), true)?;
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    if let Some(d) = for_ {
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            s.cancel();
+        });
+    }
+    if format == Format::Csv {
+        emit(&render::csv(&render::ALERT_HEADERS, &[]))?;
+    }
+    let mut failed: Option<anyhow::Error> = None;
+    let stop = shutdown.clone();
+    listen::follow_alerts(&b, &cli.prefix, &filter, shutdown, |a| {
+        let line = match format {
+            Format::Json => serde_json::to_string(a).map(|s| s + "\n").map_err(anyhow::Error::from),
+            Format::Table => Ok(render::alert_row(a).join("  ") + "\n"),
+            Format::Csv => Ok(render::csv(&[], &[render::alert_row(a)]).trim_start_matches("\r\n").to_string()),
+        };
+        if let Err(e) = line.and_then(|l| emit(&l)) {
+            failed.get_or_insert(e);
+            stop.cancel();
+        }
+    })
+    .await
+    .with_context(|| format!("follow alerts on {}", cli.conn.broker))?;
+    failed.map_or(Ok(()), Err)
+}
+
+fn broker(c: &ConnArgs, client_id: String, clean_session: bool) -> Result<BrokerSettings> {
+    let (host, port, tls) = parse_url(&c.broker).map_err(|e| usage(e.to_string()))?;
+    let password = match &c.password_file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("read the password file {}", p.display()))?;
+            Some(text.lines().next().unwrap_or_default().to_string())
+        }
+        None => std::env::var("HQ_MQTT_PASSWORD").ok(),
+    };
+    if password.is_some() && c.username.is_none() {
+        return Err(usage("a password needs --username (or HQ_MQTT_USERNAME)"));
+    }
+    if c.cert_file.is_some() != c.key_file.is_some() {
+        return Err(usage("--cert-file and --key-file go together"));
+    }
+    Ok(BrokerSettings {
+        host,
+        port,
+        tls,
+        tls_files: TlsFiles {
+            ca_file: c.ca_file.clone(),
+            cert_file: c.cert_file.clone(),
+            key_file: c.key_file.clone(),
+        },
+        username: c.username.clone(),
+        password,
+        client_id,
+        clean_session,
+        keep_alive: c.keep_alive,
+    })
+}
+
+fn random_client_id() -> String {
+    format!("hq-tmp-{:016x}", rand::random::<u64>())
+}
+
+fn load_history(stores: &[PathBuf]) -> Result<History> {
+    let mut h = History::default();
+    for dir in stores {
+        let s = Store::open_read(dir).with_context(|| format!("read the store {}", dir.display()))?;
+        h.extend(s.history().with_context(|| format!("read the store {}", dir.display()))?);
+    }
+    h.normalize();
+    Ok(h)
+}
+
+fn spawn_signal_handler(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C still works");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+}
+
+fn print_json<T: Serialize>(v: &T) -> Result<()> {
+    emit(&(serde_json::to_string_pretty(v).context("encode JSON")? + "\n"))
+}
+
+/// Writes to stdout; a closed pipe (`hq … | head`) is not an error.
+fn emit(s: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("write to stdout"),
+    }
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    if path.is_dir() {
+        bail!("--out {} is a directory; give a file name", path.display());
+    }
+    std::fs::write(path, text).with_context(|| format!("write the report to {}", path.display()))
+}
