@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use gateway::outbox::{Cursor, Outbox, OutboxBounds};
 use gateway::uplink::{self, UplinkSettings};
-use protocols::{Alert, AlertBody, AlertState, BranchId, CameraOfflineDetails, DeviceRef, DeviceType, Severity, Topics};
+use protocols::{
+    Alert, AlertBody, AlertState, BranchId, CameraOfflineDetails, DeviceRef, DeviceType, Severity, Topics,
+};
 
 fn alert(branch: &BranchId, n: u64) -> Alert {
     Alert::new(
@@ -91,11 +93,7 @@ fn mib(b: u64) -> f64 {
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 #[tokio::main]
@@ -121,11 +119,17 @@ async fn main() -> anyhow::Result<()> {
             println!("enqueue, {c:>3} appenders: {:>9.0} events/s (group commit)", n as f64 / t.as_secs_f64());
         }
         let sample = alert(&branch, 1);
-        println!("event size: {} bytes stored (JSON + 10-byte header + 8-byte key)", gateway::outbox::stored_size(&sample)?);
+        println!(
+            "event size: {} bytes stored (JSON + 10-byte header + 8-byte key)",
+            gateway::outbox::stored_size(&sample)?
+        );
     }
 
     // 2. Replay after an outage.
-    if let Some(exe) = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"].iter().find(|p| Path::new(p).exists()) {
+    if let Some(exe) = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
+        .iter()
+        .find(|p| Path::new(p).exists())
+    {
         let ob = Outbox::open(&tmp.path().join("replay"), bounds)?;
         fill(&ob, &branch, replay, 256).await?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -198,9 +202,16 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         ob.flush().await?;
+        // Emptied: the flusher rotates to a fresh database in the background.
+        let g0 = Instant::now();
+        while ob.generation() == 1 && g0.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await; // the old generation's removal
         println!(
-            "drained {n} in {:.1} s; directory after drain {:.1} MiB",
+            "drained {n} in {:.1} s; directory after drain (generation {}) {:.1} MiB",
             t0.elapsed().as_secs_f64(),
+            ob.generation(),
             mib(dir_size(&dir))
         );
         drop(ob);

@@ -100,7 +100,11 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     s.keep_alive = Duration::from_secs(a.keep_alive_secs);
-    s.tls = a.ca.clone().map(|ca| TlsFiles { ca_file: ca, client_cert_file: a.cert.clone(), client_key_file: a.key.clone() });
+    s.tls = a.ca.clone().map(|ca| TlsFiles {
+        ca_file: ca,
+        client_cert_file: a.cert.clone(),
+        client_key_file: a.key.clone(),
+    });
     s.tuning.link_down_alert_after = Duration::from_millis(a.link_down_after_ms);
     let stats = s.stats.clone();
 

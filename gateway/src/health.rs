@@ -62,6 +62,9 @@ struct Debounce {
     oks: u32,
     raised: bool,
     first_fail_at: Option<Timestamp>,
+    /// When the current run of good polls began: a clear dates from the first good poll,
+    /// as a raise dates from the first failed one, so durations are true to within a poll.
+    first_ok_at: Option<Timestamp>,
 }
 
 enum Edge {
@@ -75,6 +78,7 @@ impl Debounce {
         if ok {
             self.fails = 0;
             self.first_fail_at = None;
+            self.first_ok_at.get_or_insert(at);
             self.oks = self.oks.saturating_add(1);
             if self.raised && self.oks >= online_after {
                 self.raised = false;
@@ -82,6 +86,7 @@ impl Debounce {
             }
         } else {
             self.oks = 0;
+            self.first_ok_at = None;
             self.fails = self.fails.saturating_add(1);
             self.first_fail_at.get_or_insert(at);
             if !self.raised && self.fails >= offline_after {
@@ -474,7 +479,8 @@ impl Engine {
                     // Held raised until settled (see `tick`).
                     cam.debounce.raised = true;
                 } else {
-                    self.clear_camera(&id, now, obs.at, out);
+                    let at = cam.debounce.first_ok_at.unwrap_or(obs.at);
+                    self.clear_camera(&id, now, at, out);
                 }
             }
             Edge::None => {}
@@ -619,11 +625,12 @@ impl Engine {
                     Some(PanelFault::Protocol) => "protocol-error",
                     _ => "unreachable",
                 };
+                let at = self.panels.get(&id).and_then(|p| p.debounce.first_ok_at).unwrap_or(obs.at);
                 out.alerts.push(self.fault_alert(
                     dev.clone(),
                     AlertState::Cleared,
                     Severity::Info,
-                    obs.at,
+                    at,
                     code,
                     "readable again".into(),
                     Some(Msg::PanelReadable { name: &dev.name }),

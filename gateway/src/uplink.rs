@@ -708,7 +708,7 @@ async fn recv_opt(rx: &mut Option<mpsc::Receiver<Retained>>) -> Option<Retained>
     }
 }
 
-fn load_tls(files: &TlsFiles) -> anyhow::Result<TlsConfiguration> {
+pub(crate) fn load_tls(files: &TlsFiles) -> anyhow::Result<TlsConfiguration> {
     let ca = std::fs::read(&files.ca_file).with_context(|| format!("read the CA file {}", files.ca_file.display()))?;
     let client_auth = match (&files.client_cert_file, &files.client_key_file) {
         (Some(c), Some(k)) => Some((
@@ -719,4 +719,21 @@ fn load_tls(files: &TlsFiles) -> anyhow::Result<TlsConfiguration> {
         _ => anyhow::bail!("a client certificate needs both client_cert_file and client_key_file"),
     };
     Ok(TlsConfiguration::Simple { ca, alpn: None, client_auth })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_device_is_valid_and_password_is_redacted() {
+        let d = UplinkSettings::gateway_device("GW");
+        assert_eq!(d.id.as_str(), "gateway");
+        assert_eq!(d.device_type, DeviceType::Gateway);
+        let topics = Topics::new("branches", "b01".parse().expect("branch")).expect("topics");
+        let mut s = UplinkSettings::new("h", 1883, "c", topics);
+        s.password = Some("hunter2".into());
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("hunter2") && dbg.contains("redacted"), "{dbg}");
+    }
 }

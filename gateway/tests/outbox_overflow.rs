@@ -2,14 +2,17 @@
 //! counter surviving "everything delivered, database rotated, restarted".
 
 use gateway::outbox::{Cursor, Outbox, OutboxBounds};
-use protocols::{
-    Alert, AlertBody, AlertState, CameraOfflineDetails, DeviceRef, DeviceType, Severity,
-};
+use protocols::{Alert, AlertBody, AlertState, CameraOfflineDetails, DeviceRef, DeviceType, Severity};
 
 fn camera(sev: Severity) -> Alert {
     Alert::new(
         "b01".parse().expect("branch"),
-        DeviceRef { id: "cam-1".parse().expect("id"), device_type: DeviceType::Camera, name: "Cam".into(), zones: vec![] },
+        DeviceRef {
+            id: "cam-1".parse().expect("id"),
+            device_type: DeviceType::Camera,
+            name: "Cam".into(),
+            zones: vec![],
+        },
         AlertState::Raised,
         sev,
         protocols::time::now(),

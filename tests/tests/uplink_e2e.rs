@@ -21,16 +21,13 @@ const B: &str = "b01";
 /// more than 1,000 behind — a broker setting, not a gateway loss (head office's config in
 /// deploy/mosquitto raises it too).
 fn broker() -> Mosquitto {
-    Mosquitto::start_with("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n").expect("mosquitto")
+    Mosquitto::start_with("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n")
+        .expect("mosquitto")
 }
 
 fn burst_bin() -> std::path::PathBuf {
     let p = harness::bin("examples/outbox_burst");
-    assert!(
-        p.exists(),
-        "{} is missing: build the examples first (cargo build --workspace --examples)",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: build the examples first (cargo build --workspace --examples)", p.display());
     p
 }
 
@@ -138,14 +135,20 @@ fn sigkill_mid_burst_three_times_no_gap_no_reused_seq() {
     let dir = tempfile::tempdir().expect("tempdir");
     let total = 10_000u64;
     for round in 0..3 {
-        let mut p = spawn_burst(dir.path(), broker.port, total, 2_500, &["--priority-every", "50"], &format!("run{round}.log"));
+        let mut p =
+            spawn_burst(dir.path(), broker.port, total, 2_500, &["--priority-every", "50"], &format!("run{round}.log"));
         std::thread::sleep(Duration::from_millis(random(400, 1_400)));
         p.signal("KILL");
         let _ = p.wait_exit(Duration::from_secs(5));
     }
     let mut p = spawn_burst(dir.path(), broker.port, total, 0, &["--exit-when-delivered"], "final.log");
     let code = p.wait_exit(Duration::from_secs(45));
-    assert_eq!(code, Some(0), "final run did not finish: {}", std::fs::read_to_string(dir.path().join("final.log")).unwrap_or_default());
+    assert_eq!(
+        code,
+        Some(0),
+        "final run did not finish: {}",
+        std::fs::read_to_string(dir.path().join("final.log")).unwrap_or_default()
+    );
 
     let missing = wait_all(&mut sub, B, total, Duration::from_secs(20));
     assert!(missing.is_empty(), "{} seqs missing, first {:?}", missing.len(), &missing[..missing.len().min(10)]);
@@ -221,7 +224,12 @@ fn write_passwd(dir: &std::path::Path, users: &[(&str, &str)]) {
     let f = dir.join("passwd");
     std::fs::write(&f, "").expect("passwd");
     for (u, p) in users {
-        let st = std::process::Command::new("mosquitto_passwd").arg("-b").arg(&f).args([u, p]).status().expect("mosquitto_passwd");
+        let st = std::process::Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg(&f)
+            .args([u, p])
+            .status()
+            .expect("mosquitto_passwd");
         assert!(st.success(), "mosquitto_passwd failed");
     }
 }
@@ -282,8 +290,8 @@ fn overflow_keeps_alarms_and_reports_the_count() {
     let proxy = rt.block_on(Proxy::start(broker.port)).expect("proxy");
     proxy.cut_and_disable(); // head office unreachable from the start
     let dir = tempfile::tempdir().expect("tempdir");
-    let outbox = Outbox::open(&dir.path().join("outbox"), OutboxBounds { max_events: 40, max_bytes: 1 << 20 })
-        .expect("outbox");
+    let outbox =
+        Outbox::open(&dir.path().join("outbox"), OutboxBounds { max_events: 40, max_bytes: 1 << 20 }).expect("outbox");
     outbox.report_overflow_as(B.parse().expect("branch"), gateway::uplink::UplinkSettings::gateway_device("GW"));
     let gw = InProc::start_with(&rt, settings(proxy.port, B), dir, outbox);
 
@@ -329,9 +337,7 @@ fn gateway_status_online_will_on_kill_offline_on_term() {
     let dir = tempfile::tempdir().expect("tempdir");
     let status = |m: &harness::Received, s: &str, r: Option<&str>| {
         let j = m.json();
-        m.topic == "branches/b01/gateway"
-            && j["status"] == s
-            && r.is_none_or(|r| j["reason"] == r)
+        m.topic == "branches/b01/gateway" && j["status"] == s && r.is_none_or(|r| j["reason"] == r)
     };
 
     let p = spawn_burst(dir.path(), broker.port, 10, 100, &[], "a.log");

@@ -66,12 +66,7 @@ impl Model {
             if !over {
                 break;
             }
-            let victim = self
-                .stored
-                .values()
-                .filter(|e| e.lane != 0)
-                .min_by_key(|e| (e.lane, e.seq))
-                .copied();
+            let victim = self.stored.values().filter(|e| e.lane != 0).min_by_key(|e| (e.lane, e.seq)).copied();
             match victim {
                 Some(v) if lane == 0 || lane >= v.lane => {
                     self.stored.remove(&v.seq);

@@ -127,7 +127,12 @@ pub fn alert(branch: &str, n: u64, alarm: bool) -> Alert {
     let b: BranchId = branch.parse().expect("branch");
     let (device, sev, body) = if alarm {
         (
-            DeviceRef { id: "panel-1".parse().expect("id"), device_type: DeviceType::AlarmPanel, name: "Panel".into(), zones: vec![] },
+            DeviceRef {
+                id: "panel-1".parse().expect("id"),
+                device_type: DeviceType::AlarmPanel,
+                name: "Panel".into(),
+                zones: vec![],
+            },
             Severity::Critical,
             AlertBody::AlarmLink(AlarmLinkDetails {
                 zone: "vault".parse().expect("zone"),
@@ -142,7 +147,12 @@ pub fn alert(branch: &str, n: u64, alarm: bool) -> Alert {
         )
     } else {
         (
-            DeviceRef { id: "cam-01".parse().expect("id"), device_type: DeviceType::Camera, name: "Cam".into(), zones: vec![] },
+            DeviceRef {
+                id: "cam-01".parse().expect("id"),
+                device_type: DeviceType::Camera,
+                name: "Cam".into(),
+                zones: vec![],
+            },
             Severity::Info,
             AlertBody::CameraOffline(CameraOfflineDetails {
                 status: "unreachable".into(),
@@ -269,7 +279,12 @@ pub fn make_certs(dir: &Path) -> Result<Certs> {
         let subj = format!("/CN=Test {ca}");
         let (key, crt) = (format!("{ca}.key"), format!("{ca}.crt"));
         a.extend_from_slice(&["-keyout", &key, "-out", &crt, "-days", "2", "-subj", &subj]);
-        a.extend_from_slice(&["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+        a.extend_from_slice(&[
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
         openssl(dir, &a)?;
     }
     std::fs::write(
@@ -294,7 +309,23 @@ pub fn make_certs(dir: &Path) -> Result<Certs> {
         let (cacrt, cakey) = (format!("{ca}.crt"), format!("{ca}.key"));
         openssl(
             dir,
-            &["x509", "-req", "-in", &csr, "-CA", &cacrt, "-CAkey", &cakey, "-CAcreateserial", "-out", &crt, "-days", "2", "-extfile", ext],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &cacrt,
+                "-CAkey",
+                &cakey,
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+            ],
         )?;
     }
     Ok(Certs {
