@@ -6,8 +6,10 @@
 //! (durable sled FIFO) → [`uplink`] (MQTT to head office).
 
 pub mod app;
+pub mod commission;
 pub mod config;
 pub mod coverage;
+pub mod discover;
 pub mod health;
 pub mod linkage;
 pub mod messages;

@@ -35,6 +35,15 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Poll every configured device once with full diagnostics and print a pass/fail report
+    /// with the fix for each failure. Exit 0 when the branch is ready, 1 when not, 2 on a bad
+    /// config.
+    Commission {
+        config: PathBuf,
+        /// Print the report as JSON (for tooling).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +60,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { files } => check_config(&files),
         Command::Run { config } => run(config),
+        Command::Commission { config, json } => commission(config, json),
     }
 }
 
@@ -75,6 +85,39 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
         }
     }
     if bad { ExitCode::from(2) } else { ExitCode::SUCCESS }
+}
+
+fn commission(config: PathBuf, json: bool) -> ExitCode {
+    let cfg = match SiteConfig::load(&config, &ProfileStore) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let report = rt.block_on(gateway::commission::commission(&cfg));
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("cannot render the report: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        print!("{}", gateway::commission::render_text(&report));
+    }
+    if report.ready { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 fn init_logging() {
