@@ -114,7 +114,7 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
             _ = shutdown.cancelled() => break,
             obs = obs_rx.recv() => match obs {
                 Some(obs) => {
-                    metrics.count_observation();
+                    metrics.observe_latency(obs.source(), obs.duration());
                     engine.observe(obs, Instant::now())
                 }
                 None => break,

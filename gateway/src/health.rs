@@ -1102,6 +1102,7 @@ linked_cameras = ["cam-2"]
             stream_uri: Some(format!("rtsp://127.0.0.1/{id}")),
             snapshot_uri: None,
             events: vec![],
+            duration: Duration::ZERO,
         })
     }
 
@@ -1115,6 +1116,7 @@ linked_cameras = ["cam-2"]
                     .map(|(k, raw, s)| (k.to_string(), PointValue { raw: *raw, state: Some(s.to_string()) }))
                     .collect(),
             ),
+            duration: Duration::ZERO,
         })
     }
 
@@ -1352,6 +1354,7 @@ linked_cameras = ["cam-2"]
                     device: DeviceId::new("alarm-1").unwrap(),
                     at: protocols::time::now(),
                     outcome: PanelOutcome::Failed { fault: PanelFault::Unreachable, reason: "timeout".into() },
+                    duration: Duration::ZERO,
                 }),
                 t0 + Duration::from_millis(250 * i),
             );

@@ -44,6 +44,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Find ONVIF devices on the LAN (WS-Discovery) and, with --config, compare them with the
+    /// configured cameras. Exit 0 whatever was found, 2 on a bad config.
+    Discover {
+        /// Site configuration: report which configured cameras answered, which did not, and
+        /// which devices found are not configured.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How long to collect answers (100ms – 60s).
+        #[arg(long, default_value = "3s", value_parser = discover_timeout)]
+        timeout: std::time::Duration,
+        /// Probe through the interface with this address (repeatable; default: every
+        /// non-loopback IPv4 interface).
+        #[arg(long = "interface-addr", value_name = "IP")]
+        interface_addr: Vec<std::net::IpAddr>,
+        /// Probe this device by unicast instead of multicast (IP or IP:PORT, port 3702 by
+        /// default; repeatable). For devices on other subnets, and for tests on loopback.
+        #[arg(long, value_name = "IP[:PORT]", value_parser = discover_target)]
+        target: Vec<std::net::SocketAddr>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,7 +83,64 @@ fn main() -> ExitCode {
         Command::CheckConfig { files } => check_config(&files),
         Command::Run { config } => run(config),
         Command::Commission { config, json } => commission(config, json),
+        Command::Discover { config, timeout, interface_addr, target, json } => {
+            discover(config, timeout, interface_addr, target, json)
+        }
     }
+}
+
+fn discover_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 3s or 500ms)"))?;
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(60) {
+        return Err("must be between 100ms and 60s".into());
+    }
+    Ok(d)
+}
+
+fn discover_target(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse::<std::net::SocketAddr>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, gateway::discover::WSD_PORT).into()))
+        .map_err(|_| format!("{s:?} is not IP or IP:PORT"))
+}
+
+/// `discover`: probe, then print what answered (and how it compares with the config).
+fn discover(
+    config: Option<PathBuf>,
+    timeout: std::time::Duration,
+    interfaces: Vec<std::net::IpAddr>,
+    targets: Vec<std::net::SocketAddr>,
+    json: bool,
+) -> ExitCode {
+    use gateway::discover;
+    let cfg = match config.map(|c| SiteConfig::load(&c, &ProfileStore)).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let opts = discover::Options { timeout, interfaces, targets };
+    let report = match rt.block_on(discover::discover(&opts)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("branch-gateway discover: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let matched = cfg.as_ref().map(|c| discover::match_config(&c.cameras, &report.devices));
+    if json {
+        println!("{}", serde_json::json!({ "report": report, "config": matched }));
+    } else {
+        print!("{}", discover::render_text(&report, matched.as_ref(), timeout));
+    }
+    ExitCode::SUCCESS
 }
 
 fn check_config(files: &[PathBuf]) -> ExitCode {

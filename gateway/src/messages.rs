@@ -20,27 +20,69 @@ pub enum Lang {
 /// Every message the gateway writes into an alert.
 #[derive(Debug, Clone)]
 pub enum Msg<'a> {
-    CameraLost { name: &'a str, status: &'a str },
-    CameraFlapping { name: &'a str, losses: usize, settle_secs: u64 },
-    CameraBack { name: &'a str },
+    CameraLost {
+        name: &'a str,
+        status: &'a str,
+    },
+    CameraFlapping {
+        name: &'a str,
+        losses: usize,
+        settle_secs: u64,
+    },
+    CameraBack {
+        name: &'a str,
+    },
     /// Appended: required zones left unwatched (names).
-    ZonesUnwatched { zones: &'a [String] },
+    ZonesUnwatched {
+        zones: &'a [String],
+    },
     /// Appended: the alarm system is armed.
     Armed,
     /// Appended: a camera linked to an alarm or door is down.
     LinkedCameraDown,
-    ZoneAlarm { zone: &'a str },
-    ZoneTamper { zone: &'a str },
-    ZoneRestored { zone: &'a str, state: &'a str },
-    DoorForced { door: &'a str },
-    DoorHeld { door: &'a str, secs: u64 },
-    DoorClosed { door: &'a str },
-    PanelUnreadable { name: &'a str, reason: &'a str },
-    PanelReadable { name: &'a str },
-    PanelHung { name: &'a str, secs: u64 },
-    PanelHeartbeatBack { name: &'a str },
-    Fault { device: &'a str, fault: &'a str, detail: &'a str },
-    FaultCleared { device: &'a str, fault: &'a str },
+    ZoneAlarm {
+        zone: &'a str,
+    },
+    ZoneTamper {
+        zone: &'a str,
+    },
+    ZoneRestored {
+        zone: &'a str,
+        state: &'a str,
+    },
+    DoorForced {
+        door: &'a str,
+    },
+    DoorHeld {
+        door: &'a str,
+        secs: u64,
+    },
+    DoorClosed {
+        door: &'a str,
+    },
+    PanelUnreadable {
+        name: &'a str,
+        reason: &'a str,
+    },
+    PanelReadable {
+        name: &'a str,
+    },
+    PanelHung {
+        name: &'a str,
+        secs: u64,
+    },
+    PanelHeartbeatBack {
+        name: &'a str,
+    },
+    Fault {
+        device: &'a str,
+        fault: &'a str,
+        detail: &'a str,
+    },
+    FaultCleared {
+        device: &'a str,
+        fault: &'a str,
+    },
 }
 
 impl Msg<'_> {
@@ -76,7 +118,9 @@ impl Msg<'_> {
             Msg::DoorClosed { door } => format!("Door {door} closed"),
             Msg::PanelUnreadable { name, reason } => format!("Panel {name} cannot be read: {reason}"),
             Msg::PanelReadable { name } => format!("Panel {name} can be read again"),
-            Msg::PanelHung { name, secs } => format!("Panel {name} is hung: its heartbeat has not changed for {secs} s"),
+            Msg::PanelHung { name, secs } => {
+                format!("Panel {name} is hung: its heartbeat has not changed for {secs} s")
+            }
             Msg::PanelHeartbeatBack { name } => format!("Panel {name}: the heartbeat is changing again"),
             Msg::Fault { device, fault, detail } => format!("{device}: {fault} — {detail}"),
             Msg::FaultCleared { device, fault } => format!("{device}: {fault} cleared"),

@@ -82,10 +82,6 @@ impl Metrics {
         l.entry(device_type.to_string()).or_default().observe(d.as_secs_f64());
     }
 
-    pub fn count_observation(&self) {
-        self.observations.fetch_add(1, Ordering::Relaxed);
-    }
-
     pub fn count_alert(&self, kind: &str, state: &str) {
         let mut a = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
         *a.entry((kind.to_string(), state.to_string())).or_default() += 1;

@@ -416,6 +416,7 @@ impl Prober {
 
     async fn probe(&mut self) -> CameraObservation {
         self.cycle += 1;
+        let started = Instant::now();
         let out = self.run().await;
         let reason = (!out.reasons.is_empty()).then(|| truncate(&out.reasons.join("; "), 2 * MAX_REASON));
         CameraObservation {
@@ -428,6 +429,7 @@ impl Prober {
             stream_uri: out.stream_uri,
             snapshot_uri: out.snapshot_uri,
             events: out.events,
+            duration: started.elapsed(),
         }
     }
 

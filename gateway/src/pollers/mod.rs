@@ -18,6 +18,22 @@ pub enum Observation {
 }
 
 impl Observation {
+    /// How long the poll that produced this took.
+    pub fn duration(&self) -> std::time::Duration {
+        match self {
+            Observation::Camera(c) => c.duration,
+            Observation::Panel(p) => p.duration,
+        }
+    }
+
+    /// `camera` or `panel`, for metrics labels.
+    pub fn source(&self) -> &'static str {
+        match self {
+            Observation::Camera(_) => "camera",
+            Observation::Panel(_) => "panel",
+        }
+    }
+
     pub fn device(&self) -> &DeviceId {
         match self {
             Observation::Camera(c) => &c.device,
@@ -78,6 +94,8 @@ pub struct CameraObservation {
     pub stream_uri: Option<String>,
     pub snapshot_uri: Option<String>,
     pub events: Vec<CameraEvent>,
+    /// How long the probe took (all its requests).
+    pub duration: std::time::Duration,
 }
 
 /// One decoded point of a panel.
@@ -112,4 +130,6 @@ pub struct PanelObservation {
     pub device: DeviceId,
     pub at: Timestamp,
     pub outcome: PanelOutcome,
+    /// How long the poll cycle took (all its requests).
+    pub duration: std::time::Duration,
 }

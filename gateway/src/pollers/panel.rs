@@ -320,6 +320,7 @@ async fn run(cfg: PanelConfig, profile: Profile, tx: mpsc::Sender<Observation>, 
         cycle = cycle.wrapping_add(1);
         let plan = if read_full { &full } else { &fast };
 
+        let started = std::time::Instant::now();
         let result = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = link.read_all(plan, &mut data) => r,
@@ -368,7 +369,12 @@ async fn run(cfg: PanelConfig, profile: Profile, tx: mpsc::Sender<Observation>, 
                 PanelOutcome::Failed { fault: f.fault, reason: f.reason }
             }
         };
-        let obs = Observation::Panel(PanelObservation { device: device.clone(), at: protocols::time::now(), outcome });
+        let obs = Observation::Panel(PanelObservation {
+            device: device.clone(),
+            at: protocols::time::now(),
+            outcome,
+            duration: started.elapsed(),
+        });
         tokio::select! {
             _ = shutdown.cancelled() => break,
             sent = tx.send(obs) => if sent.is_err() { break },
