@@ -173,6 +173,8 @@ fn burst_alert(branch: &BranchId, n: u64, priority_every: u64) -> Alert {
             "panel-1",
             Severity::Critical,
             AlertBody::AlarmLink(AlarmLinkDetails {
+                follow_up_of: None,
+                snapshots: Vec::new(),
                 zone: "vault".parse().unwrap_or_else(|_| unreachable!()),
                 zone_name: "Vault".into(),
                 zone_state: "alarm".into(),

@@ -78,10 +78,18 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
     let metrics = Metrics::new();
     let stats = settings.stats.clone();
     if cfg.metrics.enabled {
-        let addr = cfg.metrics.listen.parse().with_context(|| format!("metrics.listen {:?}", cfg.metrics.listen))?;
-        crate::metrics::serve(addr, metrics.clone(), outbox.clone(), stats, shutdown.child_token())
-            .await
-            .with_context(|| format!("listen for metrics on {addr} (set [metrics] listen or enabled = false)"))?;
+        // Monitoring must never stand between an alarm and head office: a metrics port that
+        // cannot be bound is logged, and the gateway runs on without it.
+        match cfg.metrics.listen.parse() {
+            Ok(addr) => {
+                if let Err(e) =
+                    crate::metrics::serve(addr, metrics.clone(), outbox.clone(), stats, shutdown.child_token()).await
+                {
+                    error!(addr = %addr, error = %e, "cannot serve metrics; running without them (set [metrics] listen or enabled = false)");
+                }
+            }
+            Err(e) => error!(listen = %cfg.metrics.listen, error = %e, "bad [metrics] listen; running without metrics"),
+        }
     }
 
     let (retained_tx, retained_rx) = mpsc::channel::<Retained>(4096);
@@ -107,10 +115,13 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
     drop(obs_tx);
 
     let mut engine = Engine::new(&cfg, topics, &roles, Instant::now());
+    // Follow-ups (alarm snapshots) come back from their own tasks through this channel.
+    let (follow_tx, mut follow_rx) = mpsc::channel::<protocols::Alert>(64);
+    let snapshot_dir = storage.join("snapshots");
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let out = tokio::select! {
+        let mut out = tokio::select! {
             _ = shutdown.cancelled() => break,
             obs = obs_rx.recv() => match obs {
                 Some(obs) => {
@@ -120,7 +131,17 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
                 None => break,
             },
             _ = tick.tick() => engine.tick(Instant::now(), protocols::time::now()),
+            Some(alert) = follow_rx.recv() => Output { alerts: vec![alert], ..Output::default() },
         };
+        for req in std::mem::take(&mut out.snapshots) {
+            let (tx, cams, base, dir) =
+                (follow_tx.clone(), cfg.cameras.clone(), cfg.base_dir.clone(), snapshot_dir.clone());
+            let (keep, lang) = (cfg.storage.snapshots_keep, engine.lang());
+            tokio::spawn(async move {
+                let alert = crate::snapshots::capture(req, &cams, &base, &dir, keep, lang).await;
+                let _ = tx.send(alert).await;
+            });
+        }
         if !out.is_empty() {
             if !out.retained.is_empty() {
                 for (id, ty, state) in engine.device_states() {

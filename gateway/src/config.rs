@@ -141,11 +141,23 @@ pub struct StorageConfig {
     /// Most bytes of event payload the outbox holds (`"512MiB"`, `"2GB"` or a number).
     #[serde(default = "default_max_bytes", deserialize_with = "de_bytes")]
     pub max_bytes: u64,
+    /// Alarm snapshots kept (the oldest are deleted beyond this).
+    #[serde(default = "default_snapshots_keep")]
+    pub snapshots_keep: usize,
+}
+
+fn default_snapshots_keep() -> usize {
+    500
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { path: default_storage_path(), max_events: default_max_events(), max_bytes: default_max_bytes() }
+        Self {
+            path: default_storage_path(),
+            max_events: default_max_events(),
+            max_bytes: default_max_bytes(),
+            snapshots_keep: default_snapshots_keep(),
+        }
     }
 }
 
@@ -366,6 +378,10 @@ pub struct AlarmZoneConfig {
     pub area: Option<String>,
     #[serde(default)]
     pub linked_cameras: Vec<String>,
+    /// Fetch a snapshot from each linked camera right after the alarm, keep it under
+    /// `{storage}/snapshots`, and name it in a follow-up event.
+    #[serde(default)]
+    pub snapshot: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -382,6 +398,9 @@ pub struct DoorConfig {
     /// A door open longer than this is `held-open`.
     #[serde(default = "default_held_open", with = "humantime_serde")]
     pub held_open_limit: Duration,
+    /// As for alarm zones: snapshots from the linked cameras when the door is forced or held.
+    #[serde(default)]
+    pub snapshot: bool,
 }
 
 fn default_held_open() -> Duration {

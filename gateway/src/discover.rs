@@ -279,7 +279,11 @@ pub async fn discover(opts: &Options) -> Result<Report, DiscoverError> {
             }
         }
         if ips.is_empty() {
-            ips = oxvif::discovery_interfaces().map_err(DiscoverError::Interfaces)?.into_iter().map(|i| i.address).collect();
+            ips = oxvif::discovery_interfaces()
+                .map_err(DiscoverError::Interfaces)?
+                .into_iter()
+                .map(|i| i.address)
+                .collect();
         }
         if ips.is_empty() {
             // No non-loopback interface: let the routing table choose.
@@ -290,7 +294,8 @@ pub async fn discover(opts: &Options) -> Result<Report, DiscoverError> {
         let mut locals: Vec<SocketAddr> = opts.interfaces.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
         for t in &opts.targets {
             if !locals.iter().any(|l| l.is_ipv4() == t.is_ipv4()) {
-                let any: IpAddr = if t.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
+                let any: IpAddr =
+                    if t.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
                 locals.push(SocketAddr::new(any, 0));
             }
         }
@@ -311,7 +316,8 @@ pub async fn discover(opts: &Options) -> Result<Report, DiscoverError> {
             .collect()
     };
     let ids = [format!("urn:uuid:{}", uuid::Uuid::new_v4()), format!("urn:uuid:{}", uuid::Uuid::new_v4())];
-    let probes = [probe_message(&ids[0], ProbeType::NetworkVideoTransmitter), probe_message(&ids[1], ProbeType::Device)];
+    let probes =
+        [probe_message(&ids[0], ProbeType::NetworkVideoTransmitter), probe_message(&ids[1], ProbeType::Device)];
 
     let mut report = Report {
         probed: routes
@@ -473,9 +479,10 @@ pub fn match_config(cameras: &[CameraConfig], devices: &[Device]) -> ConfigMatch
     for cam in cameras {
         let want = host_port(&cam.onvif);
         let hit = want.as_ref().and_then(|w| {
-            devices.iter().enumerate().find_map(|(i, d)| {
-                d.xaddrs.iter().find(|x| host_port(x).as_ref() == Some(w)).map(|x| (i, d, x))
-            })
+            devices
+                .iter()
+                .enumerate()
+                .find_map(|(i, d)| d.xaddrs.iter().find(|x| host_port(x).as_ref() == Some(w)).map(|x| (i, d, x)))
         });
         match hit {
             Some((i, d, x)) => {
@@ -492,8 +499,7 @@ pub fn match_config(cameras: &[CameraConfig], devices: &[Device]) -> ConfigMatch
             None => out.missing.push(Missing { id: cam.id.clone(), onvif: cam.onvif.clone() }),
         }
     }
-    out.unconfigured =
-        devices.iter().zip(&used).filter(|(_, used)| !**used).map(|(d, _)| d.endpoint.clone()).collect();
+    out.unconfigured = devices.iter().zip(&used).filter(|(_, used)| !**used).map(|(d, _)| d.endpoint.clone()).collect();
     out
 }
 
@@ -536,12 +542,7 @@ pub fn render_text(report: &Report, config: Option<&ConfigMatch>, timeout: Durat
         }
     }
     if let Some(m) = config {
-        let _ = writeln!(
-            s,
-            "configured cameras: {} answered, {} did not",
-            m.answered.len(),
-            m.missing.len()
-        );
+        let _ = writeln!(s, "configured cameras: {} answered, {} did not", m.answered.len(), m.missing.len());
         for a in &m.answered {
             let _ = writeln!(s, "  answered    {}  {}  ({})", a.id, a.onvif, a.endpoint);
         }
@@ -604,7 +605,11 @@ mod tests {
                 .into_bytes(),
         ];
         for c in cases {
-            assert!(matches!(parse_reply(&c, from(), &ids), Err(Rejected::Malformed(_))), "{:?}", String::from_utf8_lossy(&c));
+            assert!(
+                matches!(parse_reply(&c, from(), &ids), Err(Rejected::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(&c)
+            );
         }
         let hello = reply("x", "<d:Hello/>");
         assert_eq!(parse_reply(hello.as_bytes(), from(), &ids), Err(Rejected::Unrelated));

@@ -42,17 +42,27 @@ const HEARTBEAT_STALE: Duration = Duration::from_secs(10);
 /// Coverage is first published once every camera has reported, or after this long.
 const COVERAGE_GRACE: Duration = Duration::from_secs(30);
 
-/// What the engine decided: alerts for the outbox, retained state for the uplink.
+/// What the engine decided: alerts for the outbox, retained state for the uplink, and
+/// snapshots to take for alarms configured with `snapshot = true`.
 #[derive(Debug, Default)]
 pub struct Output {
     pub alerts: Vec<Alert>,
     pub retained: Vec<Retained>,
+    pub snapshots: Vec<SnapshotRequest>,
 }
 
 impl Output {
     pub fn is_empty(&self) -> bool {
-        self.alerts.is_empty() && self.retained.is_empty()
+        self.alerts.is_empty() && self.retained.is_empty() && self.snapshots.is_empty()
     }
+}
+
+/// Take a picture from each of these cameras for the alarm `alert`, then send a follow-up.
+#[derive(Debug, Clone)]
+pub struct SnapshotRequest {
+    pub alert: Alert,
+    /// (camera id, snapshot URI last reported by the camera).
+    pub cameras: Vec<(DeviceId, String)>,
 }
 
 /// A debounced raise/clear switch: N failures to raise, M successes to clear.
@@ -298,7 +308,11 @@ impl Engine {
                 rt.raised = Some(DoorState::HeldOpen);
                 let panel = self.panel_ref(&d.panel);
                 let held = now.duration_since(since);
-                out.alerts.push(self.door_alert(d, panel, DoorState::HeldOpen, AlertState::Raised, wall, Some(held)));
+                let alert = self.door_alert(d, panel, DoorState::HeldOpen, AlertState::Raised, wall, Some(held));
+                if d.snapshot {
+                    out.snapshots.push(self.snapshot_request(&alert, &d.linked_cameras));
+                }
+                out.alerts.push(alert);
             }
         }
         // Heartbeats.
@@ -757,6 +771,8 @@ impl Engine {
                 message.push_str(&Msg::LinkedCameraDown.render(self.lang));
             }
             let details = AlarmLinkDetails {
+                follow_up_of: None,
+                snapshots: Vec::new(),
                 zone: zone_id.clone(),
                 zone_name: z.name.clone(),
                 zone_state: state.clone(),
@@ -769,15 +785,12 @@ impl Engine {
             let severity = if edge == AlertState::Cleared { Severity::Info } else { Severity::Critical };
             let mut device = dev.clone();
             device.zones = vec![zone_id];
-            out.alerts.push(Alert::new(
-                self.branch.clone(),
-                device,
-                edge,
-                severity,
-                at,
-                message,
-                AlertBody::AlarmLink(details),
-            ));
+            let alert =
+                Alert::new(self.branch.clone(), device, edge, severity, at, message, AlertBody::AlarmLink(details));
+            if edge == AlertState::Raised && z.snapshot {
+                out.snapshots.push(self.snapshot_request(&alert, &z.linked_cameras));
+            }
+            out.alerts.push(alert);
         }
 
         // Doors on this panel.
@@ -813,7 +826,11 @@ impl Engine {
             if let Some(s) = raise {
                 rt.raised = Some(s);
                 if !maintenance {
-                    out.alerts.push(self.door_alert(&d, dev.clone(), s, AlertState::Raised, at, None));
+                    let alert = self.door_alert(&d, dev.clone(), s, AlertState::Raised, at, None);
+                    if d.snapshot {
+                        out.snapshots.push(self.snapshot_request(&alert, &d.linked_cameras));
+                    }
+                    out.alerts.push(alert);
                 }
             } else if clear {
                 rt.raised = None;
@@ -868,7 +885,15 @@ impl Engine {
             severity,
             at,
             message,
-            AlertBody::DoorStatus(DoorStatusDetails { door, door_name: d.name.clone(), door_state, locked, cameras }),
+            AlertBody::DoorStatus(DoorStatusDetails {
+                follow_up_of: None,
+                snapshots: Vec::new(),
+                door,
+                door_name: d.name.clone(),
+                door_state,
+                locked,
+                cameras,
+            }),
         )
     }
 
@@ -898,6 +923,23 @@ impl Engine {
             clock_skew_ms: None,
         };
         out.retained.push(retained(self.topics.device(id), &health));
+    }
+
+    fn snapshot_request(&self, alert: &Alert, linked: &[String]) -> SnapshotRequest {
+        let cameras = linked
+            .iter()
+            .filter_map(|id| {
+                let id = DeviceId::new(id.clone()).ok()?;
+                let uri = self.cameras.get(&id)?.last.as_ref()?.snapshot_uri.clone()?;
+                Some((id, uri))
+            })
+            .collect();
+        SnapshotRequest { alert: alert.clone(), cameras }
+    }
+
+    /// The language of messages.
+    pub fn lang(&self) -> Lang {
+        self.lang
     }
 
     /// The configured name of a zone, for messages.

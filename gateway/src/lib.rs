@@ -16,4 +16,5 @@ pub mod messages;
 pub mod metrics;
 pub mod outbox;
 pub mod pollers;
+pub mod snapshots;
 pub mod uplink;

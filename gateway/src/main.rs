@@ -131,7 +131,7 @@ fn discover(
         Ok(r) => r,
         Err(e) => {
             eprintln!("branch-gateway discover: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(if matches!(e, discover::DiscoverError::Ipv6Multicast(_)) { 2 } else { 1 });
         }
     };
     let matched = cfg.as_ref().map(|c| discover::match_config(&c.cameras, &report.devices));

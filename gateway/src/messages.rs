@@ -83,6 +83,12 @@ pub enum Msg<'a> {
         device: &'a str,
         fault: &'a str,
     },
+    /// Follow-up of an alarm: `taken` of `total` linked cameras gave a picture.
+    Snapshots {
+        what: &'a str,
+        taken: usize,
+        total: usize,
+    },
 }
 
 impl Msg<'_> {
@@ -124,6 +130,9 @@ impl Msg<'_> {
             Msg::PanelHeartbeatBack { name } => format!("Panel {name}: the heartbeat is changing again"),
             Msg::Fault { device, fault, detail } => format!("{device}: {fault} — {detail}"),
             Msg::FaultCleared { device, fault } => format!("{device}: {fault} cleared"),
+            Msg::Snapshots { what, taken, total } => {
+                format!("Snapshots for {what}: {taken} of {total} linked camera(s) gave a picture")
+            }
         }
     }
 
@@ -156,6 +165,7 @@ impl Msg<'_> {
             Msg::PanelHeartbeatBack { name } => format!("控制器 {name} 心跳已恢复"),
             Msg::Fault { device, fault, detail } => format!("{device}：{} — {detail}", fault_zh(fault)),
             Msg::FaultCleared { device, fault } => format!("{device}：{}已恢复", fault_zh(fault)),
+            Msg::Snapshots { what, taken, total } => format!("{what} 联动抓图：{total} 台摄像机中 {taken} 台已抓图"),
         }
     }
 }

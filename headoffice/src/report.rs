@@ -309,7 +309,8 @@ pub fn build(h: &History, w: Window) -> Report {
                 for c in &d.cameras {
                     bf.camera(&c.id, &c.name);
                 }
-                if a.state != AlertState::Raised || !w.contains(a.occurred_at) {
+                // A follow-up (snapshots after the alarm) is not a new alarm.
+                if a.state != AlertState::Raised || !w.contains(a.occurred_at) || d.follow_up_of.is_some() {
                     continue;
                 }
                 let e = alarms.entry(a.branch.clone()).or_default();
@@ -546,6 +547,8 @@ mod tests {
             AlertState::Raised,
             at,
             AlertBody::AlarmLink(AlarmLinkDetails {
+                follow_up_of: None,
+                snapshots: Vec::new(),
                 zone: ZoneId::new("z-vault").unwrap(),
                 zone_name: "Vault door".into(),
                 zone_state: "alarm".into(),

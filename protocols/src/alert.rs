@@ -166,6 +166,15 @@ pub enum AlertBody {
 }
 
 impl AlertBody {
+    /// The alert this one follows up (snapshots after an alarm), if it is a follow-up.
+    pub fn follow_up_of(&self) -> Option<&str> {
+        match self {
+            AlertBody::AlarmLink(d) => d.follow_up_of.as_deref(),
+            AlertBody::DoorStatus(d) => d.follow_up_of.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> AlertKind {
         match self {
             AlertBody::CameraOffline(_) => AlertKind::CameraOffline,
@@ -232,6 +241,27 @@ pub struct AlarmLinkDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub area: Option<ZoneId>,
     pub cameras: Vec<LinkedCamera>,
+    /// On a follow-up event: the `id` of the alert it completes (it is not a new alarm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up_of: Option<String>,
+    /// Snapshots fetched from the linked cameras after the alarm (follow-up events only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// A picture a linked camera gave right after an alarm, stored by the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub camera: DeviceId,
+    /// File name in the gateway's snapshot directory, absent when the fetch failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(with = "rfc3339_ms")]
+    pub taken_at: Timestamp,
+    pub bytes: u64,
+    /// Why there is no picture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -262,6 +292,11 @@ pub struct DoorStatusDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked: Option<bool>,
     pub cameras: Vec<LinkedCamera>,
+    /// As for alarm-link: a follow-up event carrying snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up_of: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<Snapshot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,6 +339,8 @@ mod tests {
             detected_at: now(),
             message: "Zone vault fired".into(),
             body: AlertBody::AlarmLink(AlarmLinkDetails {
+                follow_up_of: None,
+                snapshots: Vec::new(),
                 zone: ZoneId::new("z1").unwrap(),
                 zone_name: "Vault".into(),
                 zone_state: "alarm".into(),

@@ -16,7 +16,7 @@ pub mod topics;
 
 pub use alert::{
     AlarmLinkDetails, Alert, AlertBody, AlertKind, AlertState, CameraOfflineDetails, DeviceFaultDetails, DeviceRef,
-    DeviceType, DoorState, DoorStatusDetails, LinkedCamera, Severity,
+    DeviceType, DoorState, DoorStatusDetails, LinkedCamera, Severity, Snapshot,
 };
 pub use coverage::{CoverageReport, CoverageTotals, ZoneCoverage};
 pub use ids::{BranchId, DeviceId, IdError, Seq, ZoneId};

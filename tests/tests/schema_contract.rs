@@ -28,10 +28,9 @@ use protocols::coverage::COVERAGE_SCHEMA;
 use protocols::status::{DEVICE_HEALTH_SCHEMA, GATEWAY_STATUS_SCHEMA};
 use protocols::time::Timestamp;
 use protocols::{
-    AlarmLinkDetails, Alert, AlertBody, AlertKind, AlertState, BranchId, CameraOfflineDetails,
-    CoverageReport, CoverageTotals, DeviceFaultDetails, DeviceHealth, DeviceId, DeviceRef,
-    DeviceType, DoorState, DoorStatusDetails, GatewayState, GatewayStatus, LinkedCamera, Seq,
-    Severity, Topics, ZoneCoverage, ZoneId,
+    AlarmLinkDetails, Alert, AlertBody, AlertKind, AlertState, BranchId, CameraOfflineDetails, CoverageReport,
+    CoverageTotals, DeviceFaultDetails, DeviceHealth, DeviceId, DeviceRef, DeviceType, DoorState, DoorStatusDetails,
+    GatewayState, GatewayStatus, LinkedCamera, Seq, Severity, Topics, ZoneCoverage, ZoneId,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -54,9 +53,7 @@ const SCHEMAS: [(&str, &str); 4] = [
 // Samples, built from the Rust types.
 
 fn ts(s: &str) -> Timestamp {
-    DateTime::parse_from_rfc3339(s)
-        .expect("test timestamp")
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(s).expect("test timestamp").with_timezone(&Utc)
 }
 fn branch() -> BranchId {
     BranchId::new("b0101").expect("branch id")
@@ -73,11 +70,7 @@ fn camera_ref(full: bool) -> DeviceRef {
         id: dev("cam-03"),
         device_type: DeviceType::Camera,
         name: "Vault corridor".into(),
-        zones: if full {
-            vec![zone("vault"), zone("金库")]
-        } else {
-            vec![]
-        },
+        zones: if full { vec![zone("vault"), zone("金库")] } else { vec![] },
     }
 }
 
@@ -115,15 +108,13 @@ fn alert_body(kind: AlertKind, full: bool) -> (DeviceRef, Severity, String, Aler
                 id: dev("alarm-1"),
                 device_type: DeviceType::AlarmPanel,
                 name: "Intrusion panel".into(),
-                zones: if full {
-                    vec![zone("z1"), zone("z2")]
-                } else {
-                    vec![]
-                },
+                zones: if full { vec![zone("z1"), zone("z2")] } else { vec![] },
             },
             Severity::Critical,
             "Alarm in zone Vault door".into(),
             AlertBody::AlarmLink(AlarmLinkDetails {
+                follow_up_of: None,
+                snapshots: Vec::new(),
                 zone: zone("z1"),
                 zone_name: "Vault door".into(),
                 zone_state: "alarm".into(),
@@ -132,10 +123,7 @@ fn alert_body(kind: AlertKind, full: bool) -> (DeviceRef, Severity, String, Aler
                 twenty_four_hour: false,
                 area: full.then(|| zone("vault")),
                 cameras: if full {
-                    vec![
-                        linked_camera("cam-03", true),
-                        linked_camera("cam-04", false),
-                    ]
+                    vec![linked_camera("cam-03", true), linked_camera("cam-04", false)]
                 } else {
                     vec![]
                 },
@@ -151,24 +139,17 @@ fn alert_body(kind: AlertKind, full: bool) -> (DeviceRef, Severity, String, Aler
             Severity::Major,
             "Door Staff entrance forced open".into(),
             AlertBody::DoorStatus(DoorStatusDetails {
+                follow_up_of: None,
+                snapshots: Vec::new(),
                 door: zone("door-staff"),
                 door_name: "Staff entrance".into(),
                 door_state: DoorState::ForcedOpen,
                 locked: full.then_some(true),
-                cameras: if full {
-                    vec![linked_camera("cam-01", true)]
-                } else {
-                    vec![]
-                },
+                cameras: if full { vec![linked_camera("cam-01", true)] } else { vec![] },
             }),
         ),
         AlertKind::DeviceFault => (
-            DeviceRef {
-                id: dev("gw"),
-                device_type: DeviceType::Gateway,
-                name: "Branch gateway".into(),
-                zones: vec![],
-            },
+            DeviceRef { id: dev("gw"), device_type: DeviceType::Gateway, name: "Branch gateway".into(), zones: vec![] },
             Severity::Warning,
             "Uplink to head office restored".into(),
             AlertBody::DeviceFault(DeviceFaultDetails {
@@ -190,11 +171,7 @@ fn alert(kind: AlertKind, full: bool) -> Alert {
         id: "01937c4e-8a2b-7c3d-9e4f-0a1b2c3d4e5f".into(),
         seq: Seq(42),
         branch: branch(),
-        state: if full {
-            AlertState::Raised
-        } else {
-            AlertState::Cleared
-        },
+        state: if full { AlertState::Raised } else { AlertState::Cleared },
         severity,
         device,
         // Sub-millisecond precision and a non-UTC offset on the way in: the wire form is
@@ -222,11 +199,7 @@ fn device_health(full: bool) -> DeviceHealth {
         schema: DEVICE_HEALTH_SCHEMA.into(),
         branch: branch(),
         device: camera_ref(full),
-        state: if full {
-            "frozen".into()
-        } else {
-            "unknown".into()
-        },
+        state: if full { "frozen".into() } else { "unknown".into() },
         since: ts("2026-11-24T07:59:30.000Z"),
         updated_at: ts("2026-11-24T08:00:00.250Z"),
         reason: full.then(|| "snapshot unchanged across 3 probes".into()),
@@ -301,39 +274,19 @@ fn to_json<T: Serialize + DeserializeOwned>(v: &T) -> Value {
     json
 }
 
-fn sample_of<T: Serialize + DeserializeOwned>(
-    name: &str,
-    file: &'static str,
-    minimal: bool,
-    v: &T,
-) -> Sample {
-    Sample {
-        name: name.into(),
-        schema_file: file,
-        minimal,
-        payload: to_json(v),
-    }
+fn sample_of<T: Serialize + DeserializeOwned>(name: &str, file: &'static str, minimal: bool, v: &T) -> Sample {
+    Sample { name: name.into(), schema_file: file, minimal, payload: to_json(v) }
 }
 
 fn samples() -> Vec<Sample> {
     let mut out = Vec::new();
     for kind in AlertKind::ALL {
         for full in [true, false] {
-            let name = format!(
-                "alert/{}/{}",
-                kind.as_str(),
-                if full { "full" } else { "minimal" }
-            );
+            let name = format!("alert/{}/{}", kind.as_str(), if full { "full" } else { "minimal" });
             let s = sample_of(&name, ALERT, !full, &alert(kind, full));
             // The contract: the topic's last level is the payload's kind.
-            let topic = Topics::new("branches", branch())
-                .expect("topics")
-                .alert(kind);
-            assert_eq!(
-                topic.rsplit('/').next(),
-                s.payload["kind"].as_str(),
-                "{topic}"
-            );
+            let topic = Topics::new("branches", branch()).expect("topics").alert(kind);
+            assert_eq!(topic.rsplit('/').next(), s.payload["kind"].as_str(), "{topic}");
             out.push(s);
         }
     }
@@ -341,15 +294,7 @@ fn samples() -> Vec<Sample> {
     // the outbox has assigned the seq.
     let (device, severity, message, body) = alert_body(AlertKind::DoorStatus, false);
     let now = protocols::time::now();
-    let mut fresh = Alert::new(
-        branch(),
-        device,
-        AlertState::Raised,
-        severity,
-        now,
-        message,
-        body,
-    );
+    let mut fresh = Alert::new(branch(), device, AlertState::Raised, severity, now, message, body);
     fresh.seq = Seq(1);
     let mut last = alert(AlertKind::DeviceFault, true);
     last.seq = Seq(u64::MAX);
@@ -358,30 +303,10 @@ fn samples() -> Vec<Sample> {
     out.extend([
         sample_of("alert/Alert::new", ALERT, MINIMAL, &fresh),
         sample_of("alert/seq-u64-max", ALERT, SOME_OPTIONAL, &last),
-        sample_of(
-            "gateway/online",
-            GATEWAY,
-            SOME_OPTIONAL,
-            &gateway_status(Online, None, true),
-        ),
-        sample_of(
-            "gateway/will",
-            GATEWAY,
-            SOME_OPTIONAL,
-            &gateway_status(Offline, Some("connection-lost"), false),
-        ),
-        sample_of(
-            "gateway/shutdown",
-            GATEWAY,
-            SOME_OPTIONAL,
-            &gateway_status(Offline, Some("shutdown"), true),
-        ),
-        sample_of(
-            "gateway/minimal",
-            GATEWAY,
-            MINIMAL,
-            &gateway_status(Online, None, false),
-        ),
+        sample_of("gateway/online", GATEWAY, SOME_OPTIONAL, &gateway_status(Online, None, true)),
+        sample_of("gateway/will", GATEWAY, SOME_OPTIONAL, &gateway_status(Offline, Some("connection-lost"), false)),
+        sample_of("gateway/shutdown", GATEWAY, SOME_OPTIONAL, &gateway_status(Offline, Some("shutdown"), true)),
+        sample_of("gateway/minimal", GATEWAY, MINIMAL, &gateway_status(Online, None, false)),
         sample_of("device/full", DEVICE, SOME_OPTIONAL, &device_health(true)),
         sample_of("device/minimal", DEVICE, MINIMAL, &device_health(false)),
         sample_of("coverage/full", COVERAGE, SOME_OPTIONAL, &coverage(true)),
@@ -391,11 +316,7 @@ fn samples() -> Vec<Sample> {
 }
 
 fn sample(name: &str) -> Value {
-    samples()
-        .into_iter()
-        .find(|s| s.name == name)
-        .map(|s| s.payload)
-        .unwrap_or_else(|| panic!("no sample {name}"))
+    samples().into_iter().find(|s| s.name == name).map(|s| s.payload).unwrap_or_else(|| panic!("no sample {name}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -436,18 +357,13 @@ fn validate(mode: &str, cases: &[(String, &str, Value)]) -> BTreeMap<String, Ver
         });
     let mut input = String::new();
     for (name, file, payload) in cases {
-        input.push_str(
-            &json!({ "case": name, "schema_file": file, "payload": payload }).to_string(),
-        );
+        input.push_str(&json!({ "case": name, "schema_file": file, "payload": payload }).to_string());
         input.push('\n');
     }
     let mut stdin = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().expect("wait for the validator");
-    writer
-        .join()
-        .expect("writer thread")
-        .expect("write cases to the validator");
+    writer.join().expect("writer thread").expect("write cases to the validator");
     let stderr = String::from_utf8_lossy(&out.stderr);
     match out.status.code() {
         Some(0) => {}
@@ -460,25 +376,15 @@ fn validate(mode: &str, cases: &[(String, &str, Value)]) -> BTreeMap<String, Ver
     }
     let verdicts: BTreeMap<String, Verdict> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Verdict>(l)
-                .unwrap_or_else(|e| panic!("validator said {l:?}: {e}"))
-        })
+        .map(|l| serde_json::from_str::<Verdict>(l).unwrap_or_else(|e| panic!("validator said {l:?}: {e}")))
         .map(|v| (v.case.clone(), v))
         .collect();
-    assert_eq!(
-        verdicts.len(),
-        cases.len(),
-        "one verdict per case; stderr:\n{stderr}"
-    );
+    assert_eq!(verdicts.len(), cases.len(), "one verdict per case; stderr:\n{stderr}");
     verdicts
 }
 
 fn cases_of(samples: &[Sample]) -> Vec<(String, &'static str, Value)> {
-    samples
-        .iter()
-        .map(|s| (s.name.clone(), s.schema_file, s.payload.clone()))
-        .collect()
+    samples.iter().map(|s| (s.name.clone(), s.schema_file, s.payload.clone())).collect()
 }
 
 fn assert_all_valid(mode: &str, samples: &[Sample]) {
@@ -488,12 +394,7 @@ fn assert_all_valid(mode: &str, samples: &[Sample]) {
         .filter(|v| !v.valid)
         .map(|v| {
             let s = samples.iter().find(|s| s.name == v.case).expect("sample");
-            format!(
-                "{} ({mode}): {}\n    payload: {}",
-                v.case,
-                v.errors.join("; "),
-                s.payload
-            )
+            format!("{} ({mode}): {}\n    payload: {}", v.case, v.errors.join("; "), s.payload)
         })
         .collect();
     assert!(
@@ -522,27 +423,15 @@ fn every_payload_and_alert_kind_matches_its_schema() {
 #[test]
 fn wire_timestamps_are_utc_with_milliseconds() {
     let a = sample("alert/camera-offline/full");
-    assert_eq!(
-        a["occurred_at"], "2026-11-24T08:00:00.123Z",
-        "converted to UTC, truncated to ms"
-    );
-    assert_eq!(
-        a["detected_at"], "2026-11-24T08:00:01.000Z",
-        "whole seconds still carry .000"
-    );
+    assert_eq!(a["occurred_at"], "2026-11-24T08:00:00.123Z", "converted to UTC, truncated to ms");
+    assert_eq!(a["detected_at"], "2026-11-24T08:00:01.000Z", "whole seconds still carry .000");
     let fresh = sample("alert/Alert::new");
     let t = fresh["detected_at"].as_str().expect("detected_at");
-    assert!(
-        t.len() == "2026-11-24T08:00:00.123Z".len() && t.ends_with('Z'),
-        "{t}"
-    );
+    assert!(t.len() == "2026-11-24T08:00:00.123Z".len() && t.ends_with('Z'), "{t}");
 }
 
 fn insert(v: &mut Value, object: &str, key: &str, value: Value) {
-    let obj = v
-        .pointer_mut(object)
-        .and_then(Value::as_object_mut)
-        .unwrap_or_else(|| panic!("no object {object}"));
+    let obj = v.pointer_mut(object).and_then(Value::as_object_mut).unwrap_or_else(|| panic!("no object {object}"));
     obj.insert(key.into(), value);
 }
 
@@ -550,16 +439,12 @@ fn insert(v: &mut Value, object: &str, key: &str, value: Value) {
 fn apply(v: &mut Value, edit: &str) {
     if let Some(pointer) = edit.strip_prefix('-') {
         let (parent, key) = pointer.rsplit_once('/').expect("pointer");
-        let removed = v
-            .pointer_mut(parent)
-            .and_then(Value::as_object_mut)
-            .and_then(|o| o.remove(key));
+        let removed = v.pointer_mut(parent).and_then(Value::as_object_mut).and_then(|o| o.remove(key));
         assert!(removed.is_some(), "no {pointer} to remove");
     } else {
         let (pointer, value) = edit.split_once('=').expect("/pointer=JSON");
         let value: Value = serde_json::from_str(value).unwrap_or_else(|e| panic!("{edit}: {e}"));
-        *v.pointer_mut(pointer)
-            .unwrap_or_else(|| panic!("no {pointer} in the sample")) = value;
+        *v.pointer_mut(pointer).unwrap_or_else(|| panic!("no {pointer} in the sample")) = value;
     }
 }
 
@@ -619,10 +504,7 @@ fn bad_payloads_are_rejected_for_the_right_reason() {
     let samples = samples();
     let mut cases = Vec::new();
     for (name, base, edit, _) in BAD {
-        let base = samples
-            .iter()
-            .find(|s| s.name == *base)
-            .unwrap_or_else(|| panic!("no sample {base}"));
+        let base = samples.iter().find(|s| s.name == *base).unwrap_or_else(|| panic!("no sample {base}"));
         let mut v = base.payload.clone();
         apply(&mut v, edit);
         cases.push((format!("{name} [{edit}]"), base.schema_file, v));
@@ -635,17 +517,10 @@ fn bad_payloads_are_rejected_for_the_right_reason() {
         if v.valid {
             wrong.push(format!("{case}: accepted, should have been rejected"));
         } else if !v.errors.iter().any(|e| e.contains(expected)) {
-            wrong.push(format!(
-                "{case}: rejected, but not for {expected:?}: {:?}",
-                v.errors
-            ));
+            wrong.push(format!("{case}: rejected, but not for {expected:?}: {:?}", v.errors));
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "the schemas let bad payloads through:\n{}",
-        wrong.join("\n")
-    );
+    assert!(wrong.is_empty(), "the schemas let bad payloads through:\n{}", wrong.join("\n"));
 }
 
 #[test]
@@ -655,19 +530,13 @@ fn the_examples_in_contract_md_are_valid() {
     let mut cases = Vec::new();
     for (i, block) in text.split("```json\n").skip(1).enumerate() {
         let json = block.split("```").next().expect("a closed code block");
-        let payload: Value = serde_json::from_str(json)
-            .unwrap_or_else(|e| panic!("docs/CONTRACT.md, JSON example {}: {e}", i + 1));
+        let payload: Value =
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("docs/CONTRACT.md, JSON example {}: {e}", i + 1));
         let file = SCHEMAS
             .iter()
             .find(|(_, constant)| payload["schema"] == *constant)
             .map(|(file, _)| *file)
-            .unwrap_or_else(|| {
-                panic!(
-                    "JSON example {}: unknown schema {}",
-                    i + 1,
-                    payload["schema"]
-                )
-            });
+            .unwrap_or_else(|| panic!("JSON example {}: unknown schema {}", i + 1, payload["schema"]));
         cases.push((format!("CONTRACT.md example {}", i + 1), file, payload));
     }
     assert!(!cases.is_empty(), "docs/CONTRACT.md has no JSON example");
@@ -685,24 +554,14 @@ fn added_optional_fields_stay_compatible() {
     insert(&mut alert, "", "trace_id", json!("abc"));
     let mut coverage = sample("coverage/full");
     insert(&mut coverage, "/zones/0", "priority", json!("high"));
-    let cases = vec![
-        ("alert+extra".to_string(), ALERT, alert),
-        ("coverage+extra".to_string(), COVERAGE, coverage),
-    ];
+    let cases = vec![("alert+extra".to_string(), ALERT, alert), ("coverage+extra".to_string(), COVERAGE, coverage)];
     for v in validate("open", &cases).values() {
-        assert!(
-            v.valid,
-            "{}: an added field broke the published schema: {:?}",
-            v.case, v.errors
-        );
+        assert!(v.valid, "{}: an added field broke the published schema: {:?}", v.case, v.errors);
     }
     // ...while the strict reading used above does see the undocumented field (it is not vacuous).
     for v in validate("strict", &cases).values() {
         assert!(
-            !v.valid
-                && v.errors
-                    .iter()
-                    .any(|e| e.contains("Unevaluated properties")),
+            !v.valid && v.errors.iter().any(|e| e.contains("Unevaluated properties")),
             "{}: {:?}",
             v.case,
             v.errors
@@ -727,16 +586,7 @@ fn enum_at(schema: &Value, pointer: &str) -> BTreeSet<String> {
 }
 
 fn wire<T: Serialize>(values: &[T]) -> BTreeSet<String> {
-    values
-        .iter()
-        .map(|v| {
-            serde_json::to_value(v)
-                .expect("serialise")
-                .as_str()
-                .expect("string")
-                .to_string()
-        })
-        .collect()
+    values.iter().map(|v| serde_json::to_value(v).expect("serialise").as_str().expect("string").to_string()).collect()
 }
 
 #[test]
@@ -744,31 +594,17 @@ fn schemas_and_rust_types_agree_on_names_and_enums() {
     // Every schema file is tested, and every payload type has a schema file.
     let on_disk: BTreeSet<String> = std::fs::read_dir(schema_dir())
         .expect("docs/schemas")
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".json"))
         .collect();
     let tested: BTreeSet<String> = SCHEMAS.iter().map(|(f, _)| f.to_string()).collect();
-    assert_eq!(
-        on_disk, tested,
-        "docs/schemas/*.json and the payload types tested here"
-    );
+    assert_eq!(on_disk, tested, "docs/schemas/*.json and the payload types tested here");
     for (file, constant) in SCHEMAS {
         let s = load_schema(file);
-        assert_eq!(
-            s["properties"]["schema"]["const"], constant,
-            "{file}: schema const"
-        );
+        assert_eq!(s["properties"]["schema"]["const"], constant, "{file}: schema const");
         assert_eq!(s["title"], constant, "{file}: title");
         let expected_file = format!("{}.json", constant.replace('/', "-"));
-        assert_eq!(
-            file, expected_file,
-            "the file is named after the payload's schema field"
-        );
+        assert_eq!(file, expected_file, "the file is named after the payload's schema field");
     }
 
     // Exhaustive matches: a new variant does not compile until it is listed here, and then
@@ -776,18 +612,10 @@ fn schemas_and_rust_types_agree_on_names_and_enums() {
     let kinds: Vec<AlertKind> = AlertKind::ALL.to_vec();
     for k in &kinds {
         match k {
-            AlertKind::CameraOffline
-            | AlertKind::AlarmLink
-            | AlertKind::DoorStatus
-            | AlertKind::DeviceFault => {}
+            AlertKind::CameraOffline | AlertKind::AlarmLink | AlertKind::DoorStatus | AlertKind::DeviceFault => {}
         }
     }
-    let severities = [
-        Severity::Info,
-        Severity::Warning,
-        Severity::Major,
-        Severity::Critical,
-    ];
+    let severities = [Severity::Info, Severity::Warning, Severity::Major, Severity::Critical];
     for s in severities {
         match s {
             Severity::Info | Severity::Warning | Severity::Major | Severity::Critical => {}
@@ -799,26 +627,13 @@ fn schemas_and_rust_types_agree_on_names_and_enums() {
             AlertState::Raised | AlertState::Cleared => {}
         }
     }
-    let device_types = [
-        DeviceType::Camera,
-        DeviceType::AlarmPanel,
-        DeviceType::AccessController,
-        DeviceType::Gateway,
-    ];
+    let device_types = [DeviceType::Camera, DeviceType::AlarmPanel, DeviceType::AccessController, DeviceType::Gateway];
     for t in device_types {
         match t {
-            DeviceType::Camera
-            | DeviceType::AlarmPanel
-            | DeviceType::AccessController
-            | DeviceType::Gateway => {}
+            DeviceType::Camera | DeviceType::AlarmPanel | DeviceType::AccessController | DeviceType::Gateway => {}
         }
     }
-    let doors = [
-        DoorState::Closed,
-        DoorState::Open,
-        DoorState::ForcedOpen,
-        DoorState::HeldOpen,
-    ];
+    let doors = [DoorState::Closed, DoorState::Open, DoorState::ForcedOpen, DoorState::HeldOpen];
     for d in doors {
         match d {
             DoorState::Closed | DoorState::Open | DoorState::ForcedOpen | DoorState::HeldOpen => {}
@@ -833,66 +648,33 @@ fn schemas_and_rust_types_agree_on_names_and_enums() {
 
     let alert = load_schema(ALERT);
     assert_eq!(enum_at(&alert, "/properties/kind/enum"), wire(&kinds));
-    assert_eq!(
-        enum_at(&alert, "/properties/severity/enum"),
-        wire(&severities)
-    );
+    assert_eq!(enum_at(&alert, "/properties/severity/enum"), wire(&severities));
     assert_eq!(enum_at(&alert, "/properties/state/enum"), wire(&states));
-    assert_eq!(
-        enum_at(&alert, "/$defs/deviceRef/properties/type/enum"),
-        wire(&device_types)
-    );
-    assert_eq!(
-        enum_at(
-            &alert,
-            "/$defs/doorStatusDetails/properties/door_state/enum"
-        ),
-        wire(&doors)
-    );
+    assert_eq!(enum_at(&alert, "/$defs/deviceRef/properties/type/enum"), wire(&device_types));
+    assert_eq!(enum_at(&alert, "/$defs/doorStatusDetails/properties/door_state/enum"), wire(&doors));
     // One if/then branch per kind.
     let branches: BTreeSet<String> = alert["allOf"]
         .as_array()
         .expect("allOf")
         .iter()
-        .map(|b| {
-            b["if"]["properties"]["kind"]["const"]
-                .as_str()
-                .expect("if kind const")
-                .to_string()
-        })
+        .map(|b| b["if"]["properties"]["kind"]["const"].as_str().expect("if kind const").to_string())
         .collect();
-    assert_eq!(
-        branches,
-        wire(&kinds),
-        "an if/then in branch-alert-1.json for every kind"
-    );
+    assert_eq!(branches, wire(&kinds), "an if/then in branch-alert-1.json for every kind");
     for k in &kinds {
         assert_eq!(AlertKind::parse(k.as_str()), Some(*k));
     }
 
     let gateway = load_schema(GATEWAY);
-    assert_eq!(
-        enum_at(&gateway, "/properties/status/enum"),
-        wire(&gateway_states)
-    );
+    assert_eq!(enum_at(&gateway, "/properties/status/enum"), wire(&gateway_states));
     let device = load_schema(DEVICE);
-    assert_eq!(
-        enum_at(&device, "/$defs/deviceRef/properties/type/enum"),
-        wire(&device_types)
-    );
+    assert_eq!(enum_at(&device, "/$defs/deviceRef/properties/type/enum"), wire(&device_types));
     // The device reference is the same object in both schemas.
-    assert_eq!(
-        device["$defs"]["deviceRef"]["required"],
-        alert["$defs"]["deviceRef"]["required"]
-    );
+    assert_eq!(device["$defs"]["deviceRef"]["required"], alert["$defs"]["deviceRef"]["required"]);
     // Shared definitions are copied into each schema (self-contained files): keep them equal.
     for def in ["segmentId", "timestamp"] {
         for file in [GATEWAY, DEVICE, COVERAGE] {
             let other = load_schema(file);
-            assert_eq!(
-                other["$defs"][def]["pattern"], alert["$defs"][def]["pattern"],
-                "{file}: $defs/{def}"
-            );
+            assert_eq!(other["$defs"][def]["pattern"], alert["$defs"][def]["pattern"], "{file}: $defs/{def}");
         }
     }
 }

@@ -203,6 +203,32 @@ async fn send(
     }
 }
 
+/// Fetches one picture from `uri` with the camera's credentials (HTTP Digest when the camera
+/// asks for it), bounded in size and time: used right after an alarm to keep what the linked
+/// cameras saw.
+pub async fn fetch_snapshot(
+    cfg: &CameraConfig,
+    base_dir: &std::path::Path,
+    uri: &str,
+    deadline: Duration,
+) -> Result<Vec<u8>, String> {
+    let http = http_client()?;
+    let password = cfg.password.resolve(base_dir)?;
+    let digest = match (&cfg.username, &password) {
+        (Some(u), Some(p)) => Some(DigestAuthSession::new(u.clone(), p.clone())),
+        _ => None,
+    };
+    let work = async {
+        let resp = send(http.get(uri), digest.as_ref()).await.map_err(|e| truncate(&e.to_string(), MAX_REASON))?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status().as_u16()));
+        }
+        let bytes = read_bounded(resp, SNAPSHOT_MAX_BYTES).await.map_err(|e| e.to_string())?;
+        if bytes.is_empty() { Err("empty picture".to_string()) } else { Ok(bytes) }
+    };
+    timeout(deadline, work).await.unwrap_or_else(|_| Err(format!("no picture within {deadline:?}")))
+}
+
 /// oxvif's transport with bounded reads and a SOAP sanity check in front of oxvif's parser.
 struct BoundedTransport {
     client: reqwest::Client,

@@ -63,6 +63,8 @@ impl AppendSpec {
                 dev(DeviceType::AlarmPanel, "panel-1"),
                 Severity::Critical,
                 AlertBody::AlarmLink(AlarmLinkDetails {
+                    follow_up_of: None,
+                    snapshots: Vec::new(),
                     zone: id::<ZoneId>("vault"),
                     zone_name: "Vault".into(),
                     zone_state: "alarm".into(),
@@ -77,6 +79,8 @@ impl AppendSpec {
                 dev(DeviceType::AccessController, "door-ctl"),
                 if matches!(self.class, Class::ForcedDoor) { Severity::Critical } else { Severity::Warning },
                 AlertBody::DoorStatus(DoorStatusDetails {
+                    follow_up_of: None,
+                    snapshots: Vec::new(),
                     door: id::<ZoneId>("d1"),
                     door_name: "Main door".into(),
                     door_state: if matches!(self.class, Class::ForcedDoor) {

@@ -176,6 +176,8 @@ pub fn alarm(b: &str, seq: u64, at: DateTime<Utc>, cams: Vec<LinkedCamera>) -> A
         AlertState::Raised,
         at,
         AlertBody::AlarmLink(AlarmLinkDetails {
+            follow_up_of: None,
+            snapshots: Vec::new(),
             zone: id("z-vault"),
             zone_name: "Vault door".into(),
             zone_state: "alarm".into(),

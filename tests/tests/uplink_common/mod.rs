@@ -135,6 +135,8 @@ pub fn alert(branch: &str, n: u64, alarm: bool) -> Alert {
             },
             Severity::Critical,
             AlertBody::AlarmLink(AlarmLinkDetails {
+                follow_up_of: None,
+                snapshots: Vec::new(),
                 zone: "vault".parse().expect("zone"),
                 zone_name: "Vault".into(),
                 zone_state: "alarm".into(),
