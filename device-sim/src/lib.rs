@@ -4,7 +4,11 @@
 //! [`camera`] serves ONVIF cameras (Device, Media, Events over SOAP; RTSP; snapshots;
 //! WS-Discovery); [`panel`] serves Modbus TCP alarm and access panels laid out by
 //! register-map profiles. Both are libraries so the demo and tests can embed them; the
-//! `device-sim` binary is a CLI over them.
+//! `device-sim` binary is a CLI over them. [`scenario`] reads and plays scenario files (a
+//! branch plus a timeline of faults and events) and emits matching gateway configs;
+//! [`control`] is the loopback HTTP/JSON API that drives a running branch.
 
 pub mod camera;
+pub mod control;
 pub mod panel;
+pub mod scenario;

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # Prerequisites of the tests and the demo: Debian packages (mosquitto, mosquitto-clients,
 # mbpoll, openssl, a Python that can make virtualenvs; libmodbus-dev, gcc and patch for
-# libmodbus's test server), the Python peers in a virtualenv, the npm peers, and libmodbus's
-# unit-test-server built into target/peers.
+# libmodbus's test server), the Python peers in a virtualenv, the npm peers, libmodbus's
+# unit-test-server built into target/peers, and cargo-deb (for scripts/package).
 # Sourced by scripts/test (and by any script that needs the same peers); every step is
 # skipped when it is already satisfied, so a second run costs well under a second.
 #
@@ -228,11 +228,32 @@ bsg_build_native_peers() {
     fi
 }
 
+# cargo-deb, which scripts/package uses to build the .deb that tests/tests/packaging.rs checks.
+# Pinned: a new cargo-deb may lay the package out differently. Compiling it takes a minute or
+# two, once; `cargo deb --version` working is the cache.
+BSG_CARGO_DEB_VERSION=3.8.0
+bsg_ensure_cargo_deb() {
+    bsg_have cargo || return 0 # scripts/test reports a missing cargo itself
+    if cargo deb --version >/dev/null 2>&1 </dev/null; then
+        bsg_info "cargo-deb: $(cargo deb --version 2>/dev/null </dev/null | head -n 1)"
+        return 0
+    fi
+    local cmd=(cargo install cargo-deb --version "$BSG_CARGO_DEB_VERSION" --locked)
+    if ! bsg_can_install; then
+        bsg_err "missing: cargo-deb (builds the .deb for the packaging tests)"
+        printf 'Run:\n    %s\nthen run scripts/test again.\n' "${cmd[*]}" >&2
+        return 2
+    fi
+    bsg_info "installing cargo-deb $BSG_CARGO_DEB_VERSION: ${cmd[*]}"
+    "${cmd[@]}" </dev/null || return 1
+}
+
 # All of the above. Returns 2 when something is missing that we may not install.
 bsg_prereqs() {
     bsg_ensure_debs || return $?
     bsg_ensure_venv || return 1
     bsg_ensure_node_peers || return 1
+    bsg_ensure_cargo_deb || return $?
     export BSG_PYTHON=$BSG_VENV/bin/python
     bsg_build_native_peers
     bsg_info "BSG_PYTHON=$BSG_PYTHON"

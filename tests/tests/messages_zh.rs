@@ -19,13 +19,24 @@ async fn zh_cn_alerts_are_chinese_and_still_valid() {
     let broker = Mosquitto::start().unwrap();
     let cams = CameraFleet::start(
         lo,
-        vec![CameraSpec { id: "cam-1".into(), name: "金库".into(), username: "admin".into(), password: "pw".into(), auth: AuthMode::UsernameToken }],
+        vec![CameraSpec {
+            id: "cam-1".into(),
+            name: "金库".into(),
+            username: "admin".into(),
+            password: "pw".into(),
+            auth: AuthMode::UsernameToken,
+        }],
     )
     .await
     .unwrap();
     let panels = PanelFleet::start(
         lo,
-        vec![PanelSpec { id: "alarm-1".into(), name: "报警主机".into(), profile: protocols::modbus::builtin("generic-alarm").unwrap(), unit_id: 1 }],
+        vec![PanelSpec {
+            id: "alarm-1".into(),
+            name: "报警主机".into(),
+            profile: protocols::modbus::builtin("generic-alarm").unwrap(),
+            unit_id: 1,
+        }],
     )
     .await
     .unwrap();

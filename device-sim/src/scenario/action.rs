@@ -54,13 +54,34 @@ pub enum PointSet {
 /// One change to a running branch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    CameraFault { camera: String, fault: CameraFault, on: bool },
-    CameraEvent { camera: String, kind: CameraEventKind, active: bool },
-    Point { panel: String, point: String, value: PointSet },
-    PanelFault { panel: String, fault: PanelFaultSim, on: bool },
-    Heartbeat { panel: String, running: bool },
+    CameraFault {
+        camera: String,
+        fault: CameraFault,
+        on: bool,
+    },
+    CameraEvent {
+        camera: String,
+        kind: CameraEventKind,
+        active: bool,
+    },
+    Point {
+        panel: String,
+        point: String,
+        value: PointSet,
+    },
+    PanelFault {
+        panel: String,
+        fault: PanelFaultSim,
+        on: bool,
+    },
+    Heartbeat {
+        panel: String,
+        running: bool,
+    },
     /// The MQTT link proxy: `false` cuts the gateway's link to the broker.
-    Link { up: bool },
+    Link {
+        up: bool,
+    },
 }
 
 impl Action {
@@ -69,7 +90,12 @@ impl Action {
         let onoff = |b: bool| if b { "on" } else { "off" };
         match self {
             Action::CameraFault { camera, fault, on } => {
-                format!("camera {camera} fault {}{} {}", camera_fault_name(*fault), camera_fault_param(*fault), onoff(*on))
+                format!(
+                    "camera {camera} fault {}{} {}",
+                    camera_fault_name(*fault),
+                    camera_fault_param(*fault),
+                    onoff(*on)
+                )
             }
             Action::CameraEvent { camera, kind, active } => format!(
                 "camera {camera} event {} {}",
@@ -92,7 +118,8 @@ impl Action {
     pub fn to_json(&self) -> Value {
         match self {
             Action::CameraFault { camera, fault, on } => {
-                let mut v = json!({"action": "camera-fault", "camera": camera, "fault": camera_fault_name(*fault), "on": on});
+                let mut v =
+                    json!({"action": "camera-fault", "camera": camera, "fault": camera_fault_name(*fault), "on": on});
                 match fault {
                     CameraFault::Slow(d) => v["ms"] = json!(millis(*d)),
                     CameraFault::ClockSkew(s) => v["seconds"] = json!(s),
@@ -112,7 +139,8 @@ impl Action {
                 v
             }
             Action::PanelFault { panel, fault, on } => {
-                let mut v = json!({"action": "panel-fault", "panel": panel, "fault": panel_fault_name(*fault), "on": on});
+                let mut v =
+                    json!({"action": "panel-fault", "panel": panel, "fault": panel_fault_name(*fault), "on": on});
                 match fault {
                     PanelFaultSim::Slow(d) => v["ms"] = json!(millis(*d)),
                     PanelFaultSim::Exception(c) => v["code"] = json!(c),
@@ -228,7 +256,10 @@ pub fn camera_fault(
         }
     };
     if delay.is_some() && !matches!(fault, CameraFault::Slow(_)) {
-        return Err(Invalid::new(format!("{delay_name} applies only to the slow fault"), format!("remove {delay_name}")));
+        return Err(Invalid::new(
+            format!("{delay_name} applies only to the slow fault"),
+            format!("remove {delay_name}"),
+        ));
     }
     if seconds.is_some() && !matches!(fault, CameraFault::ClockSkew(_)) {
         return Err(Invalid::new(
@@ -273,7 +304,10 @@ pub fn panel_fault(
         }
     };
     if delay.is_some() && !matches!(fault, PanelFaultSim::Slow(_)) {
-        return Err(Invalid::new(format!("{delay_name} applies only to the slow fault"), format!("remove {delay_name}")));
+        return Err(Invalid::new(
+            format!("{delay_name} applies only to the slow fault"),
+            format!("remove {delay_name}"),
+        ));
     }
     if code.is_some() && !matches!(fault, PanelFaultSim::Exception(_)) {
         return Err(Invalid::new("code applies only to the exception fault", "remove code"));
@@ -315,11 +349,19 @@ mod tests {
     #[test]
     fn every_fault_name_round_trips() {
         for name in CAMERA_FAULTS {
-            let f = camera_fault(name, true, (name == "slow").then_some(Duration::from_millis(5)), (name == "clock-skew").then_some(9), ("delay", "seconds")).unwrap();
+            let f = camera_fault(
+                name,
+                true,
+                (name == "slow").then_some(Duration::from_millis(5)),
+                (name == "clock-skew").then_some(9),
+                ("delay", "seconds"),
+            )
+            .unwrap();
             assert_eq!(camera_fault_name(f), name);
         }
         for name in PANEL_FAULTS {
-            let f = panel_fault(name, true, (name == "slow").then_some(Duration::from_millis(5)), None, "delay").unwrap();
+            let f =
+                panel_fault(name, true, (name == "slow").then_some(Duration::from_millis(5)), None, "delay").unwrap();
             assert_eq!(panel_fault_name(f), name);
         }
         for name in CAMERA_EVENTS {

@@ -104,6 +104,9 @@ pub struct GatewayDef {
     pub camera_timeout: Option<Duration>,
     pub panel_poll_interval: Option<Duration>,
     pub panel_timeout: Option<Duration>,
+    /// `[metrics] listen` of the emitted config (`127.0.0.1:0` lets several gateways share a
+    /// host, as tests do); `None` keeps the gateway's default port.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The optional TCP proxy standing in for the branch's WAN link to head office.

@@ -1,0 +1,495 @@
+//! The branch-gateway `.deb` as an installer gets it: the files it installs and their modes,
+//! the conffile, the systemd unit's sandbox, the packaged binary against the packaged configs,
+//! and the maintainer scripts run against a scratch tree (the outbox survives everything but a
+//! purge). The package is built by `scripts/package`, which `scripts/test` runs before the
+//! tests; `BSG_DEB` points at another one.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use harness::{which, workspace_root};
+
+const UNIT: &str = "usr/lib/systemd/system/branch-gateway.service";
+const CONFFILE: &str = "etc/branch-gateway/branch.toml";
+const EXAMPLES: &str = "usr/share/doc/branch-gateway/examples";
+
+/// The package under test: `$BSG_DEB`, else the newest `branch-gateway_*.deb` in the target
+/// directory's `debian/`.
+fn deb() -> PathBuf {
+    if let Some(p) = std::env::var_os("BSG_DEB") {
+        return PathBuf::from(p);
+    }
+    // target/{profile}/deps/packaging-xxxx → target/debian
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent()?.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let dir = target.join("debian");
+    let newest = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("branch-gateway_") && name.ends_with(".deb")
+        })
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path());
+    newest.unwrap_or_else(|| {
+        panic!(
+            "no branch-gateway_*.deb in {}: run scripts/test (it builds the package with scripts/package \
+             before the tests), or scripts/package alone",
+            dir.display()
+        )
+    })
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&run(cmd).stdout).into_owned()
+}
+
+/// The package unpacked into a temporary directory: `root` holds the files (`dpkg-deb -x`),
+/// `control` the control files and maintainer scripts (`dpkg-deb -e`).
+struct Unpacked {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    control: PathBuf,
+}
+
+fn unpack() -> Unpacked {
+    let deb = deb();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("root");
+    let control = dir.path().join("control");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
+    run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
+    Unpacked { _dir: dir, root, control }
+}
+
+/// `dpkg-deb -c`: path (without the leading `./`) → (mode string, owner/group).
+fn listing() -> BTreeMap<String, (String, String)> {
+    stdout(Command::new("dpkg-deb").arg("-c").arg(deb()))
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let path = f.last()?.trim_start_matches("./").trim_end_matches('/').to_string();
+            Some((path, (f.first()?.to_string(), f.get(1)?.to_string())))
+        })
+        .collect()
+}
+
+#[test]
+fn package_installs_the_binary_the_unit_the_examples_and_the_site_file() {
+    let files = listing();
+    let expect = [
+        ("usr/bin/branch-gateway", "-rwxr-xr-x"),
+        (UNIT, "-rw-r--r--"),
+        (CONFFILE, "-rw-r-----"),
+        ("usr/share/doc/branch-gateway/examples/branch.toml", "-rw-r--r--"),
+        ("usr/share/doc/branch-gateway/examples/minimal.toml", "-rw-r--r--"),
+        ("usr/share/doc/branch-gateway/examples/secrets/mqtt.pass", "-rw-r--r--"),
+        ("usr/share/doc/branch-gateway/INSTALL.md", "-rw-r--r--"),
+        ("usr/share/doc/branch-gateway/CONFIG.md", "-rw-r--r--"),
+    ];
+    for (path, mode) in expect {
+        let (got, owner) = files.get(path).unwrap_or_else(|| panic!("{path} is not in the package: {files:#?}"));
+        assert_eq!(got, mode, "mode of {path}");
+        assert!(
+            ["0/0", "root/root"].contains(&owner.as_str()),
+            "{path} is {owner}: root in the archive (postinst sets the group)"
+        );
+    }
+    // Nothing under /var: dpkg must never own (and so never remove) the outbox. Under /etc only
+    // the site file: secrets are the installer's, never the package's.
+    let etc: Vec<&String> = files.keys().filter(|p| p.starts_with("etc/") && *p != "etc/branch-gateway").collect();
+    assert_eq!(etc, [CONFFILE], "files under /etc");
+    assert!(!files.keys().any(|p| p.starts_with("var")), "the package ships nothing under /var: {files:#?}");
+}
+
+#[test]
+fn control_declares_the_conffile_the_dependencies_and_the_maintainer_scripts() {
+    let info = stdout(Command::new("dpkg-deb").arg("-I").arg(deb()));
+    for part in ["conffiles", "postinst", "prerm", "postrm", "Package: branch-gateway"] {
+        assert!(info.contains(part), "dpkg-deb -I lacks {part}:\n{info}");
+    }
+    let u = unpack();
+    let conffiles = fs::read_to_string(u.control.join("conffiles")).expect("conffiles");
+    assert_eq!(conffiles.lines().collect::<Vec<_>>(), ["/etc/branch-gateway/branch.toml"]);
+    let depends = stdout(Command::new("dpkg-deb").arg("-f").arg(deb()).arg("Depends"));
+    assert!(depends.contains("adduser"), "postinst runs adduser, so Depends names it: {depends}");
+    assert!(depends.contains("libc6"), "Depends comes from the binary's libraries: {depends}");
+    for script in ["postinst", "prerm", "postrm"] {
+        let mode = fs::metadata(u.control.join(script)).expect(script).permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "{script} is executable");
+    }
+}
+
+/// The unit's `[Service]` settings, each key with all its values in order.
+fn service_settings(unit: &str) -> BTreeMap<String, Vec<String>> {
+    let mut section = "";
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in unit.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=')
+            && section == "[Service]"
+        {
+            out.entry(k.trim().to_string()).or_default().push(v.trim().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn unit_runs_sandboxed_as_its_own_user_and_writes_only_to_the_state_directory() {
+    let u = unpack();
+    let unit = fs::read_to_string(u.root.join(UNIT)).expect("unit");
+    let s = service_settings(&unit);
+    let want = [
+        ("Type", "simple"),
+        ("User", "branch-gateway"),
+        ("Group", "branch-gateway"),
+        ("ExecStartPre", "/usr/bin/branch-gateway check-config /etc/branch-gateway/branch.toml"),
+        ("ExecStart", "/usr/bin/branch-gateway run /etc/branch-gateway/branch.toml"),
+        ("Restart", "on-failure"),
+        ("RestartSec", "5s"),
+        ("RestartPreventExitStatus", "2"),
+        ("KillSignal", "SIGTERM"),
+        ("TimeoutStopSec", "30s"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("PrivateDevices", "yes"),
+        ("ProtectKernelTunables", "yes"),
+        ("ProtectKernelModules", "yes"),
+        ("ProtectKernelLogs", "yes"),
+        ("ProtectControlGroups", "yes"),
+        ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
+        ("RestrictNamespaces", "yes"),
+        ("LockPersonality", "yes"),
+        ("MemoryDenyWriteExecute", "yes"),
+        ("SystemCallArchitectures", "native"),
+        ("CapabilityBoundingSet", ""),
+        ("StateDirectory", "branch-gateway"),
+        ("StateDirectoryMode", "0750"),
+        ("ConfigurationDirectory", "branch-gateway"),
+    ];
+    for (key, value) in want {
+        assert_eq!(s.get(key).map(Vec::as_slice), Some(&[value.to_string()][..]), "{key}= in the unit");
+    }
+    let nofile: u64 = s.get("LimitNOFILE").and_then(|v| v.first()?.parse().ok()).expect("LimitNOFILE= a number");
+    assert!(nofile >= 8192, "LimitNOFILE={nofile} is too low for 1,000 cameras");
+    // Writable: the state directory and nothing else. ProtectSystem=strict makes the rest read-only.
+    for rw in s.get("ReadWritePaths").into_iter().flatten() {
+        assert_eq!(rw, "/var/lib/branch-gateway", "ReadWritePaths= beyond the state directory");
+    }
+    for key in ["RuntimeDirectory", "CacheDirectory", "LogsDirectory", "ReadOnlyPaths", "BindPaths"] {
+        assert!(!s.contains_key(key), "{key}= would give the service more to write to");
+    }
+    for key in ["AmbientCapabilities", "DynamicUser"] {
+        assert!(s.get(key).is_none_or(|v| v.iter().all(|x| x.is_empty() || x == "no")), "{key}= grants too much");
+    }
+    assert!(unit.contains("WantedBy=multi-user.target"), "the unit can be enabled");
+}
+
+#[test]
+fn systemd_analyze_verify_accepts_the_unit() {
+    let Some(analyze) = which("systemd-analyze") else {
+        eprintln!("note: systemd-analyze is not installed (apt package systemd): unit not verified");
+        return;
+    };
+    let u = unpack();
+    let bin = u.root.join("usr/bin/branch-gateway");
+    // The unit names /usr/bin/branch-gateway; verify checks that it exists, so point it at the
+    // unpacked binary. Unknown or misspelt directives only print warnings: any output fails.
+    let unit =
+        fs::read_to_string(u.root.join(UNIT)).expect("unit").replace("/usr/bin/branch-gateway", &bin.to_string_lossy());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("branch-gateway.service");
+    fs::write(&path, unit).expect("write unit");
+    let out = Command::new(&analyze).arg("verify").arg(&path).output().expect("systemd-analyze");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.trim().is_empty(), "systemd-analyze verify ({}):\n{text}", out.status);
+
+    let out = Command::new(&analyze).args(["security", "--offline=true"]).arg(&path).output().expect("security");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score = text
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for branch-gateway.service:").nth(1))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok());
+    match score {
+        Some(score) => assert!(score <= 2.0, "systemd-analyze security exposure {score} (want <= 2.0):\n{text}"),
+        None => eprintln!("note: systemd-analyze security --offline gave no score (systemd too old?):\n{text}"),
+    }
+}
+
+fn gateway(u: &Unpacked) -> Command {
+    let mut c = Command::new(u.root.join("usr/bin/branch-gateway"));
+    c.env("HOME", "/root"); // minimal.toml reads its password from $HOME, any set variable
+    c
+}
+
+#[test]
+fn packaged_binary_runs_and_accepts_the_packaged_examples() {
+    let u = unpack();
+    let version = stdout(gateway(&u).arg("--version"));
+    assert!(version.starts_with("branch-gateway "), "--version: {version}");
+    for example in ["branch.toml", "minimal.toml"] {
+        let path = u.root.join(EXAMPLES).join(example);
+        let out = stdout(gateway(&u).arg("check-config").arg(&path));
+        assert!(out.contains(": ok"), "check-config {example}: {out}");
+    }
+}
+
+#[test]
+fn default_site_file_passes_check_config_once_the_installer_adds_the_secrets() {
+    let u = unpack();
+    let conf = u.root.join(CONFFILE);
+    let out = gateway(&u).arg("check-config").arg(&conf).output().expect("check-config");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "an unfilled site file is a bad config: {err}");
+    assert!(err.contains("uplink.password_file") && err.contains("secrets/mqtt.pass"), "names the password: {err}");
+    assert!(err.contains("uplink.tls.ca_file") && err.contains("secrets/ca.crt"), "names the CA: {err}");
+    assert_eq!(err.matches("\n  - ").count(), 2, "the secrets are all that is missing: {err}");
+
+    let secrets = conf.parent().expect("conf dir").join("secrets");
+    fs::create_dir_all(&secrets).expect("secrets dir");
+    fs::write(secrets.join("mqtt.pass"), "s3cret\n").expect("mqtt.pass");
+    fs::write(secrets.join("ca.crt"), "").expect("ca.crt");
+    let ok = stdout(gateway(&u).arg("check-config").arg(&conf));
+    assert!(ok.contains(": ok"), "{ok}");
+}
+
+#[test]
+fn maintainer_scripts_are_valid_sh_and_shellcheck_clean() {
+    let u = unpack();
+    let shellcheck = which("shellcheck");
+    if shellcheck.is_none() {
+        eprintln!("note: shellcheck is not installed: only `sh -n` checked");
+    }
+    // The scripts as shipped (ours plus cargo-deb's systemd snippets) and as written.
+    let sources = workspace_root().join("deploy/debian");
+    for script in ["postinst", "prerm", "postrm"] {
+        for path in [u.control.join(script), sources.join(script)] {
+            let text = fs::read_to_string(&path).expect("script");
+            assert!(text.starts_with("#!/bin/sh\n") && text.contains("\nset -e\n"), "{}", path.display());
+            run(Command::new("sh").arg("-n").arg(&path));
+            if let Some(sc) = &shellcheck {
+                run(Command::new(sc).args(["-s", "sh"]).arg(&path));
+            }
+        }
+    }
+}
+
+/// Runs a maintainer script the way dpkg would, against `root` (DPKG_ROOT) with every command
+/// that touches the real system replaced by a stub that logs its arguments to `log`.
+/// `user_exists` and `overridden` answer `getent passwd` and `dpkg-statoverride --list`.
+fn run_script(u: &Unpacked, script: &str, args: &[&str], root: &Path, user_exists: bool, overridden: bool) -> String {
+    let stubs = root.parent().expect("scratch").join("stubs");
+    let log = root.parent().expect("scratch").join("calls.log");
+    fs::create_dir_all(&stubs).expect("stubs");
+    let stub = |name: &str, body: &str| {
+        let p = stubs.join(name);
+        fs::write(&p, format!("#!/bin/sh\necho \"{name} $*\" >>\"$STUB_LOG\"\n{body}\n")).expect("stub");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod stub");
+    };
+    stub("getent", "exit $STUB_USER");
+    stub("adduser", "exit 0");
+    stub("addgroup", "exit 0");
+    stub("dpkg-statoverride", "case $1 in --list) exit $STUB_OVERRIDE;; esac; exit 0");
+    // install -d -o OWNER -g GROUP -m MODE DIR: the owner and group may not exist here.
+    stub("install", "for last; do :; done; mkdir -p \"$last\"");
+    // A first install: deb-systemd-helper has no state for the unit yet.
+    stub("deb-systemd-helper", "case $1 in debian-installed) exit 1;; esac; exit 0");
+    stub("deb-systemd-invoke", "exit 0");
+    stub("systemctl", "exit 0");
+    let _ = fs::remove_file(&log);
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", stubs.display());
+    let out = run(Command::new("sh")
+        .arg(u.control.join(script))
+        .args(args)
+        .env("PATH", path)
+        .env("DPKG_ROOT", root)
+        .env("STUB_LOG", &log)
+        .env("STUB_USER", if user_exists { "0" } else { "2" })
+        .env("STUB_OVERRIDE", if overridden { "0" } else { "1" }));
+    let calls = fs::read_to_string(&log).unwrap_or_default();
+    format!("{}{}", calls, String::from_utf8_lossy(&out.stdout))
+}
+
+#[test]
+fn postinst_creates_the_service_user_once_and_gives_the_site_file_to_its_group() {
+    let u = unpack();
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let root = scratch.path().join("root");
+    fs::create_dir_all(root.join("etc/branch-gateway")).expect("etc");
+
+    let first = run_script(&u, "postinst", &["configure", ""], &root, false, false);
+    assert!(
+        first.contains(
+            "adduser --system --group --no-create-home --home /var/lib/branch-gateway --quiet branch-gateway"
+        ),
+        "first install creates the system user and group:\n{first}"
+    );
+    assert!(
+        first.contains("dpkg-statoverride --update --add root branch-gateway 0640 /etc/branch-gateway/branch.toml"),
+        "{first}"
+    );
+    assert!(
+        first.contains("dpkg-statoverride --update --add root branch-gateway 0750 /etc/branch-gateway\n"),
+        "{first}"
+    );
+    assert!(first.contains("-g branch-gateway -m 0750") && root.join("etc/branch-gateway/secrets").is_dir(), "{first}");
+    assert!(
+        first.contains("-o branch-gateway -g branch-gateway -m 0750") && root.join("var/lib/branch-gateway").is_dir()
+    );
+    assert!(first.contains("systemctl enable --now branch-gateway"), "tells the installer what to do next:\n{first}");
+    assert!(!first.contains("deb-systemd-helper enable"), "not enabled before it is configured:\n{first}");
+
+    // An upgrade: the user, the overrides and the directories exist; nothing is redone.
+    let again = run_script(&u, "postinst", &["configure", "0.1.0-1"], &root, true, true);
+    for absent in ["adduser", "--add", "install "] {
+        assert!(!again.contains(absent), "a second configure does not run {absent}:\n{again}");
+    }
+}
+
+#[test]
+fn outbox_survives_remove_and_upgrade_and_is_deleted_only_on_purge_with_a_warning() {
+    let u = unpack();
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let root = scratch.path().join("root");
+    let outbox = root.join("var/lib/branch-gateway");
+    let secrets = root.join("etc/branch-gateway/secrets");
+    fs::create_dir_all(&outbox).expect("outbox");
+    fs::create_dir_all(&secrets).expect("secrets");
+    fs::write(outbox.join("db"), vec![7u8; 4096]).expect("outbox db");
+    fs::write(secrets.join("mqtt.pass"), "s3cret\n").expect("secret");
+
+    for (script, arg) in [("prerm", "upgrade"), ("postrm", "upgrade"), ("prerm", "remove"), ("postrm", "remove")] {
+        let out = run_script(&u, script, &[arg], &root, true, true);
+        assert!(outbox.join("db").is_file(), "{script} {arg} deleted the outbox:\n{out}");
+        assert!(secrets.join("mqtt.pass").is_file(), "{script} {arg} deleted the secrets:\n{out}");
+    }
+
+    let out = run_script(&u, "postrm", &["purge"], &root, true, true);
+    assert!(!outbox.exists() && !secrets.exists(), "purge removes the outbox and the secrets:\n{out}");
+    assert!(out.contains("deleting the outbox") && out.contains("not acknowledged are lost"), "says so:\n{out}");
+    assert!(out.contains("dpkg-statoverride --remove /etc/branch-gateway/branch.toml"), "{out}");
+}
+
+/// The real thing, where the machine allows it (root, `unshare`, overlayfs): dpkg installs,
+/// upgrades, removes and purges the package inside a throw-away overlay of this machine's own
+/// root file system, in a private mount namespace, so the real system never changes.
+#[test]
+fn dpkg_install_upgrade_remove_purge_in_a_scratch_overlay_keeps_config_and_outbox_until_purge() {
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let Some(unshare) = which("unshare").filter(|_| is_root) else {
+        eprintln!("note: not root or no unshare: the dpkg round trip in an overlay was skipped");
+        return;
+    };
+    if !Command::new(&unshare).args(["-m", "true"]).status().is_ok_and(|s| s.success()) {
+        eprintln!("note: no private mount namespace here (unshare -m): the dpkg round trip was skipped");
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let s = scratch.path();
+    // A later version (99.0.0-1) of the same package whose default site file changed: the upgrade must
+    // keep the installer's edited file and put the new default beside it.
+    let raw = s.join("raw");
+    run(Command::new("dpkg-deb").arg("-R").arg(deb()).arg(&raw));
+    let control = fs::read_to_string(raw.join("DEBIAN/control")).expect("control");
+    let version = control.lines().find_map(|l| l.strip_prefix("Version: ")).expect("Version").to_string();
+    fs::write(raw.join("DEBIAN/control"), control.replace(&format!("Version: {version}"), "Version: 99.0.0-1"))
+        .expect("control");
+    let conf = raw.join(CONFFILE);
+    let mut text = fs::read_to_string(&conf).expect("conffile");
+    text.push_str("# changed in the next version\n");
+    fs::write(&conf, text).expect("conffile");
+    run(Command::new("dpkg-deb").args(["-Zgzip", "-b"]).arg(&raw).arg(s.join("next.deb")));
+    fs::copy(deb(), s.join("first.deb")).expect("copy deb");
+
+    let script = r#"
+set -eu
+S=$1
+mkdir -p "$S/upper" "$S/work" "$S/merged"
+if ! mount -t overlay overlay -o "lowerdir=/,upperdir=$S/upper,workdir=$S/work" "$S/merged" 2>"$S/mount.err"; then
+    echo "SKIP: $(cat "$S/mount.err")"; exit 0
+fi
+mount --bind /proc "$S/merged/proc"
+mount --bind /dev "$S/merged/dev"
+mkdir -p "$S/merged/tmp/bg"
+cp "$S/first.deb" "$S/next.deb" "$S/merged/tmp/bg/"
+chroot "$S/merged" /bin/sh -eu -c '
+export DEBIAN_FRONTEND=noninteractive
+dpkg -i /tmp/bg/first.deb >/dev/null
+echo "USER $(id -un branch-gateway) $(id -gn branch-gateway) $(getent passwd branch-gateway | cut -d: -f6,7)"
+echo "MODES $(stat -c "%U:%G:%a" /etc/branch-gateway /etc/branch-gateway/branch.toml /etc/branch-gateway/secrets /var/lib/branch-gateway | tr "\n" " ")"
+echo "ENABLED $(deb-systemd-helper was-enabled branch-gateway.service >/dev/null 2>&1 && echo yes || echo no)"
+sed -i "s/^id = \"b0000\".*/id = \"b0101\"  # edited by the installer/" /etc/branch-gateway/branch.toml
+printf "pw\n" >/etc/branch-gateway/secrets/mqtt.pass
+: >/etc/branch-gateway/secrets/ca.crt
+chgrp branch-gateway /etc/branch-gateway/secrets/mqtt.pass /etc/branch-gateway/secrets/ca.crt
+chmod 0640 /etc/branch-gateway/secrets/mqtt.pass /etc/branch-gateway/secrets/ca.crt
+echo "CHECK $(su -s /bin/sh branch-gateway -c "branch-gateway check-config /etc/branch-gateway/branch.toml" 2>&1)"
+echo event >/var/lib/branch-gateway/db
+dpkg --force-confold -i /tmp/bg/next.deb >/dev/null
+echo "UPGRADED $(dpkg-query -W -f="\${Version}" branch-gateway) $(grep -c "edited by the installer" /etc/branch-gateway/branch.toml) $(ls /etc/branch-gateway | tr "\n" " ")$(stat -c "%U:%G:%a" /etc/branch-gateway/branch.toml) $(cat /var/lib/branch-gateway/db)"
+dpkg -r branch-gateway >/dev/null
+echo "REMOVED $(ls /etc/branch-gateway | tr "\n" " ")$(cat /var/lib/branch-gateway/db) $(test -e /usr/bin/branch-gateway && echo bin || echo nobin)"
+dpkg -P branch-gateway 2>&1 | sed "s/^/PURGE /"
+echo "PURGED $(test -e /etc/branch-gateway && echo etc || echo noetc) $(test -e /var/lib/branch-gateway && echo state || echo nostate)"
+'
+"#;
+    let out = Command::new(unshare).args(["-m", "--propagation", "private", "sh", "-c", script, "sh"]).arg(s).output();
+    let out = out.expect("unshare");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if let Some(reason) = text.lines().find_map(|l| l.strip_prefix("SKIP: ")) {
+        eprintln!("note: no overlayfs here ({reason}): the dpkg round trip was skipped");
+        return;
+    }
+    assert!(out.status.success(), "the round trip failed ({}):\n{text}", out.status);
+    let line = |tag: &str| {
+        text.lines().find_map(|l| l.strip_prefix(&format!("{tag} "))).unwrap_or_else(|| panic!("no {tag}:\n{text}"))
+    };
+    assert_eq!(line("USER"), "branch-gateway branch-gateway /var/lib/branch-gateway:/usr/sbin/nologin");
+    assert_eq!(
+        line("MODES"),
+        "root:branch-gateway:750 root:branch-gateway:640 root:branch-gateway:750 branch-gateway:branch-gateway:750 "
+    );
+    assert_eq!(line("ENABLED"), "no", "not enabled before it is configured");
+    assert!(line("CHECK").contains(": ok"), "the service user can read the site file and the secrets:\n{text}");
+    assert_eq!(
+        line("UPGRADED"),
+        "99.0.0-1 1 branch.toml branch.toml.dpkg-dist secrets root:branch-gateway:640 event",
+        "the upgrade keeps the edited site file, its group, the secrets and the outbox"
+    );
+    assert_eq!(
+        line("REMOVED"),
+        "branch.toml branch.toml.dpkg-dist secrets event nobin",
+        "remove keeps config, secrets and outbox"
+    );
+    assert!(text.contains("PURGE branch-gateway: purge: deleting the branch's credentials"), "{text}");
+    assert!(text.contains("deleting the outbox"), "{text}");
+    assert_eq!(line("PURGED"), "noetc nostate");
+}
