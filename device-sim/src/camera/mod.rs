@@ -24,8 +24,11 @@
 //!   (signal loss, tamper, storage failure) carrying its current state, then get a `Changed`
 //!   message per [`CameraFleet::emit_event`]. Subscription filters are accepted and ignored.
 //! - Request bodies are capped at 64 KiB (HTTP 413 beyond).
-//! - WS-Discovery is not implemented yet.
+//! - WS-Discovery (`discovery`) is off until asked for: [`CameraFleet::start_discovery`] on UDP
+//!   3702 with the multicast group, or [`CameraFleet::start_discovery_unicast`] on a port of its
+//!   own. Every camera that is not `Down` answers a matching Probe with its own ProbeMatch.
 
+mod discovery;
 mod http;
 mod jpeg;
 mod rtsp;
@@ -39,6 +42,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+pub use discovery::{DiscoveryHandle, DiscoveryStats, WSD_GROUP, WSD_PORT};
 
 /// How far a WS-Security `Created` may be from the camera clock.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
@@ -446,6 +451,21 @@ impl CameraFleet {
             sub.notify.notify_waiters();
         }
         Ok(())
+    }
+
+    /// Starts answering WS-Discovery probes for these cameras on UDP 3702 at `bind`, joined to
+    /// the multicast group 239.255.255.250 on `bind`'s interface (IPv4; the unspecified address
+    /// joins on the default interface). The port is shared (`SO_REUSEPORT`), so several fleets
+    /// can each answer. Stops when the handle is dropped or the fleet shuts down.
+    pub fn start_discovery(&self, bind: IpAddr) -> Result<DiscoveryHandle, SimError> {
+        discovery::start(&self.inner, discovery::Mode::Multicast(bind))
+    }
+
+    /// Starts answering unicast WS-Discovery probes at `addr` only (port 0: a free port, see
+    /// [`DiscoveryHandle::local_addr`]) — for tests on loopback, where multicast is unreliable
+    /// and 3702 would be shared between parallel tests.
+    pub fn start_discovery_unicast(&self, addr: SocketAddr) -> Result<DiscoveryHandle, SimError> {
+        discovery::start(&self.inner, discovery::Mode::Unicast(addr))
     }
 
     /// Closes every listener and connection.
