@@ -61,6 +61,10 @@ struct HostOpts {
     /// Print one JSON line per applied action (timeline and control API) on stdout.
     #[arg(long)]
     events_json: bool,
+    /// Answer WS-Discovery probes for the cameras (UDP 3702 multicast on the `--bind` address;
+    /// off by default so that several simulators can share a machine).
+    #[arg(long)]
+    discovery: bool,
 }
 
 #[derive(Subcommand)]
@@ -421,6 +425,13 @@ async fn serve_branch(
     if let Some(l) = branch.link() {
         println!("link   listen={} target={}", l.listen(), l.target());
     }
+    let _discovery = if host.discovery {
+        let d = branch.start_discovery(host.bind).context("start the WS-Discovery responder")?;
+        println!("discovery udp/3702 on {}", host.bind);
+        Some(d)
+    } else {
+        None
+    };
     let server = control::serve(host.control, branch.clone()).await.context("start the control API")?;
     println!("control {}", server.url());
     if let Some(path) = &host.emit_config {

@@ -412,6 +412,11 @@ impl LiveBranch {
         self.cams.cameras()
     }
 
+    /// Answers WS-Discovery probes (UDP 3702, multicast on `bind`'s interface) for the cameras.
+    pub fn start_discovery(&self, bind: std::net::IpAddr) -> Result<camera::DiscoveryHandle, camera::SimError> {
+        self.cams.start_discovery(bind)
+    }
+
     /// Where each panel listens.
     pub fn panels(&self) -> Vec<PanelInfo> {
         self.panels.panels()
