@@ -320,6 +320,7 @@ pub struct DeviceFaultDetails {
 mod tests {
     use super::*;
     use crate::time::now;
+    use chrono::SubsecRound;
 
     fn sample() -> Alert {
         Alert {
@@ -335,8 +336,9 @@ mod tests {
                 name: "Intrusion panel".into(),
                 zones: vec![],
             },
-            occurred_at: now(),
-            detected_at: now(),
+            // The wire carries milliseconds: build the sample at that precision.
+            occurred_at: now().trunc_subsecs(3),
+            detected_at: now().trunc_subsecs(3),
             message: "Zone vault fired".into(),
             body: AlertBody::AlarmLink(AlarmLinkDetails {
                 follow_up_of: None,
