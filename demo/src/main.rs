@@ -140,6 +140,9 @@ keep_alive = "10s"
 [storage]
 path = "outbox"
 
+[metrics]
+listen = "127.0.0.1:0"
+
 [health]
 offline_after = 2
 online_after = 2
