@@ -421,3 +421,48 @@ pub fn validate_with_schemas(payloads: &[serde_json::Value]) -> Result<Vec<Vec<S
     }
     Ok(verdicts)
 }
+
+/// Simulated devices on loopback, as most end-to-end tests need them.
+pub mod sim {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use device_sim::camera::{AuthMode, CameraFleet, CameraSpec};
+    use device_sim::panel::{PanelFleet, PanelSpec};
+
+    pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    /// Cameras `(id, name)` with user `admin`, password `pw`, all in `auth` mode.
+    pub async fn cameras(cams: &[(&str, &str)], auth: AuthMode) -> CameraFleet {
+        let specs = cams
+            .iter()
+            .map(|(id, name)| CameraSpec {
+                id: id.to_string(),
+                name: name.to_string(),
+                username: "admin".into(),
+                password: "pw".into(),
+                auth,
+            })
+            .collect();
+        match CameraFleet::start(LOOPBACK, specs).await {
+            Ok(f) => f,
+            Err(e) => panic!("simulated cameras: {e}"),
+        }
+    }
+
+    /// Panels `(id, built-in profile)`, unit id 1, named after their id.
+    pub async fn panels(panels: &[(&str, &str)]) -> PanelFleet {
+        let specs = panels
+            .iter()
+            .map(|(id, profile)| PanelSpec {
+                id: id.to_string(),
+                name: id.to_string(),
+                profile: protocols::modbus::builtin(profile).unwrap_or_else(|| panic!("no built-in profile {profile}")),
+                unit_id: 1,
+            })
+            .collect();
+        match PanelFleet::start(LOOPBACK, specs).await {
+            Ok(f) => f,
+            Err(e) => panic!("simulated panels: {e}"),
+        }
+    }
+}

@@ -5,40 +5,15 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use device_sim::camera::{AuthMode, CameraFleet, CameraSpec};
-use device_sim::panel::{PanelFleet, PanelSpec};
+use device_sim::camera::AuthMode;
 use harness::{Mosquitto, PahoSubscriber, spawn_bin, validate_with_schemas, write_file};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_brings_snapshots_from_its_linked_cameras() {
-    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let _lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let broker = Mosquitto::start().unwrap();
-    let cams = CameraFleet::start(
-        lo,
-        ["cam-1", "cam-2"]
-            .iter()
-            .map(|id| CameraSpec {
-                id: id.to_string(),
-                name: id.to_string(),
-                username: "admin".into(),
-                password: "pw".into(),
-                auth: AuthMode::Digest,
-            })
-            .collect(),
-    )
-    .await
-    .unwrap();
-    let panels = PanelFleet::start(
-        lo,
-        vec![PanelSpec {
-            id: "alarm-1".into(),
-            name: "Alarm".into(),
-            profile: protocols::modbus::builtin("generic-alarm").unwrap(),
-            unit_id: 1,
-        }],
-    )
-    .await
-    .unwrap();
+    let cams = harness::sim::cameras(&[("cam-1", "cam-1"), ("cam-2", "cam-2")], AuthMode::Digest).await;
+    let panels = harness::sim::panels(&[("alarm-1", "generic-alarm")]).await;
     let c = cams.cameras();
     let dir = tempfile::tempdir().unwrap();
     let text = format!(

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use device_sim::camera::{AuthMode, CameraFault, CameraFleet, CameraSpec};
-use device_sim::panel::{PanelFaultSim, PanelFleet, PanelSpec};
+use device_sim::panel::{PanelFaultSim, PanelFleet};
 use harness::{Mosquitto, bin, which, write_file};
 
 struct Site {
@@ -35,17 +35,7 @@ async fn site() -> Site {
     )
     .await
     .unwrap();
-    let panels = PanelFleet::start(
-        lo,
-        vec![PanelSpec {
-            id: "alarm-1".into(),
-            name: "Alarm".into(),
-            profile: protocols::modbus::builtin("generic-alarm").unwrap(),
-            unit_id: 1,
-        }],
-    )
-    .await
-    .unwrap();
+    let panels = harness::sim::panels(&[("alarm-1", "generic-alarm")]).await;
     let dir = tempfile::tempdir().unwrap();
     // The broker knows one branch user, c1 / mqtt-pw.
     let passwd = dir.path().join("passwd");

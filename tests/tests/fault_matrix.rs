@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use device_sim::camera::{AuthMode, CameraEventKind, CameraFault, CameraFleet, CameraSpec};
-use device_sim::panel::{PanelFaultSim, PanelFleet, PanelSpec};
+use device_sim::camera::{AuthMode, CameraEventKind, CameraFault, CameraFleet};
+use device_sim::panel::{PanelFaultSim, PanelFleet};
 use harness::{Mosquitto, PahoSubscriber, Proc, spawn_bin, write_file};
 
 struct Rig {
@@ -18,31 +18,10 @@ struct Rig {
 }
 
 async fn rig(branch: &str) -> Rig {
-    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let _lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let broker = Mosquitto::start().unwrap();
-    let cams = CameraFleet::start(
-        lo,
-        vec![CameraSpec {
-            id: "cam-1".into(),
-            name: "Cam".into(),
-            username: "admin".into(),
-            password: "pw".into(),
-            auth: AuthMode::UsernameToken,
-        }],
-    )
-    .await
-    .unwrap();
-    let panels = PanelFleet::start(
-        lo,
-        vec![PanelSpec {
-            id: "alarm-1".into(),
-            name: "Alarm".into(),
-            profile: protocols::modbus::builtin("generic-alarm").unwrap(),
-            unit_id: 1,
-        }],
-    )
-    .await
-    .unwrap();
+    let cams = harness::sim::cameras(&[("cam-1", "Cam")], AuthMode::UsernameToken).await;
+    let panels = harness::sim::panels(&[("alarm-1", "generic-alarm")]).await;
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         r#"

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use device_sim::camera::{AuthMode, CameraFault, CameraFleet, CameraSpec};
-use device_sim::panel::{PanelFleet, PanelSpec};
+use device_sim::panel::PanelFleet;
 use harness::{Mosquitto, PahoSubscriber, Proc, bin, spawn_bin, write_file};
 
 const POLL: Duration = Duration::from_secs(1);
@@ -34,17 +34,7 @@ async fn start_branch(id: &str, broker: u16, dir: &Path) -> Branch {
         })
         .collect();
     let cams = CameraFleet::start(lo, specs).await.unwrap();
-    let panels = PanelFleet::start(
-        lo,
-        vec![PanelSpec {
-            id: "alarm-1".into(),
-            name: "Alarm".into(),
-            profile: protocols::modbus::builtin("generic-alarm").unwrap(),
-            unit_id: 1,
-        }],
-    )
-    .await
-    .unwrap();
+    let panels = harness::sim::panels(&[("alarm-1", "generic-alarm")]).await;
     let c = cams.cameras();
     let bdir = dir.join(id);
     std::fs::create_dir_all(&bdir).unwrap();

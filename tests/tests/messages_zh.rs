@@ -5,8 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use device_sim::camera::{AuthMode, CameraFault, CameraFleet, CameraSpec};
-use device_sim::panel::{PanelFleet, PanelSpec};
+use device_sim::camera::{AuthMode, CameraFault};
 use harness::{Mosquitto, PahoSubscriber, spawn_bin, validate_with_schemas, write_file};
 
 fn has_cjk(s: &str) -> bool {
@@ -15,31 +14,10 @@ fn has_cjk(s: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zh_cn_alerts_are_chinese_and_still_valid() {
-    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let _lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let broker = Mosquitto::start().unwrap();
-    let cams = CameraFleet::start(
-        lo,
-        vec![CameraSpec {
-            id: "cam-1".into(),
-            name: "金库".into(),
-            username: "admin".into(),
-            password: "pw".into(),
-            auth: AuthMode::UsernameToken,
-        }],
-    )
-    .await
-    .unwrap();
-    let panels = PanelFleet::start(
-        lo,
-        vec![PanelSpec {
-            id: "alarm-1".into(),
-            name: "报警主机".into(),
-            profile: protocols::modbus::builtin("generic-alarm").unwrap(),
-            unit_id: 1,
-        }],
-    )
-    .await
-    .unwrap();
+    let cams = harness::sim::cameras(&[("cam-1", "金库")], AuthMode::UsernameToken).await;
+    let panels = harness::sim::panels(&[("alarm-1", "generic-alarm")]).await;
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         r#"

@@ -2,11 +2,11 @@
 //! prometheus_client) and moves when a device fails; `/health` reports the uplink.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use device_sim::camera::{AuthMode, CameraFault, CameraFleet, CameraSpec};
+use device_sim::camera::{AuthMode, CameraFault};
 use harness::{Mosquitto, free_port, python, spawn_bin, workspace_root, write_file};
 
 /// A plain HTTP/1.0 GET (status, body).
@@ -52,18 +52,7 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_move_when_a_camera_fails() {
     let broker = Mosquitto::start().unwrap();
-    let cams = CameraFleet::start(
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        vec![CameraSpec {
-            id: "cam-1".into(),
-            name: "Cam".into(),
-            username: "admin".into(),
-            password: "pw".into(),
-            auth: AuthMode::UsernameToken,
-        }],
-    )
-    .await
-    .unwrap();
+    let cams = harness::sim::cameras(&[("cam-1", "Cam")], AuthMode::UsernameToken).await;
     let dir = tempfile::tempdir().unwrap();
     let mport = free_port();
     let text = format!(
