@@ -142,6 +142,8 @@ struct PanelState {
     fault_points: BTreeMap<String, String>,
     /// Point id → role, from the panel's profile.
     roles: BTreeMap<String, String>,
+    /// A partition of this panel is armed (updated on each of its observations).
+    armed: bool,
     published_state: Option<String>,
 }
 
@@ -173,6 +175,12 @@ pub struct Engine {
     last_coverage_publish: Option<Instant>,
     gateway: DeviceRef,
     lang: Lang,
+    /// A camera's published state changed since coverage was last computed. Coverage is
+    /// recomputed only then (or when due): recomputing per observation cost O(cameras) per
+    /// probe and per panel read, most of the gateway's CPU at 1,000 cameras.
+    coverage_dirty: bool,
+    /// Whether any partition is armed, recomputed on panel observations only.
+    armed: bool,
 }
 
 impl Engine {
@@ -232,6 +240,7 @@ impl Engine {
                     heartbeat_raised: false,
                     fault_points: BTreeMap::new(),
                     roles: roles.get(&p.id).map(|v| v.iter().cloned().collect()).unwrap_or_default(),
+                    armed: false,
                     published_state: None,
                 },
             );
@@ -255,6 +264,8 @@ impl Engine {
             last_coverage_publish: None,
             gateway,
             lang: cfg.branch.language,
+            coverage_dirty: true,
+            armed: false,
             cfg: cfg.clone(),
         }
     }
@@ -374,13 +385,16 @@ impl Engine {
 
     /// Whether any alarm partition is armed right now.
     pub fn armed(&self) -> bool {
-        self.panels.values().any(|p| {
-            p.kind == PanelKind::Alarm
-                && !p.debounce.raised
-                && p.points.iter().any(|(k, v)| {
-                    p.roles.get(k).map(String::as_str) == Some("partition") && v.state.as_deref() == Some("armed")
-                })
-        })
+        self.armed
+    }
+
+    /// Whether `panel` reports an armed partition right now.
+    fn panel_armed(p: &PanelState) -> bool {
+        p.kind == PanelKind::Alarm
+            && !p.debounce.raised
+            && p.points.iter().any(|(k, v)| {
+                v.state.as_deref() == Some("armed") && p.roles.get(k).map(String::as_str) == Some("partition")
+            })
     }
 
     // ---- cameras ----
@@ -388,8 +402,7 @@ impl Engine {
     fn observe_camera(&mut self, obs: CameraObservation, now: Instant, out: &mut Output) {
         let (offline_after, online_after) = (self.cfg.health.offline_after, self.cfg.health.online_after);
         let id = obs.device.clone();
-        let views = self.camera_views();
-        let armed = self.armed();
+        let armed = self.armed;
         let Some(cam) = self.cameras.get_mut(&id) else { return };
         cam.known = true;
 
@@ -439,6 +452,7 @@ impl Engine {
                     cam.settle = (cam.settle * 2).min(FLAP_SETTLE_MAX);
                 }
                 if !cam.maintenance {
+                    let views = self.camera_views();
                     let uncovered = self.coverage.zones_uncovered_without(&id, &views);
                     let Some(cam) = self.cameras.get(&id) else { return };
                     let status = if cam.flapping { "flapping".to_string() } else { status };
@@ -577,6 +591,7 @@ impl Engine {
             return;
         }
         cam.published_state = Some(state.clone());
+        self.coverage_dirty = true;
         let last = cam.last.as_ref();
         let at = last.map(|l| l.at).unwrap_or_else(protocols::time::now);
         let health = DeviceHealth {
@@ -655,6 +670,10 @@ impl Engine {
         if let PanelOutcome::Read(points) = obs.outcome {
             self.apply_points(&id, points, obs.at, now, out);
         }
+        if let Some(p) = self.panels.get_mut(&id) {
+            p.armed = Self::panel_armed(p);
+        }
+        self.armed = self.panels.values().any(|p| p.armed);
         self.publish_panel_state(&id, obs.at, out);
     }
 
@@ -950,6 +969,11 @@ impl Engine {
     // ---- coverage ----
 
     fn refresh_coverage(&mut self, now: Instant, periodic: bool, out: &mut Output) {
+        let due = periodic
+            && self.last_coverage_publish.is_none_or(|t| now.duration_since(t) >= self.cfg.health.coverage_period);
+        if !self.coverage_dirty && !due {
+            return;
+        }
         if !self.coverage_started {
             let all_known = self.cameras.values().all(|c| c.known);
             if !all_known && now.duration_since(self.started) < COVERAGE_GRACE {
@@ -957,10 +981,9 @@ impl Engine {
             }
             self.coverage_started = true;
         }
+        self.coverage_dirty = false;
         let views = self.camera_views();
         let wall = protocols::time::now();
-        let due = periodic
-            && self.last_coverage_publish.is_none_or(|t| now.duration_since(t) >= self.cfg.health.coverage_period);
         let report = match self.coverage.update(&views, wall) {
             Some(r) => Some(r),
             None if due => self.coverage.last().cloned(),

@@ -1,0 +1,233 @@
+//! `bsg-bench`: one command for every performance budget of the branch gateway.
+//!
+//! It stands up a real mosquitto on a free loopback port, the device simulator (in this process
+//! where a scenario flips registers or takes cameras down, in a child process for the scale
+//! runs) and the **release-built** `branch-gateway` as a separate process, measured from
+//! outside: latencies at an independent MQTT subscriber in this process, CPU and memory from
+//! `/proc/PID/{stat,status}`. It prints a table — scenario, figure, median and spread over
+//! several runs, budget, PASS/FAIL — and with `--json FILE` writes the same as JSON.
+//!
+//! A budget miss is a FAIL row and exit 0; a broken harness (no mosquitto, a gateway that never
+//! comes up) is an ERROR and a non-zero exit. See docs/BENCHMARKS.md for the method and the
+//! latest figures, and `scripts/bench` for the command that builds what it needs first.
+
+mod gateway_proc;
+mod mqtt;
+mod outbox_worker;
+mod procfs;
+mod report;
+mod scenario;
+mod sim;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::report::{Row, Verdict};
+use crate::scenario::Ctx;
+
+#[derive(Parser)]
+#[command(
+    name = "bsg-bench",
+    version,
+    about = "Measures every performance budget of branch-gateway against a real mosquitto and the simulator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Internal>,
+    /// Fewer runs, shorter windows (under two minutes); said so in the output.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Run only these scenarios (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Which>,
+    /// The branch-gateway binary to measure (default: next to this one, i.e. target/release).
+    #[arg(long, value_name = "PATH")]
+    gateway: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Which {
+    Alarm,
+    CameraLoss,
+    Scale,
+    Outbox,
+    ColdStart,
+}
+
+/// Child modes of this binary; not for users.
+#[derive(Subcommand)]
+enum Internal {
+    /// Serve simulated cameras and panels until stdin closes (the scale scenario's simulator).
+    #[command(hide = true)]
+    SimServe {
+        #[arg(long, default_value_t = 0)]
+        cameras: usize,
+        #[arg(long, default_value_t = 0)]
+        panels: usize,
+        #[arg(long, default_value = "zone-status-word")]
+        profile: String,
+    },
+    /// Measure the outbox in a process of its own; prints one JSON object.
+    #[command(hide = true)]
+    OutboxWorker {
+        #[arg(long, value_enum)]
+        task: outbox_worker::Task,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        events: u64,
+        #[arg(long)]
+        port: Option<u16>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let result = match cli.command {
+        Some(Internal::SimServe { cameras, panels, profile }) => {
+            let _ = procfs::raise_nofile_limit();
+            sim::serve(cameras, panels, &profile).map(|()| ExitCode::SUCCESS)
+        }
+        Some(Internal::OutboxWorker { task, dir, events, port }) => {
+            outbox_worker::run(task, dir, events, port).map(|()| ExitCode::SUCCESS)
+        }
+        None => bench(cli.quick, cli.json, cli.only, cli.gateway),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bsg-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The bench proper. `Err` = the harness could not even start (exit 2).
+fn bench(quick: bool, json_out: Option<PathBuf>, only: Vec<Which>, gateway: Option<PathBuf>) -> Result<ExitCode> {
+    let t0 = Instant::now();
+    let nofile = procfs::raise_nofile_limit().context("raise the open-files limit")?;
+    let machine = procfs::Machine::describe(nofile);
+    let self_bin = std::env::current_exe().context("locate bsg-bench itself")?;
+    let gateway_bin = match gateway {
+        Some(p) => p,
+        None => self_bin.parent().map(|d| d.join("branch-gateway")).unwrap_or_default(),
+    };
+    if !gateway_bin.is_file() {
+        anyhow::bail!(
+            "no branch-gateway binary at {}; run scripts/bench (it builds the release binaries) or pass --gateway PATH",
+            gateway_bin.display()
+        );
+    }
+    if nofile < 4096 {
+        eprintln!("warning: the open-files limit is {nofile}; a thousand simulated cameras need about 4,000 sockets");
+    }
+    let broker = harness::Mosquitto::start()
+        .context("cannot start mosquitto; run scripts/test to install prerequisites (or apt-get install mosquitto)")?;
+    let work = tempfile::Builder::new().prefix("bsg-bench-").tempdir().context("create a scratch directory")?;
+    let ctx = Ctx { quick, gateway_bin: gateway_bin.clone(), self_bin, broker, work: work.path().to_path_buf() };
+
+    let mode = if quick {
+        "QUICK mode: 1 run of 60 alarms, 5 camera-loss trials, scale windows of 2×10 s (cameras) and 3×5 s \
+         (panels) and no combined run, 20,000-event outbox runs and 100,000 (not 1,000,000) buffered events, \
+         2 cold starts. Indicative only; the full run is what docs/BENCHMARKS.md quotes."
+    } else {
+        "FULL mode: 3 runs × 200 alarms, 15 camera-loss trials, scale windows of 6×10 s / 12×5 s / 6×10 s, \
+         3 outbox runs of 100,000 events and 1,000,000 buffered events, 5 cold starts."
+    };
+    let header = format!(
+        "bsg-bench {} — {}\n{}\ngateway: {}\nbroker: mosquitto on 127.0.0.1:{}\n{mode}",
+        env!("CARGO_PKG_VERSION"),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        machine.line(),
+        gateway_bin.display(),
+        ctx.broker.port
+    );
+    println!("{header}\n");
+
+    let all = [Which::Alarm, Which::CameraLoss, Which::Scale, Which::Outbox, Which::ColdStart];
+    let chosen: Vec<Which> = all.into_iter().filter(|w| only.is_empty() || only.contains(w)).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the runtime")?;
+    let mut rows: Vec<Row> = Vec::new();
+    for w in chosen {
+        let (name, label) = match w {
+            Which::Alarm => ("1 alarm latency", "alarm latency (register flip → alert at the subscriber)"),
+            Which::CameraLoss => ("2 camera loss", "camera-loss detection"),
+            Which::Scale => ("3 scale", "scale: CPU and memory of the gateway"),
+            Which::Outbox => ("4 outbox", "outbox: enqueue, replay, disk"),
+            Which::ColdStart => ("5 cold start", "cold start"),
+        };
+        eprintln!("== {label}");
+        let started = Instant::now();
+        let result = rt.block_on(async {
+            match w {
+                Which::Alarm => scenario::alarm::run(&ctx).await,
+                Which::CameraLoss => scenario::camera_loss::run(&ctx).await,
+                Which::Scale => scenario::scale::run(&ctx).await,
+                Which::Outbox => scenario::outbox::run(&ctx).await,
+                Which::ColdStart => scenario::cold_start::run(&ctx).await,
+            }
+        });
+        match result {
+            Ok(r) => rows.extend(r),
+            Err(e) => {
+                eprintln!("  ERROR: {e:#}");
+                rows.push(Row::error(name, "(scenario)", format!("{e:#}")));
+            }
+        }
+        eprintln!("   ({:.0} s)", started.elapsed().as_secs_f64());
+    }
+    drop(rt);
+
+    let elapsed = t0.elapsed().as_secs_f64();
+    println!("{}", report::table(&rows));
+    let count = |v: Verdict| rows.iter().filter(|r| r.verdict == v).count();
+    let (pass, fail, errors) = (count(Verdict::Pass), count(Verdict::Fail), count(Verdict::Error));
+    println!(
+        "{pass} within budget, {fail} over budget, {errors} error(s); {elapsed:.0} s in all{}",
+        if quick { " (quick mode)" } else { "" }
+    );
+    if let Some(path) = json_out {
+        let doc = json!({
+            "tool": "bsg-bench",
+            "version": env!("CARGO_PKG_VERSION"),
+            "at": chrono::Utc::now().to_rfc3339(),
+            "mode": if quick { "quick" } else { "full" },
+            "mode_note": mode,
+            "machine": machine,
+            "gateway": gateway_bin.display().to_string(),
+            "seconds": elapsed,
+            "rows": rows,
+        });
+        let text = serde_json::to_string_pretty(&doc).context("encode the results")?;
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        println!("results written to {}", path.display());
+    }
+    if errors > 0 {
+        let kept = work.keep();
+        eprintln!("bsg-bench: the harness broke in {errors} place(s); logs kept in {}", kept.display());
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
