@@ -329,6 +329,9 @@ pub struct PanelConfig {
     pub poll_interval: Duration,
     #[serde(default = "default_panel_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// A pause between the requests of one poll cycle, for strict devices (0 = none).
+    #[serde(default, with = "humantime_serde")]
+    pub pace: Duration,
     #[serde(default)]
     pub maintenance: bool,
 }
@@ -646,6 +649,9 @@ impl SiteConfig {
                 Duration::from_secs(3600),
             );
             v.duration(&format!("{f}.timeout"), p.timeout, Duration::from_millis(20), Duration::from_secs(60));
+            if p.pace > Duration::from_secs(1) {
+                v.push(&format!("{f}.pace"), "is longer than 1 s", "use a few milliseconds, e.g. \"20ms\"");
+            }
             match profiles.points(&p.profile, &self.base_dir) {
                 Ok(points) => {
                     panel_points.insert(p.id.clone(), points);

@@ -93,6 +93,7 @@ fn good(req: &[u8]) -> Vec<u8> {
 
 fn cfg(addr: SocketAddr) -> PanelConfig {
     PanelConfig {
+        pace: std::time::Duration::ZERO,
         id: "evil".into(),
         name: "evil".into(),
         kind: PanelKind::Alarm,

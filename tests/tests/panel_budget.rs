@@ -41,6 +41,7 @@ async fn hundred_panels_of_200_points_every_250ms_under_a_quarter_core() {
     let mut handles = Vec::new();
     for info in fleet.panels() {
         let cfg = PanelConfig {
+            pace: std::time::Duration::ZERO,
             id: info.id.clone(),
             name: info.id.clone(),
             kind: PanelKind::Alarm,

@@ -182,6 +182,7 @@ async fn mbpoll_reads_and_writes_the_simulated_panels() {
 
 fn panel_cfg(id: &str, addr: SocketAddr, unit_id: u8, profile: &str) -> PanelConfig {
     PanelConfig {
+        pace: std::time::Duration::ZERO,
         id: id.into(),
         name: id.into(),
         kind: PanelKind::Alarm,

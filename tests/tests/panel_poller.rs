@@ -22,6 +22,7 @@ const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 fn cfg(id: &str, kind: PanelKind, addr: SocketAddr, unit_id: u8, interval_ms: u64, timeout_ms: u64) -> PanelConfig {
     PanelConfig {
+        pace: std::time::Duration::ZERO,
         id: id.into(),
         name: id.into(),
         kind,
@@ -365,4 +366,39 @@ async fn nothing_listening_is_unreachable_and_the_poller_keeps_trying() {
     }
     assert!(!p.handle.is_finished());
     p.stop().await;
+}
+
+/// `pace` spaces the requests of one cycle for strict devices: a cycle of N requests takes at
+/// least (N − 1) × pace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pace_spaces_the_requests_of_a_cycle() {
+    let profile = ["generic-alarm", "generic-access", "zone-status-word"]
+        .iter()
+        .filter_map(|n| protocols::modbus::builtin(n))
+        .max_by_key(|p| p.plan(8).len())
+        .unwrap();
+    let requests = profile.plan(8).len() as u32;
+    assert!(requests >= 2, "need a profile read in several requests");
+    let fleet = harness::sim::panels(&[("p1", profile.name.as_str())]).await;
+    let addr = fleet.panels()[0].addr;
+    let kind = if profile.name.contains("access") { PanelKind::Access } else { PanelKind::Alarm };
+    let mut c = cfg("p1", kind, addr, 1, 1000, 500);
+    c.pace = Duration::from_millis(60);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = gateway::pollers::panel::spawn_panel_poller(c, profile, tx, stop.clone());
+    let obs = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    stop.cancel();
+    let _ = task.await;
+    match obs {
+        gateway::pollers::Observation::Panel(p) => {
+            assert!(matches!(p.outcome, gateway::pollers::PanelOutcome::Read(_)), "{:?}", p.outcome);
+            assert!(
+                p.duration >= Duration::from_millis(60) * (requests - 1),
+                "{:?} for {requests} requests",
+                p.duration
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }

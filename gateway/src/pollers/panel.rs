@@ -183,8 +183,14 @@ impl Link {
     async fn read_all(&mut self, plan: &ReadPlan, out: &mut Vec<RawData>) -> Result<(), Failure> {
         out.clear();
         let timeout = self.cfg.timeout;
+        let pace = self.cfg.pace;
         let ctx = self.ensure_connected().await?;
-        for req in plan.requests() {
+        for (i, req) in plan.requests().iter().enumerate() {
+            // Strict devices (some PLC gateways) drop a request that follows the previous
+            // answer too closely: wait `pace` between requests of one cycle.
+            if i > 0 && !pace.is_zero() {
+                tokio::time::sleep(pace).await;
+            }
             let call = match req.table {
                 Table::Coil => Request::ReadCoils(req.address, req.count),
                 Table::DiscreteInput => Request::ReadDiscreteInputs(req.address, req.count),
