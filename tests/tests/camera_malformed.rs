@@ -171,7 +171,12 @@ async fn first_observation(url: &str) -> (CameraObservation, Duration) {
     let started = Instant::now();
     let handle = spawn_camera_poller_with(cfg, settings, PathBuf::from("."), tx, stop.clone());
     let obs = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
-    let took = started.elapsed();
+    // How long the probe itself took (the poller starts each camera at a stable phase of up to
+    // 2 s, which is not part of the probe).
+    let took = match &obs {
+        Ok(Some(Observation::Camera(c))) => c.duration,
+        _ => started.elapsed(),
+    };
     stop.cancel();
     let _ = handle.await;
     match obs {

@@ -228,7 +228,10 @@ async fn no_answer_is_unreachable_within_the_timeout_then_recovers() {
     f.set_fault("p1", PanelFaultSim::NoAnswer, true).unwrap();
     let t0 = Instant::now();
     let obs = p.wait_for(Duration::from_secs(3), "Unreachable", |o| failed_with(o, PanelFault::Unreachable)).await;
-    assert!(t0.elapsed() < Duration::from_millis(300 + 100 + 800), "failed after {:?}", t0.elapsed());
+    // The failing cycle ends at the request timeout (300 ms), not later; scheduling on a
+    // loaded machine is not part of it.
+    assert!(obs.duration < Duration::from_millis(300 + 700), "the failing cycle took {:?}", obs.duration);
+    let _ = t0;
     let PanelOutcome::Failed { reason, .. } = &obs.outcome else { unreachable!() };
     assert!(reason.contains("no answer within 300 ms"), "{reason}");
     // Stays failed (reconnects are tried, and fail the same way) while the fault lasts.
