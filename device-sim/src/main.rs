@@ -19,8 +19,7 @@ use device_sim::camera::AuthMode;
 use device_sim::control;
 use device_sim::panel::PanelKindSim;
 use device_sim::scenario::{
-    self, AlarmZoneDef, BranchDef, CameraDef, DEFAULT_BROKER, DoorDef, GatewayDef, LiveBranch, PanelDef, Scenario,
-    ZoneDef,
+    self, AlarmZoneDef, BranchDef, CameraDef, DoorDef, GatewayDef, LiveBranch, PanelDef, Scenario, ZoneDef,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -349,21 +348,7 @@ fn generic_branch(
         description: "device-sim serve".into(),
         duration: None,
         branch: BranchDef { id: "sim-branch".into(), name: "Simulated branch".into() },
-        gateway: GatewayDef {
-            broker: DEFAULT_BROKER.into(),
-            client_id: None,
-            topic_prefix: None,
-            keep_alive: None,
-            storage_path: None,
-            offline_after: None,
-            online_after: None,
-            coverage_period: None,
-            camera_poll_interval: None,
-            camera_timeout: None,
-            panel_poll_interval: None,
-            panel_timeout: None,
-            metrics_listen: None,
-        },
+        gateway: GatewayDef::default(),
         link: None,
         zones: vec![ZoneDef {
             id: "branch".into(),

@@ -109,6 +109,27 @@ pub struct GatewayDef {
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
+impl Default for GatewayDef {
+    /// The local broker and the gateway's own default for everything else.
+    fn default() -> Self {
+        GatewayDef {
+            broker: DEFAULT_BROKER.into(),
+            client_id: None,
+            topic_prefix: None,
+            keep_alive: None,
+            storage_path: None,
+            offline_after: None,
+            online_after: None,
+            coverage_period: None,
+            camera_poll_interval: None,
+            camera_timeout: None,
+            panel_poll_interval: None,
+            panel_timeout: None,
+            metrics_listen: None,
+        }
+    }
+}
+
 /// The optional TCP proxy standing in for the branch's WAN link to head office.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkDef {

@@ -17,8 +17,8 @@ use toml::Value;
 
 use super::action::{self, Action, Invalid, PointSet};
 use super::{
-    AlarmZoneDef, BranchDef, CameraDef, DEFAULT_BROKER, DoorDef, GatewayDef, LinkDef, MAX_DEVICES, MAX_STEPS, PanelDef,
-    Problem, Scenario, ScenarioError, Step, ZoneDef,
+    AlarmZoneDef, BranchDef, CameraDef, DoorDef, GatewayDef, LinkDef, MAX_DEVICES, MAX_STEPS, PanelDef, Problem,
+    Scenario, ScenarioError, Step, ZoneDef,
 };
 use crate::camera::{AuthMode, CameraEventKind, CameraFault};
 use crate::panel::{PanelFaultSim, PanelKindSim};
@@ -402,21 +402,7 @@ fn branch_section(p: &mut Parser<'_>, doc: &toml::Table) -> BranchDef {
 }
 
 fn gateway_section(p: &mut Parser<'_>, doc: &toml::Table) -> GatewayDef {
-    let mut g = GatewayDef {
-        broker: DEFAULT_BROKER.into(),
-        client_id: None,
-        topic_prefix: None,
-        keep_alive: None,
-        storage_path: None,
-        offline_after: None,
-        online_after: None,
-        coverage_period: None,
-        camera_poll_interval: None,
-        camera_timeout: None,
-        panel_poll_interval: None,
-        panel_timeout: None,
-        metrics_listen: None,
-    };
+    let mut g = GatewayDef::default();
     let Some((t, line)) = p.table(doc, "gateway") else { return g };
     let mut e = Entry::new(t, line, "[gateway]".into());
     if let Some(b) = e.string("broker") {
