@@ -162,7 +162,8 @@ struct DoorRuntime {
 
 /// The health engine of one branch.
 pub struct Engine {
-    cfg: SiteConfig,
+    /// Shared so that loops over its zones and doors borrow a cheap handle, not a copy.
+    cfg: std::sync::Arc<SiteConfig>,
     branch: BranchId,
     topics: Topics,
     cameras: BTreeMap<DeviceId, CameraState>,
@@ -266,7 +267,7 @@ impl Engine {
             lang: cfg.branch.language,
             coverage_dirty: true,
             armed: false,
-            cfg: cfg.clone(),
+            cfg: std::sync::Arc::new(cfg.clone()),
         }
     }
 
@@ -309,8 +310,8 @@ impl Engine {
     pub fn tick(&mut self, now: Instant, wall: Timestamp) -> Output {
         let mut out = Output::default();
         // Doors held open.
-        let door_cfgs = self.cfg.doors.clone();
-        for d in &door_cfgs {
+        let cfg = std::sync::Arc::clone(&self.cfg);
+        for d in &cfg.doors {
             let Some(rt) = self.doors.get_mut(&d.id) else { continue };
             if let Some(since) = rt.open_since
                 && rt.raised.is_none()
@@ -748,8 +749,8 @@ impl Engine {
         }
 
         // Alarm zones on this panel.
-        let zone_cfgs: Vec<_> = self.cfg.alarm_zones.iter().filter(|z| z.panel == id.as_str()).cloned().collect();
-        for z in zone_cfgs {
+        let cfg = std::sync::Arc::clone(&self.cfg);
+        for z in cfg.alarm_zones.iter().filter(|z| z.panel == id.as_str()) {
             let Some(p) = self.panels.get(id) else { return };
             let state = p.points.get(&z.point).and_then(|v| v.state.clone()).unwrap_or_else(|| "normal".into());
             let partition_armed = match &z.partition {
@@ -813,8 +814,7 @@ impl Engine {
         }
 
         // Doors on this panel.
-        let door_cfgs: Vec<_> = self.cfg.doors.iter().filter(|d| d.panel == id.as_str()).cloned().collect();
-        for d in door_cfgs {
+        for d in cfg.doors.iter().filter(|d| d.panel == id.as_str()) {
             let Some(p) = self.panels.get(id) else { return };
             let state = p.points.get(&d.point).and_then(|v| v.state.clone()).unwrap_or_else(|| "closed".into());
             let Some(rt) = self.doors.get_mut(&d.id) else { continue };
@@ -845,7 +845,7 @@ impl Engine {
             if let Some(s) = raise {
                 rt.raised = Some(s);
                 if !maintenance {
-                    let alert = self.door_alert(&d, dev.clone(), s, AlertState::Raised, at, None);
+                    let alert = self.door_alert(d, dev.clone(), s, AlertState::Raised, at, None);
                     if d.snapshot {
                         out.snapshots.push(self.snapshot_request(&alert, &d.linked_cameras));
                     }
@@ -854,7 +854,7 @@ impl Engine {
             } else if clear {
                 rt.raised = None;
                 if !maintenance {
-                    out.alerts.push(self.door_alert(&d, dev.clone(), DoorState::Closed, AlertState::Cleared, at, None));
+                    out.alerts.push(self.door_alert(d, dev.clone(), DoorState::Closed, AlertState::Cleared, at, None));
                 }
             }
         }
