@@ -1,7 +1,7 @@
 //! The "right now" view of every branch (`hq coverage`): gateway up or down and since when,
 //! cameras online, live video, and which required zones nobody is watching.
 //!
-//! Pure: built from a [`Snapshot`] of the latest retained values (from the store, from a live
+//! Pure: built from a [`Snapshot`] of the latest retained values (from the database, from a live
 //! subscription, or both laid over each other).
 
 use std::collections::BTreeMap;

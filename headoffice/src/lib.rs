@@ -9,13 +9,15 @@
 //!
 //! ```text
 //! mqtt (connect, backoff) ─▶ listen ─▶ ingest (topic + payload → typed message, or why not)
-//!                                   └▶ store (sled: deduped alerts, state changes, latest state)
-//! store ─▶ History ─▶ report / coverage / gaps (pure) ─▶ render (table, csv, html) ─▶ `hq` prints
+//!                                   └▶ db::Store (SQLite or PostgreSQL; one transaction per batch,
+//!                                      acknowledged to the broker only after it commits)
+//! db::Store ─▶ bounded queries ─▶ report / coverage / gaps (pure) ─▶ render ─▶ `hq` prints
 //! ```
 //!
 //! Only the binary (`main.rs`) prints; the library logs through `tracing` and returns values.
 
 pub mod coverage;
+pub mod db;
 pub mod gaps;
 pub mod ingest;
 pub mod listen;
@@ -23,5 +25,4 @@ pub mod mqtt;
 pub mod records;
 pub mod render;
 pub mod report;
-pub mod store;
 pub mod timespec;

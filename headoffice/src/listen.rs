@@ -1,10 +1,13 @@
 //! The MQTT side of head office: the long-running listener that stores history, and the two
 //! short-lived readers (a live snapshot of the retained state, a live feed of alerts).
 //!
-//! The listener acknowledges a message only after it is in sled and flushed (manual acks), so a
-//! crash between receipt and storage makes the broker re-send it instead of losing it; dedupe on
-//! (branch, id) makes the re-send harmless. Acks go out in groups: whenever no more messages
-//! are waiting, one flush covers everything received so far.
+//! The listener acknowledges a message only after the database transaction that stores it has
+//! committed (manual acks), so a crash between receipt and storage makes the broker re-send it
+//! instead of losing it; idempotent inserts make the re-send harmless. Acks go out in groups:
+//! whenever no more messages are waiting (or a batch is full), one transaction stores everything
+//! received so far. The listener keeps no state of its own: any number of them may share one
+//! database (and one `$share` group), and any of them may be killed at any time. While the
+//! database is away, the listener holds its batch unacknowledged and retries with backoff.
 //!
 //! rumqttc's `EventLoop::poll` is driven by its own task (as in the gateway's uplink), which
 //! sleeps with backoff after a failure and forwards what happens over a channel, so storing and
@@ -19,18 +22,17 @@ use rumqttc::{AsyncClient, ConnectReturnCode, Event, Outgoing, Packet, Publish, 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::gaps::SeqTracker;
+use crate::db::{DbError, Incoming, Outcome, SeqNote, Store};
 use crate::ingest::{self, Message};
 use crate::mqtt::{Backoff, BrokerSettings, MqttError, Topics, filters};
 use crate::records::{Latest, Snapshot};
-use crate::store::{Counter, Outcome, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
     #[error(transparent)]
     Mqtt(#[from] MqttError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     #[error("could not connect to the broker at {host}:{port} within {waited:?}: {last_error}")]
     NeverConnected { host: String, port: u16, waited: Duration, last_error: String },
     #[error("the broker refused the subscription to {0:?} (ACL, or no shared-subscription support)")]
@@ -141,16 +143,8 @@ fn refused(codes: &[SubscribeReasonCode], filters: &[String]) -> Option<Vec<Stri
     (!bad.is_empty()).then_some(bad)
 }
 
-/// Rebuilds the `seq` bookkeeping from the stored alerts, in arrival order.
-pub fn replay_seqs<'a>(alerts: impl IntoIterator<Item = &'a crate::records::AlertRecord>) -> SeqTracker {
-    let mut v: Vec<&crate::records::AlertRecord> = alerts.into_iter().collect();
-    v.sort_by(|a, b| (a.received_at, &a.alert.branch, a.alert.seq).cmp(&(b.received_at, &b.alert.branch, b.alert.seq)));
-    let mut t = SeqTracker::new();
-    for r in v {
-        t.observe(&r.alert.branch, r.alert.seq.0, r.received_at);
-    }
-    t
-}
+/// A batch is committed when nothing more is waiting, or at this size.
+const MAX_BATCH: usize = 1000;
 
 /// Runs until `shutdown`: subscribes to every branch's data and stores it.
 pub async fn listen(
@@ -160,16 +154,15 @@ pub async fn listen(
 ) -> Result<ListenStats, ListenError> {
     let filters = filters(&cfg.prefix, cfg.share_group.as_deref(), Topics { alerts: true, state: true })?;
     let shared = cfg.share_group.is_some();
-    let mut tracker = replay_seqs(&store.alerts()?);
     let mut link = Link::start(&cfg.broker, true)?;
     let mut stats = ListenStats::default();
-    let mut pending: Vec<Publish> = Vec::new();
+    let mut batch = Batch::default();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_connected = false;
     let mut last_error: Option<String> = None;
     tracing::info!(broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port), client_id = %cfg.broker.client_id,
-        store = %store.path().display(), share_group = cfg.share_group.as_deref().unwrap_or("-"), "listening");
+        db = %store.url(), share_group = cfg.share_group.as_deref().unwrap_or("-"), "listening");
 
     let result = loop {
         tokio::select! {
@@ -189,12 +182,9 @@ pub async fn listen(
                     None => tracing::info!(filters = ?filters, "subscribed"),
                 },
                 Some(LinkEvent::Publish(p)) => {
-                    if let Err(e) = handle(&cfg.prefix, &p, store, &mut tracker, &mut stats, shared) {
-                        break Err(e.into());
-                    }
-                    pending.push(p);
-                    if link.events.is_empty()
-                        && let Err(e) = commit(store, &link.client, &mut pending).await
+                    batch.add(&cfg.prefix, p, &mut stats);
+                    if (link.events.is_empty() || batch.pending.len() >= MAX_BATCH)
+                        && let Err(e) = commit(store, &link.client, &mut batch, &mut stats, shared, &shutdown).await
                     {
                         break Err(e.into());
                     }
@@ -213,61 +203,132 @@ pub async fn listen(
                     last_error = Some(e);
                 }
             },
-            _ = tick.tick(), if !pending.is_empty() => {
-                if let Err(e) = commit(store, &link.client, &mut pending).await {
+            _ = tick.tick(), if !batch.pending.is_empty() => {
+                if let Err(e) = commit(store, &link.client, &mut batch, &mut stats, shared, &shutdown).await {
                     break Err(e.into());
                 }
             }
         }
     };
-    if result.is_ok() {
-        commit(store, &link.client, &mut pending).await?;
+    if result.is_ok() && !batch.pending.is_empty() {
+        // One attempt on the way out; what is not stored stays unacknowledged on the broker.
+        let stop_now = CancellationToken::new();
+        stop_now.cancel();
+        if let Err(e) = commit(store, &link.client, &mut batch, &mut stats, shared, &stop_now).await {
+            tracing::warn!(error = %e, "the last batch was not stored; the broker will send it again");
+        }
     }
     link.close().await;
-    store.flush().await?;
     result.map(|()| stats)
 }
 
-/// Makes everything received durable, then acknowledges it.
-async fn commit(store: &Store, client: &AsyncClient, pending: &mut Vec<Publish>) -> Result<(), StoreError> {
-    if pending.is_empty() {
+/// What was received since the last commit.
+#[derive(Default)]
+struct Batch {
+    /// Every publish, to acknowledge once stored (malformed ones included: they are counted).
+    pending: Vec<Publish>,
+    messages: Vec<Incoming>,
+    malformed: u64,
+}
+
+impl Batch {
+    fn add(&mut self, prefix: &str, p: Publish, stats: &mut ListenStats) {
+        stats.received += 1;
+        let received_at = protocols::time::now();
+        match ingest::decode(prefix, &p.topic, &p.payload) {
+            Ok(msg) => {
+                // The payload parsed as JSON (or is empty), so it is UTF-8.
+                let payload = String::from_utf8_lossy(&p.payload).into_owned();
+                self.messages.push(Incoming { msg, payload, received_at });
+            }
+            Err(e) => {
+                stats.malformed += 1;
+                self.malformed += 1;
+                tracing::warn!(error = %e, "malformed message ignored");
+            }
+        }
+        self.pending.push(p);
+    }
+}
+
+/// Stores the batch in one transaction, then acknowledges every publish in it. While the
+/// database is unreachable it retries with backoff and acknowledges nothing; on `shutdown` it
+/// gives up (the broker keeps what was not acknowledged).
+async fn commit(
+    store: &Store,
+    client: &AsyncClient,
+    batch: &mut Batch,
+    stats: &mut ListenStats,
+    shared: bool,
+    shutdown: &CancellationToken,
+) -> Result<(), DbError> {
+    if batch.pending.is_empty() {
         return Ok(());
     }
-    store.flush().await?;
-    for p in pending.drain(..) {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    let mut failing_since: Option<tokio::time::Instant> = None;
+    let outcome = loop {
+        match store.ingest(&batch.messages, batch.malformed).await {
+            Ok(o) => break o,
+            Err(e) if e.is_transient() => {
+                if failing_since.is_none() {
+                    failing_since = Some(tokio::time::Instant::now());
+                    tracing::error!(error = %e, waiting = batch.pending.len(),
+                        "cannot store into the database; holding messages unacknowledged and retrying");
+                } else {
+                    tracing::debug!(error = %e, "the database is still unreachable");
+                }
+                if shutdown.is_cancelled() {
+                    tracing::warn!(
+                        waiting = batch.pending.len(),
+                        "stopping with messages not stored; the broker keeps them for the next start"
+                    );
+                    return Ok(());
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        tracing::warn!(waiting = batch.pending.len(), "stopping with messages not stored; the broker keeps them for the next start");
+                        return Ok(());
+                    }
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    if let Some(t) = failing_since {
+        tracing::info!(down_for = ?t.elapsed(), stored = batch.messages.len(), "the database is back; stored what was waiting");
+    }
+    for (m, o) in batch.messages.iter().zip(&outcome.outcomes) {
+        note(m, *o, stats);
+    }
+    for n in &outcome.seq_notes {
+        match n {
+            // One listener of a shared group may see a hole that another is about to fill.
+            SeqNote::Gap { branch, from, to } if shared => {
+                tracing::debug!(branch = %branch, from, to, "seq hole (another listener of the group may hold it)")
+            }
+            SeqNote::Gap { branch, from, to } => tracing::warn!(branch = %branch, from, to, "seq gap: alerts missing"),
+            SeqNote::Restarted { branch, seq } => tracing::warn!(branch = %branch, seq,
+                "seq reused by a new alert: the gateway's data was reset; new sequence"),
+        }
+    }
+    for p in batch.pending.drain(..) {
         if let Err(e) = client.ack(&p).await {
             // The connection is gone; the broker re-sends after the reconnect.
             tracing::debug!(error = %e, "cannot queue an ack");
         }
     }
+    batch.messages.clear();
+    batch.malformed = 0;
     Ok(())
 }
 
-fn handle(
-    prefix: &str,
-    p: &Publish,
-    store: &Store,
-    tracker: &mut SeqTracker,
-    stats: &mut ListenStats,
-    shared: bool,
-) -> Result<(), StoreError> {
-    stats.received += 1;
-    let received_at = protocols::time::now();
-    let msg = match ingest::decode(prefix, &p.topic, &p.payload) {
-        Ok(m) => m,
-        Err(e) => {
-            stats.malformed += 1;
-            let total = store.bump(Counter::Malformed)?;
-            tracing::warn!(error = %e, malformed_total = total, "malformed message ignored");
-            return Ok(());
-        }
-    };
-    let outcome = store.ingest(&msg, received_at)?;
-    match (&msg, outcome) {
+fn note(m: &Incoming, o: Outcome, stats: &mut ListenStats) {
+    match (&m.msg, o) {
         (Message::Alert(a), Outcome::NewAlert) => {
             stats.new_alerts += 1;
             tracing::debug!(branch = %a.branch, seq = a.seq.0, id = %a.id, kind = a.kind().as_str(), "alert stored");
-            note_seq(tracker, a, received_at, shared);
         }
         (Message::Alert(a), _) => {
             stats.duplicates += 1;
@@ -288,26 +349,6 @@ fn handle(
             tracing::info!(branch = %c.branch, uncovered = ?uncovered, "coverage changed");
         }
         _ => {}
-    }
-    Ok(())
-}
-
-fn note_seq(tracker: &mut SeqTracker, a: &Alert, at: Timestamp, shared: bool) {
-    let o = tracker.observe(&a.branch, a.seq.0, at);
-    for g in &o.opened {
-        // One instance of a shared subscription sees only part of each branch's stream, so its
-        // own holes mean nothing; `hq gaps` over all the group's stores tells.
-        if shared {
-            tracing::debug!(branch = %g.branch, from = g.from, to = g.to, "seq hole in this instance's share");
-        } else {
-            tracing::warn!(branch = %g.branch, from = g.from, to = g.to, "seq gap: alerts missing");
-        }
-    }
-    if o.filled && !shared {
-        tracing::info!(branch = %a.branch, seq = a.seq.0, "late alert filled a seq gap");
-    }
-    if o.restarted {
-        tracing::warn!(branch = %a.branch, seq = a.seq.0, "seq reused by a new alert: the gateway's data was reset; new sequence");
     }
 }
 

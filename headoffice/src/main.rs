@@ -11,19 +11,19 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use headoffice::coverage;
+use headoffice::db::{AlertQuery, DbError, DbUrl, OpenMode, Retention, Store};
 use headoffice::gaps;
 use headoffice::listen::{self, AlertFilter, ListenConfig};
-use headoffice::mqtt::{BrokerSettings, TlsFiles, parse_url, stable_client_id};
-use headoffice::records::{History, Snapshot};
+use headoffice::mqtt::{Backoff, BrokerSettings, TlsFiles, parse_url, stable_client_id};
+use headoffice::records::Snapshot;
 use headoffice::render;
 use headoffice::report::{self, Window};
-use headoffice::store::Store;
 use headoffice::timespec;
 use protocols::{AlertKind, BranchId, Severity};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-const DEFAULT_STORE: &str = "./hq-store";
+const DEFAULT_DB: &str = "sqlite://hq.db";
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +32,7 @@ const DEFAULT_STORE: &str = "./hq-store";
     about = "Head office: every branch's camera coverage, availability, alarms and alert gaps, from the MQTT data alone.",
     after_help = "Times: RFC 3339 (2026-11-24T08:00:00Z), a date (2026-11-24), `now`, or relative (-1h, -30m, -7d).\n\
                   Password: --password-file, else the HQ_MQTT_PASSWORD environment variable.\n\
+                  Database: --db sqlite:///var/lib/hq/hq.db (default ./hq.db) or --db postgres://USER@HOST/DB.\n\
                   See docs/HQ.md for the JSON output shapes."
 )]
 struct Cli {
@@ -40,10 +41,11 @@ struct Cli {
     /// Topic prefix the branches publish under.
     #[arg(long, global = true, default_value = protocols::topics::DEFAULT_PREFIX)]
     prefix: String,
-    /// The history store (sled directory). Readers accept it several times and merge the stores
-    /// (one per `hq listen` of a shared subscription). Default ./hq-store.
-    #[arg(long = "store", global = true, value_name = "DIR")]
-    stores: Vec<PathBuf>,
+    /// The database: sqlite://PATH (one file, the default: sqlite://hq.db) or
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB. Every listener and reader of one head office
+    /// uses the same one.
+    #[arg(long, global = true, env = "HQ_DB", value_name = "URL")]
+    db: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -67,7 +69,8 @@ struct ConnArgs {
     /// Client key (PEM) for mutual TLS; needs --cert-file.
     #[arg(long, global = true, value_name = "FILE")]
     key_file: Option<PathBuf>,
-    /// MQTT client id for `listen` (default: derived from the store path, stable across runs).
+    /// MQTT client id for `listen` (default: derived from the host name and --db, stable across
+    /// runs). Give each listener on one machine its own.
     #[arg(long, global = true)]
     client_id: Option<String>,
     /// MQTT keep-alive.
@@ -82,16 +85,41 @@ enum Cmd {
         /// Join shared subscription group G ($share/G/…): instances of one group split the load.
         #[arg(long, value_name = "G")]
         share_group: Option<String>,
+        /// Prune hourly: keep alarm and video records this long (at least 30d, GA 38). Needs
+        /// --retain-access.
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+        retain_alarms: Option<Duration>,
+        /// Prune hourly: keep access-control records (door events) this long (at least 180d).
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+        retain_access: Option<Duration>,
+    },
+    /// Create the database's tables, or bring them up to this version of hq (writers also do
+    /// this at start).
+    Migrate,
+    /// Remove records older than the retention; refuses less than GA 38's floors.
+    Prune {
+        /// Keep alarm, camera and fault records (and state history) this long: at least 30d.
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+        alarms: Duration,
+        /// Keep access-control records (door events) this long: at least 180d.
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+        access: Duration,
+        /// Count what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// One line per branch: gateway, cameras online, live video, required zones uncovered.
     Coverage {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
-        /// First subscribe this long to the retained state topics (e.g. 3s) and lay it over the store.
+        /// First subscribe this long to the retained state topics (e.g. 3s) and lay it over the
+        /// database (or use it alone when there is no database).
         #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
         live: Option<Duration>,
     },
-    /// Past alerts from the store, or live with --follow.
+    /// Past alerts from the database, or live with --follow.
     Alerts {
         /// Subscribe and print alerts as they arrive (deduped), instead of reading the store.
         #[arg(long)]
@@ -142,7 +170,7 @@ enum Cmd {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
         settle: Duration,
     },
-    /// Counters of each store: alerts, duplicates, malformed messages, state changes.
+    /// The database's counters: alerts, duplicates, malformed messages, state changes.
     Stats {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -221,45 +249,92 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     let now = protocols::time::now();
-    let explicit_stores = !cli.stores.is_empty();
-    let stores = if explicit_stores { cli.stores.clone() } else { vec![PathBuf::from(DEFAULT_STORE)] };
+    let explicit_db = cli.db.is_some();
+    let db_url = DbUrl::parse(cli.db.as_deref().unwrap_or(DEFAULT_DB)).map_err(db_error)?;
     match cli.cmd {
-        Cmd::Listen { ref share_group } => {
-            let [store_dir] = stores.as_slice() else {
-                return Err(usage("listen writes exactly one store: give --store once"));
+        Cmd::Listen { ref share_group, retain_alarms, retain_access } => {
+            let retention = match (retain_alarms, retain_access) {
+                (Some(a), Some(d)) => Some(Retention::new(a, d).map_err(|e| usage(e.to_string()))?),
+                (None, None) => None,
+                _ => return Err(usage("--retain-alarms and --retain-access go together")),
             };
-            let store = Store::open(store_dir).with_context(|| format!("open the store {}", store_dir.display()))?;
-            let seed = std::fs::canonicalize(store_dir).unwrap_or_else(|_| store_dir.clone());
-            let client_id = cli.conn.client_id.clone().unwrap_or_else(|| stable_client_id(&seed.display().to_string()));
+            let shutdown = CancellationToken::new();
+            spawn_signal_handler(shutdown.clone());
+            let Some(store) = open_writer(&db_url, &shutdown).await? else { return Ok(()) };
+            let client_id = cli.conn.client_id.clone().unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                stable_client_id(&format!(
+                    "{}|{}|{}",
+                    host.trim(),
+                    db_url.display,
+                    share_group.as_deref().unwrap_or("")
+                ))
+            });
             let cfg = ListenConfig {
                 broker: broker(&cli.conn, client_id, false)?,
                 prefix: cli.prefix.clone(),
                 share_group: share_group.clone(),
             };
-            let shutdown = CancellationToken::new();
-            spawn_signal_handler(shutdown.clone());
+            if let Some(r) = retention {
+                spawn_pruner(store.clone(), r, shutdown.clone());
+            }
             let stats = listen::listen(&cfg, &store, shutdown).await.context("listen")?;
-            let totals = store.counters().context("read the store's counters")?;
+            let totals = store.counters().await.map_err(db_error);
             tracing::info!(
                 received = stats.received,
                 new_alerts = stats.new_alerts,
                 duplicates = stats.duplicates,
                 malformed = stats.malformed,
                 state_changes = stats.state_changes,
-                store_alerts = totals.alerts,
-                store_malformed = totals.malformed,
+                db_alerts = totals.as_ref().map(|t| t.alerts).unwrap_or_default(),
                 "stopped"
             );
+            store.close().await;
             Ok(())
+        }
+        Cmd::Migrate => {
+            let store = Store::open(&db_url, OpenMode::Create).await.map_err(db_error)?;
+            let applied = store.migrated_now().to_vec();
+            let version = headoffice::db::schema_version(store.backend());
+            if applied.is_empty() {
+                emit(&format!("{}: schema up to date (version {version})\n", db_url.display))?;
+            } else {
+                emit(&format!("{}: schema at version {version} (applied now: {applied:?})\n", db_url.display))?;
+            }
+            store.close().await;
+            Ok(())
+        }
+        Cmd::Prune { alarms, access, dry_run, format } => {
+            let r = Retention::new(alarms, access).map_err(|e| usage(e.to_string()))?;
+            let store = open_reader(&db_url).await?;
+            let out = store.prune(r, now, dry_run).await.map_err(db_error)?;
+            store.close().await;
+            let headers = ["dry_run", "alerts", "access_alerts", "state_changes", "repairs"];
+            let rows = vec![vec![
+                dry_run.to_string(),
+                out.alerts.to_string(),
+                out.access_alerts.to_string(),
+                out.state_changes.to_string(),
+                out.repairs.to_string(),
+            ]];
+            match format {
+                Format::Json => {
+                    print_json(&serde_json::json!({"schema": "hq-prune/1", "dry_run": dry_run, "removed": out}))
+                }
+                Format::Table => emit(&render::table(&headers, &rows)),
+                Format::Csv => emit(&render::csv(&headers, &rows)),
+            }
         }
         Cmd::Coverage { format, live } => {
             let mut snap = Snapshot::default();
-            for dir in &stores {
-                if live.is_some() && !explicit_stores && !dir.join("db").exists() {
-                    continue; // live only: no history here
+            match Store::open(&db_url, OpenMode::Existing).await {
+                Ok(store) => {
+                    snap = store.snapshot().await.map_err(db_error)?;
+                    store.close().await;
                 }
-                let s = Store::open_read(dir).with_context(|| format!("read the store {}", dir.display()))?;
-                snap.merge(s.snapshot().with_context(|| format!("read the store {}", dir.display()))?);
+                // `--live` alone needs no database.
+                Err(DbError::NoFile { .. }) if live.is_some() && !explicit_db => {}
+                Err(e) => return Err(db_error(e)),
             }
             if let Some(d) = live {
                 let b = broker(&cli.conn, random_client_id(), true)?;
@@ -282,7 +357,7 @@ async fn run(cli: Cli) -> Result<()> {
             let filter = AlertFilter { branch: branch.clone(), kind, severity_min };
             if follow {
                 if from.is_some() || to.is_some() || limit.is_some() {
-                    return Err(usage("--from, --to and --limit read the store; they do not go with --follow"));
+                    return Err(usage("--from, --to and --limit read the database; they do not go with --follow"));
                 }
                 return follow_alerts(&cli, filter, for_, format).await;
             }
@@ -292,44 +367,47 @@ async fn run(cli: Cli) -> Result<()> {
             let from =
                 from.as_deref().map(|s| timespec::parse(s, now)).transpose().map_err(|e| usage(e.to_string()))?;
             let to = to.as_deref().map(|s| timespec::parse(s, now)).transpose().map_err(|e| usage(e.to_string()))?;
-            let h = load_history(&stores)?;
-            let mut alerts: Vec<&protocols::Alert> = h
-                .alerts
-                .iter()
-                .map(|r| &r.alert)
-                .filter(|a| filter.matches(a))
-                .filter(|a| from.is_none_or(|f| a.occurred_at >= f) && to.is_none_or(|t| a.occurred_at < t))
-                .collect();
-            alerts.sort_by(|a, b| (a.occurred_at, &a.branch, a.seq).cmp(&(b.occurred_at, &b.branch, b.seq)));
-            if let Some(n) = limit {
-                let skip = alerts.len().saturating_sub(n);
-                alerts.drain(..skip);
+            let q = AlertQuery { branch: branch.clone(), kind, severity_min, from, to, limit };
+            let store = open_reader(&db_url).await?;
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            if format == Format::Csv {
+                emit(&render::csv(&render::ALERT_HEADERS, &[]))?;
             }
-            match format {
-                Format::Json => {
-                    let mut s = String::new();
-                    for a in alerts {
-                        s.push_str(&serde_json::to_string(a).context("encode an alert")?);
-                        s.push('\n');
+            let printed = store
+                .for_each_alert(&q, |payload| -> Result<()> {
+                    match format {
+                        Format::Json => emit(&format!("{payload}\n")),
+                        Format::Csv | Format::Table => {
+                            let a: protocols::Alert = serde_json::from_str(payload).context("a stored alert")?;
+                            if format == Format::Csv {
+                                emit(render::csv(&[], &[render::alert_row(&a)]).trim_start_matches("\r\n"))
+                            } else {
+                                // A table aligns its columns over every row: it holds them. For
+                                // long exports use --format csv or json, which stream.
+                                rows.push(render::alert_row(&a));
+                                Ok(())
+                            }
+                        }
                     }
-                    emit(&s)
-                }
-                Format::Table => {
-                    let rows: Vec<Vec<String>> = alerts.into_iter().map(render::alert_row).collect();
-                    emit(&render::table(&render::ALERT_HEADERS, &rows))
-                }
-                Format::Csv => {
-                    let rows: Vec<Vec<String>> = alerts.into_iter().map(render::alert_row).collect();
-                    emit(&render::csv(&render::ALERT_HEADERS, &rows))
-                }
+                })
+                .await
+                .map_err(db_error)?;
+            store.close().await;
+            printed?;
+            if format == Format::Table {
+                emit(&render::table(&render::ALERT_HEADERS, &rows))?;
             }
+            Ok(())
         }
         Cmd::Report { ref from, ref to, format, ref out } => {
             let from = timespec::parse(from, now).map_err(|e| usage(format!("--from: {e}")))?;
             let to = timespec::parse(to, now).map_err(|e| usage(format!("--to: {e}")))?;
             let w = Window::new(from, to).map_err(|e| usage(e.to_string()))?;
-            let h = load_history(&stores)?;
-            let r = report::build(&h, w);
+            let store = open_reader(&db_url).await?;
+            let data = store.report_data(w).await.map_err(db_error)?;
+            store.close().await;
+            let r = report::build(&data, w);
+            drop(data);
             let text = match format {
                 ReportFormat::Json => serde_json::to_string_pretty(&r).context("encode the report")? + "\n",
                 ReportFormat::Table => render::report_table(&r),
@@ -342,9 +420,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Gaps { format, settle } => {
-            let h = load_history(&stores)?;
-            let tracker = listen::replay_seqs(&h.alerts);
-            let view = gaps::view(&tracker, now, settle);
+            let store = open_reader(&db_url).await?;
+            let rows = store.gaps().await.map_err(db_error)?;
+            store.close().await;
+            let view = gaps::view(rows, now, settle);
             match format {
                 Format::Json => print_json(&view),
                 Format::Table => emit(&render::table(&render::GAP_HEADERS, &render::gap_rows(&view))),
@@ -352,24 +431,19 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Stats { format } => {
+            let store = open_reader(&db_url).await?;
+            let counters = store.counters().await.map_err(db_error)?;
+            store.close().await;
             #[derive(Serialize)]
-            struct StoreStats {
-                store: String,
-                #[serde(flatten)]
-                counters: headoffice::store::Counters,
-            }
-            #[derive(Serialize)]
-            struct StatsView {
+            struct StatsView<'a> {
                 schema: &'static str,
-                stores: Vec<StoreStats>,
+                db: &'a str,
+                backend: &'static str,
+                #[serde(flatten)]
+                counters: headoffice::db::Counters,
             }
-            let mut v = StatsView { schema: "hq-stats/1", stores: Vec::new() };
-            for dir in &stores {
-                let s = Store::open_read(dir).with_context(|| format!("read the store {}", dir.display()))?;
-                let counters = s.counters().with_context(|| format!("read the store {}", dir.display()))?;
-                v.stores.push(StoreStats { store: dir.display().to_string(), counters });
-            }
-            let rows: Vec<Vec<String>> = v.stores.iter().map(|s| render::stats_row(&s.store, &s.counters)).collect();
+            let rows = vec![render::stats_row(&db_url.display, &counters)];
+            let v = StatsView { schema: "hq-stats/2", db: &db_url.display, backend: db_url.backend.as_str(), counters };
             match format {
                 Format::Json => print_json(&v),
                 Format::Table => emit(&render::table(&render::STATS_HEADERS, &rows)),
@@ -377,6 +451,66 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+}
+
+/// A database error as `hq` reports it: a bad URL is a usage mistake (exit 2).
+fn db_error(e: DbError) -> anyhow::Error {
+    if e.is_usage() { usage(e.to_string()) } else { anyhow::Error::new(e) }
+}
+
+async fn open_reader(url: &DbUrl) -> Result<Store> {
+    Store::open(url, OpenMode::Existing).await.map_err(db_error)
+}
+
+/// Opens the database for a long-running writer: while the server is unreachable it waits and
+/// retries with backoff (a head office restarts its database too); a mistake (wrong password,
+/// no such database) fails at once. `None` when asked to stop while waiting.
+async fn open_writer(url: &DbUrl, shutdown: &CancellationToken) -> Result<Option<Store>> {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(15));
+    let mut said = false;
+    loop {
+        match Store::open(url, OpenMode::Create).await {
+            Ok(s) => {
+                if said {
+                    tracing::info!(db = %url.display, "the database is reachable now");
+                }
+                return Ok(Some(s));
+            }
+            Err(e) if e.is_transient() => {
+                if !said {
+                    tracing::error!(error = %e, "cannot reach the database; retrying with backoff");
+                    said = true;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+            Err(e) => return Err(db_error(e)),
+        }
+    }
+}
+
+/// Prunes at start and then hourly, while the listener runs.
+fn spawn_pruner(store: Store, r: Retention, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            match store.prune(r, protocols::time::now(), false).await {
+                Ok(out) => tracing::info!(
+                    alerts = out.alerts,
+                    access_alerts = out.access_alerts,
+                    state_changes = out.state_changes,
+                    "pruned old records"
+                ),
+                Err(e) => tracing::warn!(error = %e, "pruning failed; trying again in an hour"),
+            }
+        }
+    });
 }
 
 async fn follow_alerts(cli: &Cli, filter: AlertFilter, for_: Option<Duration>, format: Format) -> Result<()> {
@@ -445,16 +579,6 @@ fn broker(c: &ConnArgs, client_id: String, clean_session: bool) -> Result<Broker
 
 fn random_client_id() -> String {
     format!("hq-tmp-{:016x}", rand::random::<u64>())
-}
-
-fn load_history(stores: &[PathBuf]) -> Result<History> {
-    let mut h = History::default();
-    for dir in stores {
-        let s = Store::open_read(dir).with_context(|| format!("read the store {}", dir.display()))?;
-        h.extend(s.history().with_context(|| format!("read the store {}", dir.display()))?);
-    }
-    h.normalize();
-    Ok(h)
 }
 
 fn spawn_signal_handler(token: CancellationToken) {

@@ -10,9 +10,9 @@ use protocols::Alert;
 use protocols::time::{Timestamp, format as ts};
 
 use crate::coverage::CoverageView;
+use crate::db::Counters;
 use crate::gaps::GapsView;
 use crate::report::{Period, Report};
-use crate::store::Counters;
 
 /// Columns padded to the widest cell.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -133,18 +133,19 @@ pub fn alert_row(a: &Alert) -> Vec<String> {
     ]
 }
 
-pub const STATS_HEADERS: [&str; 7] =
-    ["store", "alerts", "duplicates", "malformed", "gateway_changes", "device_changes", "zone_changes"];
+pub const STATS_HEADERS: [&str; 8] =
+    ["db", "alerts", "duplicates", "malformed", "gateway_changes", "device_changes", "zone_changes", "pruned"];
 
-pub fn stats_row(store: &str, c: &Counters) -> Vec<String> {
+pub fn stats_row(db: &str, c: &Counters) -> Vec<String> {
     vec![
-        store.to_string(),
+        db.to_string(),
         c.alerts.to_string(),
         c.duplicates.to_string(),
         c.malformed.to_string(),
         c.gateway_changes.to_string(),
         c.device_changes.to_string(),
         c.zone_changes.to_string(),
+        c.pruned.to_string(),
     ]
 }
 
@@ -362,7 +363,7 @@ pub fn report_csv(r: &Report) -> String {
             rows.push(row(
                 "mttr",
                 br,
-                m.device_type,
+                m.device_type.as_str(),
                 "",
                 String::new(),
                 m.mean_minutes.to_string(),

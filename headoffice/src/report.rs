@@ -1,7 +1,7 @@
 //! The assessment report over a time window: camera availability, uncovered minutes of required
 //! zones, alarms whose linked camera was down, mean time to repair, gateway offline periods.
 //!
-//! Pure: a [`History`] and a [`Window`] in, a [`Report`] out, so every number can be checked
+//! Pure: [`ReportData`] and a [`Window`] in, a [`Report`] out, so every number can be checked
 //! against a hand-built sequence of events (the tests below). The rules, which `docs/HQ.md`
 //! repeats for the reader of a report:
 //!
@@ -16,14 +16,11 @@
 //! - A repair is a raised `camera-offline` or `device-fault` alert and the cleared alert that
 //!   ends it (same branch, kind, device, and fault); it counts when the clear falls in the window.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use protocols::status::GatewayState;
 use protocols::time::{Timestamp, rfc3339_ms};
-use protocols::{AlertBody, AlertKind, AlertState, BranchId, DeviceId, DeviceType, ZoneId};
+use protocols::{AlertBody, BranchId, DeviceId, ZoneId};
 use serde::Serialize;
-
-use crate::records::History;
 
 pub const REPORT_SCHEMA: &str = "hq-report/1";
 
@@ -150,7 +147,7 @@ pub struct CameraState {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Mttr {
-    pub device_type: &'static str,
+    pub device_type: String,
     pub repairs: usize,
     pub mean_minutes: f64,
     pub max_minutes: f64,
@@ -217,165 +214,175 @@ fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
     (n > 0).then(|| round3(sum / n as f64))
 }
 
-/// Everything known about one branch, gathered from all sources.
+/// A camera, zone or gateway known to head office (gateways have the empty id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subject {
+    pub branch: BranchId,
+    pub kind: SubjectKind,
+    pub id: String,
+    pub name: String,
+    /// Zones: whether the zone is required (only required zones are reported).
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SubjectKind {
+    Camera,
+    Zone,
+    Gateway,
+}
+
+impl SubjectKind {
+    pub fn parse(s: &str) -> Option<SubjectKind> {
+        match s {
+            "camera" => Some(SubjectKind::Camera),
+            "zone" => Some(SubjectKind::Zone),
+            "gateway" => Some(SubjectKind::Gateway),
+            _ => None,
+        }
+    }
+}
+
+/// One fact on a subject's timeline: from `at`, bad (with a reason) or good.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactRow {
+    pub branch: BranchId,
+    pub kind: SubjectKind,
+    pub subject: String,
+    pub at: Timestamp,
+    pub bad: bool,
+    pub reason: Option<String>,
+}
+
+/// Repairs of one device type in one branch, aggregated by the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepairAgg {
+    pub branch: BranchId,
+    pub device_type: String,
+    pub repairs: usize,
+    pub sum_ms: i64,
+    pub max_ms: i64,
+}
+
+/// What the report is built from: the window's facts plus each timeline's state at the
+/// window's start, the alarms of the window, and the repairs that ended in it. The database
+/// gathers it ([`crate::db::Store::report_data`]); tests build it by hand.
+#[derive(Debug, Clone, Default)]
+pub struct ReportData {
+    pub subjects: Vec<Subject>,
+    pub facts: Vec<FactRow>,
+    /// Raised alarm-link alerts in the window (follow-ups not counted), per branch.
+    pub alarms: BTreeMap<BranchId, usize>,
+    /// Those of them with a linked camera down.
+    pub alarms_camera_down: Vec<protocols::Alert>,
+    pub repairs: Vec<RepairAgg>,
+}
+
+/// Everything known about one branch.
 #[derive(Default)]
 struct BranchFacts {
-    cameras: BTreeMap<DeviceId, (String, Vec<Fact>)>,
-    zones: BTreeMap<ZoneId, (String, bool, Vec<Fact>)>,
+    cameras: BTreeMap<String, (String, Vec<Fact>)>,
+    zones: BTreeMap<String, (String, bool, Vec<Fact>)>,
     gateway: Vec<Fact>,
 }
 
-impl BranchFacts {
-    fn camera(&mut self, id: &DeviceId, name: &str) -> &mut Vec<Fact> {
-        let e = self.cameras.entry(id.clone()).or_insert_with(|| (name.to_string(), Vec::new()));
-        if e.0.is_empty() || e.0 == id.as_str() {
-            e.0 = name.to_string();
-        }
-        &mut e.1
-    }
-}
-
-/// Builds the report. `h` should be normalized ([`History::normalize`]).
-pub fn build(h: &History, w: Window) -> Report {
+/// Builds the report for window `w`.
+pub fn build(d: &ReportData, w: Window) -> Report {
     let mut branches: BTreeMap<BranchId, BranchFacts> = BTreeMap::new();
-
-    // Cameras and zones known from the latest state, so that a camera that never failed shows
+    // Every known camera and required zone is listed, so that a camera that never failed shows
     // at 100 % rather than not at all.
-    for ((b, id), d) in &h.latest.devices {
-        if d.value.device.device_type == DeviceType::Camera {
-            branches.entry(b.clone()).or_default().camera(id, &d.value.device.name);
+    for s in &d.subjects {
+        let bf = branches.entry(s.branch.clone()).or_default();
+        match s.kind {
+            SubjectKind::Camera => {
+                let name = if s.name.is_empty() { s.id.clone() } else { s.name.clone() };
+                bf.cameras.entry(s.id.clone()).or_insert_with(|| (name, Vec::new()));
+            }
+            SubjectKind::Zone => {
+                bf.zones.entry(s.id.clone()).or_insert_with(|| (s.name.clone(), s.required, Vec::new()));
+            }
+            SubjectKind::Gateway => {}
         }
     }
-    for (b, c) in &h.latest.coverage {
-        let bf = branches.entry(b.clone()).or_default();
-        for z in &c.value.zones {
-            for cam in &z.cameras {
-                bf.camera(cam, cam.as_str());
+    for f in &d.facts {
+        let bf = branches.entry(f.branch.clone()).or_default();
+        let fact = Fact { at: f.at, bad: f.bad, reason: f.reason.clone() };
+        match f.kind {
+            SubjectKind::Camera => {
+                bf.cameras.entry(f.subject.clone()).or_insert_with(|| (f.subject.clone(), Vec::new())).1.push(fact)
             }
-            if z.required {
-                bf.zones.entry(z.id.clone()).or_insert_with(|| (z.name.clone(), true, Vec::new()));
+            SubjectKind::Zone => {
+                bf.zones.entry(f.subject.clone()).or_insert_with(|| (f.subject.clone(), false, Vec::new())).2.push(fact)
             }
+            SubjectKind::Gateway => bf.gateway.push(fact),
         }
     }
-    for b in h.latest.gateways.keys() {
+    for b in d.alarms.keys().chain(d.repairs.iter().map(|r| &r.branch)) {
         branches.entry(b.clone()).or_default();
     }
 
-    for d in &h.devices {
-        if d.device_type != DeviceType::Camera || d.state == "unknown" {
+    let mut alarms_down: BTreeMap<BranchId, Vec<AlarmCameraDown>> = BTreeMap::new();
+    for a in &d.alarms_camera_down {
+        let AlertBody::AlarmLink(l) = &a.body else { continue };
+        let down: Vec<CameraState> = l
+            .cameras
+            .iter()
+            .filter(|c| !c.online || !c.stream_alive || c.frozen)
+            .map(|c| CameraState {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                online: c.online,
+                stream_alive: c.stream_alive,
+                frozen: c.frozen,
+            })
+            .collect();
+        if down.is_empty() || !w.contains(a.occurred_at) {
             continue;
         }
-        let bad = d.state != "online";
-        branches.entry(d.branch.clone()).or_default().camera(&d.device, &d.name).push(Fact {
-            at: d.at,
-            bad,
-            reason: bad.then(|| d.state.clone()),
+        alarms_down.entry(a.branch.clone()).or_default().push(AlarmCameraDown {
+            alert_id: a.id.clone(),
+            seq: a.seq.0,
+            zone: l.zone.clone(),
+            zone_name: l.zone_name.clone(),
+            area: l.area.clone(),
+            occurred_at: a.occurred_at,
+            cameras_down: down,
         });
     }
-    for z in &h.zones {
-        let e = branches
-            .entry(z.branch.clone())
-            .or_default()
-            .zones
-            .entry(z.zone.clone())
-            .or_insert_with(|| (z.name.clone(), z.required, Vec::new()));
-        e.0 = z.name.clone();
-        e.1 = z.required;
-        e.2.push(Fact { at: z.at, bad: !z.covered, reason: None });
-    }
-    for g in &h.gateway {
-        let bad = g.status == GatewayState::Offline;
-        branches.entry(g.branch.clone()).or_default().gateway.push(Fact {
-            at: g.at,
-            bad,
-            reason: if bad { g.reason.clone() } else { None },
-        });
-    }
-
-    let mut alarms: BTreeMap<BranchId, (usize, Vec<AlarmCameraDown>)> = BTreeMap::new();
-    for r in &h.alerts {
-        let a = &r.alert;
-        let bf = branches.entry(a.branch.clone()).or_default();
-        match &a.body {
-            AlertBody::CameraOffline(d) => {
-                let bad = a.state == AlertState::Raised;
-                bf.camera(&a.device.id, &a.device.name).push(Fact {
-                    at: a.occurred_at,
-                    bad,
-                    reason: bad.then(|| d.status.clone()),
-                });
-            }
-            AlertBody::AlarmLink(d) => {
-                for c in &d.cameras {
-                    bf.camera(&c.id, &c.name);
-                }
-                // A follow-up (snapshots after the alarm) is not a new alarm.
-                if a.state != AlertState::Raised || !w.contains(a.occurred_at) || d.follow_up_of.is_some() {
-                    continue;
-                }
-                let e = alarms.entry(a.branch.clone()).or_default();
-                e.0 += 1;
-                let down: Vec<CameraState> = d
-                    .cameras
-                    .iter()
-                    .filter(|c| !c.online || !c.stream_alive || c.frozen)
-                    .map(|c| CameraState {
-                        id: c.id.clone(),
-                        name: c.name.clone(),
-                        online: c.online,
-                        stream_alive: c.stream_alive,
-                        frozen: c.frozen,
-                    })
-                    .collect();
-                if !down.is_empty() {
-                    e.1.push(AlarmCameraDown {
-                        alert_id: a.id.clone(),
-                        seq: a.seq.0,
-                        zone: d.zone.clone(),
-                        zone_name: d.zone_name.clone(),
-                        area: d.area.clone(),
-                        occurred_at: a.occurred_at,
-                        cameras_down: down,
-                    });
-                }
-            }
-            AlertBody::DoorStatus(_) | AlertBody::DeviceFault(_) => {}
-        }
-    }
-
-    let repairs = repairs(h, w);
 
     let mut out = Vec::new();
     for (branch, bf) in branches {
         let cameras: Vec<CameraAvailability> = bf
             .cameras
             .into_iter()
-            .map(|(id, (name, facts))| {
+            .filter_map(|(id, (name, facts))| {
+                let id = DeviceId::new(id).ok()?;
                 let outages = bad_periods(facts, w);
                 let down = total_minutes(&outages);
-                CameraAvailability { id, name, online_pct: pct_good(down, w), down_minutes: down, outages }
+                Some(CameraAvailability { id, name, online_pct: pct_good(down, w), down_minutes: down, outages })
             })
             .collect();
         let zones: Vec<ZoneUncovered> = bf
             .zones
             .into_iter()
             .filter(|(_, (_, required, _))| *required)
-            .map(|(id, (name, _, facts))| {
+            .filter_map(|(id, (name, _, facts))| {
+                let id = ZoneId::new(id).ok()?;
                 let periods = bad_periods(facts, w);
-                ZoneUncovered { id, name, uncovered_minutes: total_minutes(&periods), periods }
+                Some(ZoneUncovered { id, name, uncovered_minutes: total_minutes(&periods), periods })
             })
             .collect();
         let gateway_offline = bad_periods(bf.gateway, w);
-        let (n_alarms, down) = alarms.remove(&branch).unwrap_or_default();
+        let repairs: Vec<&RepairAgg> = d.repairs.iter().filter(|r| r.branch == branch).collect();
         out.push(BranchReport {
             camera_availability_pct: mean(cameras.iter().map(|c| c.online_pct)),
             gateway_online_pct: pct_good(total_minutes(&gateway_offline), w),
-            mttr: mttr(repairs.iter().filter(|r| r.0 == branch).map(|r| (r.1, r.2))),
+            mttr: mttr(repairs.into_iter()),
+            alarms: d.alarms.get(&branch).copied().unwrap_or(0),
+            alarms_with_camera_down: alarms_down.remove(&branch).unwrap_or_default(),
             branch,
             cameras,
             zones,
-            alarms: n_alarms,
-            alarms_with_camera_down: down,
             gateway_offline,
         });
     }
@@ -389,60 +396,25 @@ pub fn build(h: &History, w: Window) -> Report {
         alarms_with_camera_down: out.iter().map(|b| b.alarms_with_camera_down.len()).sum(),
         gateway_offline_minutes: round3(out.iter().flat_map(|b| &b.gateway_offline).map(|p| p.minutes).sum()),
     };
-    Report {
-        schema: REPORT_SCHEMA,
-        from: w.from,
-        to: w.to,
-        totals,
-        mttr: mttr(repairs.iter().map(|r| (r.1, r.2))),
-        branches: out,
-    }
+    Report { schema: REPORT_SCHEMA, from: w.from, to: w.to, totals, mttr: mttr(d.repairs.iter()), branches: out }
 }
 
-/// (branch, device type, minutes) for every raised→cleared pair whose clear is in the window.
-fn repairs(h: &History, w: Window) -> Vec<(BranchId, DeviceType, f64)> {
-    let mut alerts: Vec<&protocols::Alert> = h
-        .alerts
-        .iter()
-        .map(|r| &r.alert)
-        .filter(|a| matches!(a.kind(), AlertKind::CameraOffline | AlertKind::DeviceFault))
-        .collect();
-    alerts.sort_by_key(|a| (a.occurred_at, a.seq));
-    let mut open: HashMap<(BranchId, AlertKind, DeviceId, String), (Timestamp, DeviceType)> = HashMap::new();
-    let mut out = Vec::new();
-    for a in alerts {
-        let sub = match &a.body {
-            AlertBody::DeviceFault(d) => d.fault.clone(),
-            _ => String::new(),
-        };
-        let key = (a.branch.clone(), a.kind(), a.device.id.clone(), sub);
-        match a.state {
-            AlertState::Raised => {
-                open.entry(key).or_insert((a.occurred_at, a.device.device_type));
-            }
-            AlertState::Cleared => {
-                if let Some((start, ty)) = open.remove(&key)
-                    && w.contains(a.occurred_at)
-                {
-                    out.push((a.branch.clone(), ty, minutes(start, a.occurred_at)));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn mttr(repairs: impl Iterator<Item = (DeviceType, f64)>) -> Vec<Mttr> {
-    let mut by: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
-    for (ty, m) in repairs {
-        by.entry(ty.as_str()).or_default().push(m);
+fn mttr<'a>(repairs: impl Iterator<Item = &'a RepairAgg>) -> Vec<Mttr> {
+    // (repairs, sum, max) per device type.
+    let mut by: BTreeMap<&str, (usize, i64, i64)> = BTreeMap::new();
+    for r in repairs {
+        let e = by.entry(r.device_type.as_str()).or_default();
+        e.0 += r.repairs;
+        e.1 += r.sum_ms;
+        e.2 = e.2.max(r.max_ms);
     }
     by.into_iter()
-        .map(|(device_type, ms)| Mttr {
-            device_type,
-            repairs: ms.len(),
-            mean_minutes: round3(ms.iter().sum::<f64>() / ms.len() as f64),
-            max_minutes: round3(ms.iter().copied().fold(0.0, f64::max)),
+        .filter(|(_, (n, _, _))| *n > 0)
+        .map(|(device_type, (n, sum, max))| Mttr {
+            device_type: device_type.to_string(),
+            repairs: n,
+            mean_minutes: round3(sum as f64 / 60_000.0 / n as f64),
+            max_minutes: round3(max as f64 / 60_000.0),
         })
         .collect()
 }
@@ -450,12 +422,9 @@ fn mttr(repairs: impl Iterator<Item = (DeviceType, f64)>) -> Vec<Mttr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::{AlertRecord, DeviceChange, GatewayChange, ZoneChange};
     use chrono::{Duration, TimeZone, Utc};
     use protocols::alert::ALERT_SCHEMA;
-    use protocols::{
-        AlarmLinkDetails, Alert, CameraOfflineDetails, DeviceFaultDetails, DeviceRef, LinkedCamera, Seq, Severity,
-    };
+    use protocols::{AlarmLinkDetails, Alert, AlertState, DeviceRef, DeviceType, LinkedCamera, Seq, Severity};
 
     /// Minutes after 10:00; the window is 10:00–11:00 (60 min) unless said otherwise.
     fn t(m: i64) -> Timestamp {
@@ -467,66 +436,14 @@ mod tests {
     fn b(s: &str) -> BranchId {
         BranchId::new(s).unwrap()
     }
-    fn dev(id: &str, ty: DeviceType) -> DeviceRef {
-        DeviceRef { id: DeviceId::new(id).unwrap(), device_type: ty, name: format!("{id} name"), zones: vec![] }
+    fn fact(branch: &str, kind: SubjectKind, id: &str, m: i64, bad: bool, reason: Option<&str>) -> FactRow {
+        FactRow { branch: b(branch), kind, subject: id.into(), at: t(m), bad, reason: reason.map(str::to_string) }
     }
-    fn alert(
-        branch: &str,
-        seq: u64,
-        device: DeviceRef,
-        state: AlertState,
-        at: Timestamp,
-        body: AlertBody,
-    ) -> AlertRecord {
-        AlertRecord {
-            received_at: at,
-            alert: Alert {
-                schema: ALERT_SCHEMA.into(),
-                id: format!("{branch}-{seq}"),
-                seq: Seq(seq),
-                branch: b(branch),
-                state,
-                severity: Severity::Major,
-                device,
-                occurred_at: at,
-                detected_at: at,
-                message: "m".into(),
-                body,
-            },
-        }
+    fn cam(branch: &str, id: &str, m: i64, bad: bool) -> FactRow {
+        fact(branch, SubjectKind::Camera, id, m, bad, bad.then_some("unreachable"))
     }
-    fn cam_off(branch: &str, seq: u64, cam: &str, state: AlertState, at: Timestamp) -> AlertRecord {
-        alert(
-            branch,
-            seq,
-            dev(cam, DeviceType::Camera),
-            state,
-            at,
-            AlertBody::CameraOffline(CameraOfflineDetails {
-                status: if state == AlertState::Raised { "unreachable".into() } else { "online".into() },
-                reason: "r".into(),
-                consecutive_failures: 3,
-                armed: false,
-                uncovered_zones: vec![],
-                clock_skew_ms: None,
-            }),
-        )
-    }
-    fn fault(branch: &str, seq: u64, d: DeviceRef, fault: &str, state: AlertState, at: Timestamp) -> AlertRecord {
-        alert(
-            branch,
-            seq,
-            d,
-            state,
-            at,
-            AlertBody::DeviceFault(DeviceFaultDetails {
-                fault: fault.into(),
-                reason: "r".into(),
-                dropped_events: None,
-                outage_ms: None,
-                waiting_events: None,
-            }),
-        )
+    fn subject(branch: &str, kind: SubjectKind, id: &str, name: &str, required: bool) -> Subject {
+        Subject { branch: b(branch), kind, id: id.into(), name: name.into(), required }
     }
     fn linked(id: &str, online: bool, stream_alive: bool, frozen: bool) -> LinkedCamera {
         LinkedCamera {
@@ -539,14 +456,24 @@ mod tests {
             snapshot_uri: None,
         }
     }
-    fn alarm(branch: &str, seq: u64, at: Timestamp, cams: Vec<LinkedCamera>) -> AlertRecord {
-        alert(
-            branch,
-            seq,
-            dev("panel-1", DeviceType::AlarmPanel),
-            AlertState::Raised,
-            at,
-            AlertBody::AlarmLink(AlarmLinkDetails {
+    fn alarm(branch: &str, seq: u64, at: Timestamp, cams: Vec<LinkedCamera>) -> Alert {
+        Alert {
+            schema: ALERT_SCHEMA.into(),
+            id: format!("{branch}-{seq}"),
+            seq: Seq(seq),
+            branch: b(branch),
+            state: AlertState::Raised,
+            severity: Severity::Major,
+            device: DeviceRef {
+                id: DeviceId::new("panel-1").unwrap(),
+                device_type: DeviceType::AlarmPanel,
+                name: "Panel".into(),
+                zones: vec![],
+            },
+            occurred_at: at,
+            detected_at: at,
+            message: "m".into(),
+            body: AlertBody::AlarmLink(AlarmLinkDetails {
                 follow_up_of: None,
                 snapshots: Vec::new(),
                 zone: ZoneId::new("z-vault").unwrap(),
@@ -558,11 +485,7 @@ mod tests {
                 area: Some(ZoneId::new("vault").unwrap()),
                 cameras: cams,
             }),
-        )
-    }
-    fn report(mut h: History, w: Window) -> Report {
-        h.normalize();
-        build(&h, w)
+        }
     }
     fn branch<'a>(r: &'a Report, id: &str) -> &'a BranchReport {
         r.branches.iter().find(|x| x.branch.as_str() == id).unwrap()
@@ -573,140 +496,90 @@ mod tests {
 
     #[test]
     fn a_fifteen_minute_outage_in_an_hour_is_75_percent() {
-        let h = History {
-            alerts: vec![
-                cam_off("b1", 1, "cam-2", AlertState::Raised, t(15)),
-                cam_off("b1", 2, "cam-2", AlertState::Cleared, t(30)),
-                cam_off("b1", 3, "cam-1", AlertState::Cleared, t(40)),
-            ],
+        let d = ReportData {
+            subjects: vec![subject("b1", SubjectKind::Camera, "cam-1", "Lobby", false)],
+            facts: vec![cam("b1", "cam-2", 15, true), cam("b1", "cam-2", 30, false)],
             ..Default::default()
         };
-        let r = report(h, w());
+        let r = build(&d, w());
         let c2 = camera(&r, "b1", "cam-2");
-        assert_eq!(c2.online_pct, 75.0);
-        assert_eq!(c2.down_minutes, 15.0);
-        assert_eq!(c2.outages.len(), 1);
+        assert_eq!((c2.online_pct, c2.down_minutes, c2.outages.len()), (75.0, 15.0, 1));
         assert_eq!(c2.outages[0].reason.as_deref(), Some("unreachable"));
-        assert_eq!(camera(&r, "b1", "cam-1").online_pct, 100.0);
+        let c1 = camera(&r, "b1", "cam-1");
+        assert_eq!((c1.online_pct, c1.name.as_str()), (100.0, "Lobby"), "a camera that never failed is listed");
         assert_eq!(branch(&r, "b1").camera_availability_pct, Some(87.5));
     }
 
     #[test]
-    fn an_outage_raised_before_the_window_counts_from_its_start_and_an_open_one_to_its_end() {
-        let h = History {
-            alerts: vec![
-                cam_off("b2", 1, "cam-1", AlertState::Raised, t(-30)),
-                cam_off("b2", 2, "cam-1", AlertState::Cleared, t(6)),
-                cam_off("b2", 3, "cam-3", AlertState::Raised, t(50)),
-            ],
+    fn an_outage_begun_before_the_window_counts_from_its_start_and_an_open_one_to_its_end() {
+        let d = ReportData {
+            facts: vec![cam("b2", "cam-1", -30, true), cam("b2", "cam-1", 6, false), cam("b2", "cam-3", 50, true)],
             ..Default::default()
         };
-        let r = report(h, w());
+        let r = build(&d, w());
         let c1 = camera(&r, "b2", "cam-1");
-        assert_eq!((c1.online_pct, c1.down_minutes), (90.0, 6.0));
-        assert_eq!(c1.outages[0].from, t(0));
+        assert_eq!((c1.online_pct, c1.down_minutes, c1.outages[0].from), (90.0, 6.0, t(0)));
         let c3 = camera(&r, "b2", "cam-3");
-        assert_eq!(c3.down_minutes, 10.0);
-        assert_eq!(c3.online_pct, 83.333);
-        assert!(c3.outages[0].ongoing);
-        // Outages entirely outside the window do not count.
-        let later = report(
-            History { alerts: vec![cam_off("b2", 1, "cam-1", AlertState::Raised, t(70))], ..Default::default() },
-            w(),
-        );
-        assert_eq!(camera(&later, "b2", "cam-1").online_pct, 100.0);
+        assert_eq!((c3.down_minutes, c3.online_pct, c3.outages[0].ongoing), (10.0, 83.333, true));
     }
 
     #[test]
-    fn device_health_changes_alone_give_availability() {
-        let ch = |state: &str, m| DeviceChange {
-            branch: b("b3"),
-            device: DeviceId::new("cam-9").unwrap(),
-            device_type: DeviceType::Camera,
-            name: "Counter".into(),
-            state: state.into(),
-            at: t(m),
-            received_at: t(m),
-        };
-        let h = History {
-            devices: vec![ch("online", -60), ch("frozen", 30), ch("online", 45), ch("unknown", 50)],
-            ..Default::default()
-        };
-        let r = report(h, w());
-        let c = camera(&r, "b3", "cam-9");
-        assert_eq!((c.online_pct, c.down_minutes), (75.0, 15.0));
-        assert_eq!(c.outages[0].reason.as_deref(), Some("frozen"));
-        assert_eq!(c.name, "Counter");
-    }
-
-    #[test]
-    fn alert_and_device_facts_combine_on_one_timeline() {
+    fn repeated_bad_facts_from_two_sources_are_one_outage() {
         // The alert (occurred_at) starts the outage, the device health (since) repeats it a
-        // little later; the cleared alert ends it.
-        let h = History {
-            alerts: vec![
-                cam_off("b1", 1, "cam-1", AlertState::Raised, t(10)),
-                cam_off("b1", 2, "cam-1", AlertState::Cleared, t(20)),
+        // little later with another reason; the good fact ends it.
+        let d = ReportData {
+            facts: vec![
+                cam("b1", "cam-1", 10, true),
+                fact("b1", SubjectKind::Camera, "cam-1", 11, true, Some("offline")),
+                cam("b1", "cam-1", 20, false),
             ],
-            devices: vec![DeviceChange {
-                branch: b("b1"),
-                device: DeviceId::new("cam-1").unwrap(),
-                device_type: DeviceType::Camera,
-                name: "cam-1 name".into(),
-                state: "offline".into(),
-                at: t(11),
-                received_at: t(11),
-            }],
             ..Default::default()
         };
-        let r = report(h, w());
+        let r = build(&d, w());
         assert_eq!(camera(&r, "b1", "cam-1").down_minutes, 10.0);
+        assert_eq!(camera(&r, "b1", "cam-1").outages.len(), 1);
     }
 
     #[test]
-    fn uncovered_minutes_of_required_zones() {
-        let z = |zone: &str, required: bool, covered: bool, m: i64| ZoneChange {
-            branch: b("b1"),
-            zone: ZoneId::new(zone).unwrap(),
-            name: zone.to_uppercase(),
-            required,
-            covered,
-            at: t(m),
-            received_at: t(m),
-        };
-        let h = History {
-            zones: vec![
-                z("vault", true, true, -10),
-                z("vault", true, false, 15),
-                z("vault", true, true, 30),
-                z("vault", true, false, 55),
-                z("hall", false, false, 0),
+    fn uncovered_minutes_of_required_zones_only() {
+        let z = |zone: &str, m: i64, covered: bool| fact("b1", SubjectKind::Zone, zone, m, !covered, None);
+        let d = ReportData {
+            subjects: vec![
+                subject("b1", SubjectKind::Zone, "vault", "VAULT", true),
+                subject("b1", SubjectKind::Zone, "hall", "HALL", false),
+            ],
+            facts: vec![
+                z("vault", -10, true),
+                z("vault", 15, false),
+                z("vault", 30, true),
+                z("vault", 55, false),
+                z("hall", 0, false),
             ],
             ..Default::default()
         };
-        let r = report(h, w());
+        let r = build(&d, w());
         let zones = &branch(&r, "b1").zones;
         assert_eq!(zones.len(), 1, "only required zones are reported");
-        assert_eq!(zones[0].uncovered_minutes, 20.0);
-        assert_eq!(zones[0].periods.len(), 2);
+        assert_eq!((zones[0].name.as_str(), zones[0].uncovered_minutes, zones[0].periods.len()), ("VAULT", 20.0, 2));
         assert!(zones[0].periods[1].ongoing);
         assert_eq!(r.totals.required_zone_uncovered_minutes, 20.0);
     }
 
     #[test]
-    fn alarms_with_a_linked_camera_down() {
-        let h = History {
-            alerts: vec![
+    fn alarms_with_a_linked_camera_down_name_the_cameras() {
+        let mut alarms = BTreeMap::new();
+        alarms.insert(b("b1"), 3);
+        let d = ReportData {
+            alarms,
+            alarms_camera_down: vec![
                 alarm("b1", 1, t(20), vec![linked("cam-2", false, false, false), linked("cam-1", true, true, false)]),
-                alarm("b1", 2, t(25), vec![linked("cam-1", true, true, false)]),
                 alarm("b1", 3, t(26), vec![linked("cam-1", true, true, true)]),
-                alarm("b1", 4, t(90), vec![linked("cam-2", false, false, false)]),
             ],
             ..Default::default()
         };
-        let r = report(h, w());
+        let r = build(&d, w());
         let br = branch(&r, "b1");
-        assert_eq!(br.alarms, 3, "the alarm after the window is not counted");
+        assert_eq!(br.alarms, 3);
         let ids: Vec<&str> = br.alarms_with_camera_down.iter().map(|a| a.alert_id.as_str()).collect();
         assert_eq!(ids, vec!["b1-1", "b1-3"], "a frozen camera is down too");
         assert_eq!(br.alarms_with_camera_down[0].cameras_down.len(), 1);
@@ -715,24 +588,23 @@ mod tests {
     }
 
     #[test]
-    fn mttr_per_device_type_pairs_raised_and_cleared() {
-        let panel = || dev("panel-1", DeviceType::AlarmPanel);
-        let h = History {
-            alerts: vec![
-                cam_off("b1", 1, "cam-2", AlertState::Raised, t(15)),
-                cam_off("b1", 2, "cam-2", AlertState::Cleared, t(30)),
-                cam_off("b2", 1, "cam-1", AlertState::Raised, t(-30)),
-                cam_off("b2", 2, "cam-1", AlertState::Cleared, t(6)),
-                // Still open: not a repair.
-                cam_off("b2", 3, "cam-3", AlertState::Raised, t(50)),
-                fault("b3", 1, panel(), "ac-loss", AlertState::Raised, t(10)),
-                // A different fault of the same device does not clear it.
-                fault("b3", 2, panel(), "tamper", AlertState::Cleared, t(12)),
-                fault("b3", 3, panel(), "ac-loss", AlertState::Cleared, t(20)),
+    fn mttr_per_device_type_from_the_aggregates() {
+        let agg = |br: &str, ty: &str, n: usize, sum_min: i64, max_min: i64| RepairAgg {
+            branch: b(br),
+            device_type: ty.into(),
+            repairs: n,
+            sum_ms: sum_min * 60_000,
+            max_ms: max_min * 60_000,
+        };
+        let d = ReportData {
+            repairs: vec![
+                agg("b1", "camera", 1, 15, 15),
+                agg("b2", "camera", 1, 36, 36),
+                agg("b3", "alarm-panel", 1, 10, 10),
             ],
             ..Default::default()
         };
-        let r = report(h, w());
+        let r = build(&d, w());
         let cam = r.mttr.iter().find(|m| m.device_type == "camera").unwrap();
         assert_eq!((cam.repairs, cam.mean_minutes, cam.max_minutes), (2, 25.5, 36.0));
         let pan = r.mttr.iter().find(|m| m.device_type == "alarm-panel").unwrap();
@@ -741,43 +613,24 @@ mod tests {
     }
 
     #[test]
-    fn gateway_offline_periods() {
-        let g = |status, m: i64, reason: Option<&str>| GatewayChange {
-            branch: b("b2"),
-            status,
-            reason: reason.map(str::to_string),
-            at: t(m),
-            received_at: t(m),
-        };
-        let h = History {
-            gateway: vec![
-                g(GatewayState::Online, -60, None),
-                g(GatewayState::Offline, 40, Some("shutdown")),
-                g(GatewayState::Online, 52, None),
-                g(GatewayState::Offline, 58, Some("connection-lost")),
+    fn gateway_offline_periods_with_their_reasons() {
+        let g = |m: i64, bad: bool, reason: Option<&str>| fact("b2", SubjectKind::Gateway, "", m, bad, reason);
+        let d = ReportData {
+            facts: vec![
+                g(-60, false, None),
+                g(40, true, Some("shutdown")),
+                g(52, false, None),
+                g(58, true, Some("connection-lost")),
             ],
             ..Default::default()
         };
-        let r = report(h, w());
+        let r = build(&d, w());
         let br = branch(&r, "b2");
         let p: Vec<(f64, bool, Option<&str>)> =
             br.gateway_offline.iter().map(|p| (p.minutes, p.ongoing, p.reason.as_deref())).collect();
         assert_eq!(p, vec![(12.0, false, Some("shutdown")), (2.0, true, Some("connection-lost"))]);
         assert_eq!(br.gateway_online_pct, 76.667);
         assert_eq!(r.totals.gateway_offline_minutes, 14.0);
-    }
-
-    #[test]
-    fn records_from_two_stores_merge_into_one_timeline() {
-        // Two listeners on a shared subscription each recorded "changes" of what they saw.
-        let g = |status, m: i64| GatewayChange { branch: b("b1"), status, reason: None, at: t(m), received_at: t(m) };
-        let mut a =
-            History { gateway: vec![g(GatewayState::Online, 0), g(GatewayState::Offline, 10)], ..Default::default() };
-        let b_ =
-            History { gateway: vec![g(GatewayState::Offline, 12), g(GatewayState::Online, 20)], ..Default::default() };
-        a.extend(b_);
-        let r = report(a, w());
-        assert_eq!(branch(&r, "b1").gateway_offline[0].minutes, 10.0);
     }
 
     #[test]

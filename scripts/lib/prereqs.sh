@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Prerequisites of the tests and the demo: Debian packages (mosquitto, mosquitto-clients,
-# mbpoll, openssl, a Python that can make virtualenvs; libmodbus-dev, gcc and patch for
+# mbpoll, openssl, postgresql, a Python that can make virtualenvs; libmodbus-dev, gcc and patch for
 # libmodbus's test server), the Python peers in a virtualenv, the npm peers, libmodbus's
 # unit-test-server built into target/peers, and cargo-deb (for scripts/package).
 # Sourced by scripts/test (and by any script that needs the same peers); every step is
@@ -58,6 +58,10 @@ bsg_missing_debs() {
     { bsg_have mosquitto_pub && bsg_have mosquitto_sub; } || echo mosquitto-clients
     bsg_have mbpoll || echo mbpoll
     bsg_have openssl || echo openssl
+    # Head office's PostgreSQL backend is tested against a real server that each test starts
+    # in a temporary directory (tests/src/pg.rs): the server binaries and createdb.
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || echo postgresql
+    compgen -G '/usr/lib/postgresql/*/bin/createdb' >/dev/null || echo postgresql-client
     if ! bsg_have "$BSG_VENV_PYTHON"; then
         echo python3
         echo python3-venv

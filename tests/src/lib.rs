@@ -423,6 +423,8 @@ pub fn validate_with_schemas(payloads: &[serde_json::Value]) -> Result<Vec<Vec<S
 }
 
 /// Simulated devices on loopback, as most end-to-end tests need them.
+pub mod pg;
+
 pub mod sim {
     use std::net::{IpAddr, Ipv4Addr};
 

@@ -13,13 +13,22 @@ use hq_common::*;
 use protocols::{AlertState, GatewayState};
 
 #[test]
-fn malformed_payloads_are_counted_duplicates_stored_once_and_gaps_reported() -> Result<()> {
+fn malformed_payloads_are_counted_duplicates_stored_once_and_gaps_reported_sqlite() -> Result<()> {
+    malformed_duplicates_and_gaps(Backend::Sqlite)
+}
+
+#[test]
+fn malformed_payloads_are_counted_duplicates_stored_once_and_gaps_reported_postgres() -> Result<()> {
+    malformed_duplicates_and_gaps(Backend::Postgres)
+}
+
+fn malformed_duplicates_and_gaps(backend: Backend) -> Result<()> {
     let broker = Mosquitto::start()?;
     let work = tempfile::tempdir()?;
-    let store = work.path().join("store");
-    let store_s = store.display().to_string();
+    let db = TestDb::new(backend, work.path())?;
+    let db_url = db.url.clone();
     let cwd = work.path();
-    let mut listener = start_listen(broker.port, &store, work.path(), &[])?;
+    let mut listener = start_listen(broker.port, &db_url, work.path(), &[])?;
     let mut p = Publisher::connect(broker.port, "test-b1")?;
 
     let first = camera_offline("b1", 1, "cam-1", AlertState::Raised, t(0));
@@ -37,18 +46,17 @@ fn malformed_payloads_are_counted_duplicates_stored_once_and_gaps_reported() -> 
     p.flush()?;
 
     let stats = eventually(Duration::from_secs(20), "the listener counted everything", || {
-        let s = hq_json(cwd, &["stats", "--store", &store_s, "--format", "json"])?;
-        let s = s["stores"][0].clone();
+        let s = hq_json(cwd, &["stats", "--db", &db_url, "--format", "json"])?;
         Ok((s["alerts"] == 2 && s["malformed"] == 4).then_some(s))
     })?;
     assert_eq!(stats["duplicates"], 1, "{stats:#}");
     assert_eq!(stats["gateway_changes"], 0, "nothing of the bad payloads is stored: {stats:#}");
     assert_eq!(stats["zone_changes"], 0, "{stats:#}");
     assert!(listener.child.try_wait()?.is_none(), "hq listen survived the bad payloads");
-    let alerts = stored_alerts(cwd, &[&store])?;
+    let alerts = stored_alerts(cwd, &db_url)?;
     assert_eq!(alerts.len(), 2, "the re-delivered alert is stored once");
 
-    let gaps = hq_json(cwd, &["gaps", "--store", &store_s, "--format", "json"])?;
+    let gaps = hq_json(cwd, &["gaps", "--db", &db_url, "--format", "json"])?;
     let list = gaps["gaps"].as_array().context("gaps")?;
     assert_eq!(list.len(), 1, "{gaps:#}");
     assert_eq!((&list[0]["from"], &list[0]["to"], &list[0]["missing"]), (&2.into(), &2.into(), &1.into()));
@@ -61,17 +69,17 @@ fn malformed_payloads_are_counted_duplicates_stored_once_and_gaps_reported() -> 
     p.alert(&camera_offline("b1", 2, "cam-1", AlertState::Cleared, t(2)))?;
     p.alert(&camera_offline("b1", 4, "cam-1", AlertState::Raised, t(4)))?;
     p.flush()?;
-    let mut listener = start_listen(broker.port, &store, work.path(), &[])?;
+    let mut listener = start_listen(broker.port, &db_url, work.path(), &[])?;
     eventually(Duration::from_secs(20), "alerts queued while hq was down arrive", || {
-        Ok((stored_alerts(cwd, &[&store])?.len() == 4).then_some(()))
+        Ok((stored_alerts(cwd, &db_url)?.len() == 4).then_some(()))
     })?;
-    let gaps = hq_json(cwd, &["gaps", "--store", &store_s, "--format", "json"])?;
+    let gaps = hq_json(cwd, &["gaps", "--db", &db_url, "--format", "json"])?;
     assert!(gaps["gaps"].as_array().is_some_and(Vec::is_empty), "the late seq 2 closed the gap: {gaps:#}");
 
     // Filters of `hq alerts`.
-    let raised = hq(cwd, &["alerts", "--store", &store_s, "--format", "json", "--severity-min", "major"])?;
+    let raised = hq(cwd, &["alerts", "--db", &db_url, "--format", "json", "--severity-min", "major"])?;
     assert_eq!(raised.lines().count(), 2, "{raised}");
-    let none = hq(cwd, &["alerts", "--store", &store_s, "--format", "json", "--kind", "alarm-link"])?;
+    let none = hq(cwd, &["alerts", "--db", &db_url, "--format", "json", "--kind", "alarm-link"])?;
     assert_eq!(none.trim(), "");
     assert_eq!(stop(&mut listener), Some(0));
     Ok(())
@@ -120,13 +128,24 @@ fn usage_mistakes_exit_2_with_the_fix_named() -> Result<()> {
     assert_eq!(code, 2, "{err}");
     let (code, _, _) = hq_raw(cwd, &["coverage", "--format", "yaml"])?;
     assert_eq!(code, 2);
-    let (code, _, err) = hq_raw(cwd, &["listen", "--store", "a", "--store", "b"])?;
+    let (code, _, err) = hq_raw(cwd, &["listen", "--retain-alarms", "60d"])?;
     assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--retain-access"), "{err}");
+    let (code, _, err) = hq_raw(cwd, &["prune", "--alarms", "7d", "--access", "365d"])?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("30 days") && err.contains("GA 38"), "{err}");
+    let (code, _, err) = hq_raw(cwd, &["prune", "--alarms", "30d", "--access", "90d"])?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("180 days"), "{err}");
+    let (code, _, err) = hq_raw(cwd, &["stats", "--db", "mysql://db/hq"])?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sqlite://") && err.contains("postgres://"), "{err}");
     let (code, _, err) = hq_raw(cwd, &["coverage", "--live", "1s", "--broker", "http://x"])?;
     assert_eq!(code, 2, "{err}");
-    // Not a usage mistake: no store here. Exit 1, naming the store and the fix.
+    // Not a usage mistake: no database here. Exit 1, naming the file and the fix.
     let (code, _, err) = hq_raw(cwd, &["report", "--from", "-1h"])?;
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("hq-store") && err.contains("hq listen"), "{err}");
+    assert!(err.contains("hq.db") && err.contains("hq migrate"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
     Ok(())
 }

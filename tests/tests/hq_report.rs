@@ -126,7 +126,7 @@ fn check_report(r: &Value) -> Result<()> {
     Ok(())
 }
 
-fn check_coverage(c: &Value, from_store: bool) -> Result<()> {
+fn check_coverage(c: &Value, from_db: bool) -> Result<()> {
     ensure!(c["schema"] == "hq-coverage/1", "{c:#}");
     ensure!(c["branches"].as_array().is_some_and(|b| b.len() == 3), "{c:#}");
     let b1 = branch_of(c, "b1")?;
@@ -146,32 +146,41 @@ fn check_coverage(c: &Value, from_store: bool) -> Result<()> {
         b3["required_zones_uncovered"] == 0 && b3["uncovered_zones"].as_array().is_some_and(Vec::is_empty),
         "{b3:#}"
     );
-    if from_store {
-        // The store knows when b1's gateway last changed status (09:00), not just its last `at`.
+    if from_db {
+        // The database knows when b1's gateway last changed status (09:00), not just its last `at`.
         ensure!(b1["gateway_since"] == "2026-01-01T09:00:00.000Z", "{b1:#}");
     }
     Ok(())
 }
 
 #[test]
-fn hq_answers_coverage_availability_alarms_mttr_and_gateway_outages_for_three_branches() -> Result<()> {
+fn hq_answers_coverage_availability_alarms_mttr_and_gateway_outages_for_three_branches_sqlite() -> Result<()> {
+    answers(Backend::Sqlite)
+}
+
+#[test]
+fn hq_answers_coverage_availability_alarms_mttr_and_gateway_outages_for_three_branches_postgres() -> Result<()> {
+    answers(Backend::Postgres)
+}
+
+fn answers(backend: Backend) -> Result<()> {
     let broker = Mosquitto::start()?;
     let work = tempfile::tempdir()?;
-    let store = work.path().join("store");
-    let mut listener = start_listen(broker.port, &store, work.path(), &[])?;
+    let db = TestDb::new(backend, work.path())?;
+    let db_url = db.url.clone();
+    let mut listener = start_listen(broker.port, &db_url, work.path(), &[])?;
 
     let mut p = Publisher::connect(broker.port, "test-branches")?;
     script(&mut p)?;
 
-    let store_s = store.display().to_string();
     eventually(Duration::from_secs(20), "every scripted alert stored", || {
-        let s = hq_json(work.path(), &["stats", "--store", &store_s, "--format", "json"])?;
-        Ok((s["stores"][0]["alerts"] == ALERTS_IN_SCRIPT).then_some(()))
+        let s = hq_json(work.path(), &["stats", "--db", &db_url, "--format", "json"])?;
+        Ok((s["alerts"] == ALERTS_IN_SCRIPT).then_some(()))
     })?;
 
-    // The report works next to a running listener (it reads a copy of the locked store)...
+    // The report works next to a running listener...
     let window = ["--from", "2026-01-01T10:00:00Z", "--to", "2026-01-01T11:00:00Z"];
-    let mut args = vec!["report", "--store", &store_s, "--format", "json"];
+    let mut args = vec!["report", "--db", &db_url, "--format", "json"];
     args.extend(window);
     let live_report = hq_json(work.path(), &args)?;
     check_report(&live_report).context("report while the listener runs")?;
@@ -182,10 +191,10 @@ fn hq_answers_coverage_availability_alarms_mttr_and_gateway_outages_for_three_br
     check_report(&r).context("report after the listener stopped")?;
     assert_eq!(r, live_report);
 
-    let c = hq_json(work.path(), &["coverage", "--store", &store_s, "--format", "json"])?;
-    check_coverage(&c, true).context("coverage from the store")?;
+    let c = hq_json(work.path(), &["coverage", "--db", &db_url, "--format", "json"])?;
+    check_coverage(&c, true).context("coverage from the database")?;
 
-    // A live snapshot of the retained topics alone (no store in this directory) tells the same.
+    // A live snapshot of the retained topics alone (no database in this directory) tells the same.
     let url = broker.url();
     let live = hq_json(work.path(), &["coverage", "--live", "2s", "--broker", &url, "--format", "json"])?;
     check_coverage(&live, false).context("coverage --live")?;
@@ -193,16 +202,16 @@ fn hq_answers_coverage_availability_alarms_mttr_and_gateway_outages_for_three_br
     // The other formats render the same report.
     let html = work.path().join("report.html");
     let html_s = html.display().to_string();
-    let mut args = vec!["report", "--store", &store_s, "--format", "html", "--out", &html_s];
+    let mut args = vec!["report", "--db", &db_url, "--format", "html", "--out", &html_s];
     args.extend(window);
     hq(work.path(), &args)?;
     let page = std::fs::read_to_string(&html)?;
     assert!(page.contains("<svg") && page.contains("b2") && !page.contains("<script"), "{page}");
-    let mut args = vec!["report", "--store", &store_s, "--format", "csv"];
+    let mut args = vec!["report", "--db", &db_url, "--format", "csv"];
     args.extend(window);
     let csv = hq(work.path(), &args)?;
     assert!(csv.lines().any(|l| l.starts_with("camera,b1,cam-2,") && l.contains(",75,")), "{csv}");
-    let table = hq(work.path(), &["coverage", "--store", &store_s])?;
+    let table = hq(work.path(), &["coverage", "--db", &db_url])?;
     assert!(table.lines().any(|l| l.starts_with("b2") && l.contains("ATM lobby")), "{table}");
     Ok(())
 }

@@ -132,10 +132,9 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
 async fn hq_sees_each_branchs_coverage_and_availability() {
     let broker = Mosquitto::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("hq-store");
+    let db = format!("sqlite://{}", dir.path().join("hq.db").display());
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
-    let _listen =
-        spawn_bin("hq", &["listen", "--broker", &url, "--store", store.to_str().unwrap()], dir.path(), &[]).unwrap();
+    let _listen = spawn_bin("hq", &["listen", "--broker", &url, "--db", &db], dir.path(), &[]).unwrap();
     let mut sub = PahoSubscriber::start(broker.port, &["branches/+/coverage", "branches/+/alerts/#"]).unwrap();
     let mut branches = Vec::new();
     for id in ["b1", "b2", "b3"] {
@@ -185,8 +184,7 @@ async fn hq_sees_each_branchs_coverage_and_availability() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // Coverage right now.
-    let cov =
-        hq(&["coverage", "--broker", &url, "--store", store.to_str().unwrap(), "--live", "2s", "--format", "json"]);
+    let cov = hq(&["coverage", "--broker", &url, "--db", &db, "--live", "2s", "--format", "json"]);
     let (c1, c2, c3) = (branch_of(&cov, "b1"), branch_of(&cov, "b2"), branch_of(&cov, "b3"));
     for c in [c1, c2, c3] {
         assert_eq!(c["gateway"], "online", "{c}");
@@ -202,17 +200,7 @@ async fn hq_sees_each_branchs_coverage_and_availability() {
     // The report over the scripted window.
     let to = chrono::Utc::now();
     let window = (to - from).to_std().unwrap();
-    let rep = hq(&[
-        "report",
-        "--store",
-        store.to_str().unwrap(),
-        "--from",
-        &rfc3339(from),
-        "--to",
-        &rfc3339(to),
-        "--format",
-        "json",
-    ]);
+    let rep = hq(&["report", "--db", &db, "--from", &rfc3339(from), "--to", &rfc3339(to), "--format", "json"]);
     let (r1, r2, r3) = (branch_of(&rep, "b1"), branch_of(&rep, "b2"), branch_of(&rep, "b3"));
     let tol_pct = 100.0 * POLL.as_secs_f64() / window.as_secs_f64() + 0.01;
     let pct = |outage: f64| 100.0 * (window.as_secs_f64() - outage) / window.as_secs_f64();

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -268,11 +268,38 @@ pub fn coverage(b: &str, at: DateTime<Utc>, zones: &[Z<'_>], cameras_online: u32
     }
 }
 
-/// `hq listen` on `port`, writing `store`, logging to `log_dir/hq.log`; returns once subscribed.
-pub fn start_listen(port: u16, store: &Path, log_dir: &Path, extra: &[&str]) -> Result<Proc> {
+/// Which database a test runs against: every head-office test that reads or writes history runs
+/// once on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database for one test: a SQLite file in `dir`, or a fresh PostgreSQL server of its own.
+pub struct TestDb {
+    pub url: String,
+    pub pg: Option<harness::pg::Postgres>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend, dir: &Path) -> Result<TestDb> {
+        match backend {
+            Backend::Sqlite => Ok(TestDb { url: format!("sqlite://{}", dir.join("hq.db").display()), pg: None }),
+            Backend::Postgres => {
+                let pg = harness::pg::Postgres::start()?;
+                let url = pg.create_db("hq")?;
+                Ok(TestDb { url, pg: Some(pg) })
+            }
+        }
+    }
+}
+
+/// `hq listen` on `port`, writing to the database at `db`, logging to `log_dir/hq.log`;
+/// returns once subscribed.
+pub fn start_listen(port: u16, db: &str, log_dir: &Path, extra: &[&str]) -> Result<Proc> {
     let broker = format!("mqtt://127.0.0.1:{port}");
-    let store_s = store.display().to_string();
-    let mut args = vec!["listen", "--broker", broker.as_str(), "--store", store_s.as_str()];
+    let mut args = vec!["listen", "--broker", broker.as_str(), "--db", db];
     args.extend_from_slice(extra);
     let mut p = spawn_bin("hq", &args, log_dir, &[("RUST_LOG", "info")])?;
     let log = log_dir.join("hq.log");
@@ -318,15 +345,9 @@ pub fn hq_json(cwd: &Path, args: &[&str]) -> Result<serde_json::Value> {
     serde_json::from_str(&out).with_context(|| format!("hq {args:?} printed no JSON:\n{out}"))
 }
 
-/// `hq alerts --format json` (one alert per line) over `stores`.
-pub fn stored_alerts(cwd: &Path, stores: &[&PathBuf]) -> Result<Vec<serde_json::Value>> {
-    let mut args = vec!["alerts".to_string(), "--format".into(), "json".into()];
-    for s in stores {
-        args.push("--store".into());
-        args.push(s.display().to_string());
-    }
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = hq(cwd, &argv)?;
+/// `hq alerts --format json` (one alert per line) from the database at `db`.
+pub fn stored_alerts(cwd: &Path, db: &str) -> Result<Vec<serde_json::Value>> {
+    let out = hq(cwd, &["alerts", "--db", db, "--format", "json"])?;
     out.lines().map(|l| serde_json::from_str(l).context("an alert line is not JSON")).collect()
 }
 
