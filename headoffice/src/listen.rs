@@ -13,7 +13,7 @@
 //! sleeps with backoff after a failure and forwards what happens over a channel, so storing and
 //! flushing never stall the connection's keep-alive.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use protocols::time::Timestamp;
@@ -157,6 +157,10 @@ pub async fn listen(
     let mut link = Link::start(&cfg.broker, true)?;
     let mut stats = ListenStats::default();
     let mut batch = Batch::default();
+    // Stored and not yet handed to the client. Acks are handed over without waiting
+    // (`try_ack`): waiting for room in the client's request queue while its event loop waits
+    // for room in ours would deadlock under a flood of redeliveries.
+    let mut acks: VecDeque<Publish> = VecDeque::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_connected = false;
@@ -165,6 +169,7 @@ pub async fn listen(
         db = %store.url(), share_group = cfg.share_group.as_deref().unwrap_or("-"), "listening");
 
     let result = loop {
+        hand_over_acks(&link.client, &mut acks);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break Ok(()),
@@ -184,7 +189,7 @@ pub async fn listen(
                 Some(LinkEvent::Publish(p)) => {
                     batch.add(&cfg.prefix, p, &mut stats);
                     if (link.events.is_empty() || batch.pending.len() >= MAX_BATCH)
-                        && let Err(e) = commit(store, &link.client, &mut batch, &mut stats, shared, &shutdown).await
+                        && let Err(e) = commit(store, &mut acks, &mut batch, &mut stats, shared, &shutdown).await
                     {
                         break Err(e.into());
                     }
@@ -203,8 +208,8 @@ pub async fn listen(
                     last_error = Some(e);
                 }
             },
-            _ = tick.tick(), if !batch.pending.is_empty() => {
-                if let Err(e) = commit(store, &link.client, &mut batch, &mut stats, shared, &shutdown).await {
+            _ = tick.tick(), if !batch.pending.is_empty() || !acks.is_empty() => {
+                if let Err(e) = commit(store, &mut acks, &mut batch, &mut stats, shared, &shutdown).await {
                     break Err(e.into());
                 }
             }
@@ -214,9 +219,17 @@ pub async fn listen(
         // One attempt on the way out; what is not stored stays unacknowledged on the broker.
         let stop_now = CancellationToken::new();
         stop_now.cancel();
-        if let Err(e) = commit(store, &link.client, &mut batch, &mut stats, shared, &stop_now).await {
+        if let Err(e) = commit(store, &mut acks, &mut batch, &mut stats, shared, &stop_now).await {
             tracing::warn!(error = %e, "the last batch was not stored; the broker will send it again");
         }
+    }
+    // Hand over what is stored before disconnecting; what does not fit is redelivered later.
+    for _ in 0..50 {
+        hand_over_acks(&link.client, &mut acks);
+        if acks.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     link.close().await;
     result.map(|()| stats)
@@ -256,7 +269,7 @@ impl Batch {
 /// gives up (the broker keeps what was not acknowledged).
 async fn commit(
     store: &Store,
-    client: &AsyncClient,
+    acks: &mut VecDeque<Publish>,
     batch: &mut Batch,
     stats: &mut ListenStats,
     shared: bool,
@@ -313,15 +326,27 @@ async fn commit(
                 "seq reused by a new alert: the gateway's data was reset; new sequence"),
         }
     }
-    for p in batch.pending.drain(..) {
-        if let Err(e) = client.ack(&p).await {
-            // The connection is gone; the broker re-sends after the reconnect.
-            tracing::debug!(error = %e, "cannot queue an ack");
-        }
-    }
+    acks.extend(batch.pending.drain(..));
     batch.messages.clear();
     batch.malformed = 0;
     Ok(())
+}
+
+/// Hands stored messages' acks to the client while its request queue has room.
+fn hand_over_acks(client: &AsyncClient, acks: &mut VecDeque<Publish>) {
+    while let Some(p) = acks.front() {
+        match client.try_ack(p) {
+            Ok(()) => {
+                acks.pop_front();
+            }
+            Err(rumqttc::ClientError::TryRequest(_)) => return, // full: the next turn
+            Err(e) => {
+                // The event loop is gone; the broker re-sends after the reconnect.
+                tracing::debug!(error = %e, "cannot queue an ack");
+                acks.pop_front();
+            }
+        }
+    }
 }
 
 fn note(m: &Incoming, o: Outcome, stats: &mut ListenStats) {

@@ -245,7 +245,7 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .min_connections(0)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -74,6 +74,19 @@ impl Publisher {
         self.raw(topic, &serde_json::to_vec(v)?, retain)
     }
 
+    /// Publishes without waiting for the PUBACK (a burst); `flush` waits for all of them. At
+    /// most 100 are left unacknowledged, rumqttc's in-flight window.
+    pub fn alert_burst(&mut self, a: &Alert) -> Result<()> {
+        let topic = format!("branches/{}/alerts/{}", a.branch, a.kind().as_str());
+        self.client.publish(topic, QoS::AtLeastOnce, false, serde_json::to_vec(a)?)?;
+        self.sent += 1;
+        while self.sent - self.acked > 90 {
+            self.acks.recv_timeout(Duration::from_secs(10)).context("PUBACKs did not arrive")?;
+            self.acked += 1;
+        }
+        Ok(())
+    }
+
     pub fn alert(&mut self, a: &Alert) -> Result<()> {
         self.json(&format!("branches/{}/alerts/{}", a.branch, a.kind().as_str()), a, false)
     }
@@ -296,7 +309,7 @@ impl TestDb {
 }
 
 /// `hq listen` on `port`, writing to the database at `db`, logging to `log_dir/hq.log`;
-/// returns once subscribed.
+/// returns once subscribed (or back in its persistent session).
 pub fn start_listen(port: u16, db: &str, log_dir: &Path, extra: &[&str]) -> Result<Proc> {
     let broker = format!("mqtt://127.0.0.1:{port}");
     let mut args = vec!["listen", "--broker", broker.as_str(), "--db", db];
@@ -306,7 +319,9 @@ pub fn start_listen(port: u16, db: &str, log_dir: &Path, extra: &[&str]) -> Resu
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("subscribed") {
+        // A resumed persistent session is already subscribed; its SUBACK may queue behind
+        // everything the broker kept meanwhile.
+        if text.contains("subscribed") || text.contains("session_present=true") {
             return Ok(p);
         }
         if let Ok(Some(st)) = p.child.try_wait() {
