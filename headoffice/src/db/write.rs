@@ -176,27 +176,39 @@ impl Store {
             out.outcomes[i] = o;
         }
 
-        for (name, n) in [
+        let changed: Vec<(&str, i64)> = [
             ("alerts", counts.alerts),
             ("duplicates", counts.duplicates),
             ("malformed", counts.malformed),
             ("gateway_changes", counts.gateway_changes),
             ("device_changes", counts.device_changes),
             ("zone_changes", counts.zone_changes),
-        ] {
-            if n != 0 {
-                sqlx::query("UPDATE counters SET value = value + $1 WHERE name = $2")
-                    .bind(n)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(self.err("count"))?;
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n != 0)
+        .collect();
+        if !changed.is_empty() {
+            // One statement, rows in a fixed order: concurrent listeners lock them alike.
+            let mut sql = String::from("UPDATE counters SET value = value + CASE name");
+            for (i, _) in changed.iter().enumerate() {
+                sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2));
             }
+            sql.push_str(" ELSE 0 END WHERE name IN (");
+            sql.push_str(&(0..changed.len()).map(|i| format!("${}", 2 * i + 1)).collect::<Vec<_>>().join(", "));
+            sql.push(')');
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (name, n) in &changed {
+                q = q.bind(*name).bind(*n);
+            }
+            q.execute(&mut *tx).await.map_err(self.err("count"))?;
         }
         tx.commit().await.map_err(self.err("commit"))?;
         Ok(out)
     }
 
+    /// The alerts of a batch in a fixed number of statements, whatever its size: the
+    /// branches' seq state, one check of late arrivals, the alerts themselves, and their
+    /// consequences (camera timelines, open faults, repairs) each as one multi-row statement.
     async fn ingest_alerts(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -204,6 +216,7 @@ impl Store {
         out: &mut BatchOutcome,
         counts: &mut Counts,
     ) -> Result<(), DbError> {
+        let seq_of = |a: &Alert| i64::try_from(a.seq.0).unwrap_or(i64::MAX);
         // The branches' sequence state, to number epochs and notice gaps as they open.
         let branches: Vec<&str> = {
             let mut v: Vec<&str> = alerts.iter().map(|(_, a, _)| a.branch.as_str()).collect();
@@ -225,12 +238,36 @@ impl Store {
                 seqs.insert(b, SeqState { epoch, max });
             }
         }
+        // Which (branch, epoch, seq) at or below a branch's highest are already stored, and
+        // under which id: the same id is a redelivery, another id a gateway that started again.
+        let late: Vec<(&str, i64, i64)> = alerts
+            .iter()
+            .filter_map(|(_, a, _)| {
+                let st = seqs.get(a.branch.as_str())?;
+                (seq_of(a) <= st.max).then_some((a.branch.as_str(), st.epoch, seq_of(a)))
+            })
+            .collect();
+        let mut stored_ids: HashMap<(String, i64, i64), String> = HashMap::new();
+        for chunk in late.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "SELECT branch, epoch, seq, id FROM alerts WHERE (branch, epoch, seq) IN (VALUES {})",
+                rows(chunk.len(), 3)
+            );
+            let mut q = sqlx::query_as::<_, (String, i64, i64, String)>(AssertSqlSafe(sql));
+            for (b, e, s) in chunk {
+                q = q.bind(*b).bind(*e).bind(*s);
+            }
+            for (b, e, s, id) in q.fetch_all(&mut **tx).await.map_err(self.err("check late alerts"))? {
+                stored_ids.insert((b, e, s), id);
+            }
+        }
+
         let mut in_batch: HashMap<(&str, i64, i64), &str> = HashMap::new();
         let mut epochs = Vec::with_capacity(alerts.len());
         let mut last_seen: BTreeMap<&str, i64> = BTreeMap::new();
         for (_, a, m) in alerts {
             let branch = a.branch.as_str();
-            let seq = i64::try_from(a.seq.0).unwrap_or(i64::MAX);
+            let seq = seq_of(a);
             let epoch = match seqs.get_mut(branch) {
                 None => {
                     seqs.insert(branch.to_string(), SeqState { epoch: 0, max: seq });
@@ -249,33 +286,15 @@ impl Store {
                 }
                 Some(st) => {
                     // A late arrival, a redelivery, or a gateway that starts again from 1.
-                    let taken: Option<(String,)> = sqlx::query_as(
-                        "SELECT id FROM alerts WHERE branch = $1 AND epoch = $2 AND seq = $3 AND id <> $4 LIMIT 1",
-                    )
-                    .bind(branch)
-                    .bind(st.epoch)
-                    .bind(seq)
-                    .bind(a.id.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await
-                    .map_err(self.err("check a seq"))?;
-                    let dup_of_stored: Option<(i64,)> =
-                        sqlx::query_as("SELECT epoch FROM alerts WHERE branch = $1 AND id = $2")
-                            .bind(branch)
-                            .bind(a.id.as_str())
-                            .fetch_optional(&mut **tx)
-                            .await
-                            .map_err(self.err("check an alert id"))?;
-                    if let Some((e,)) = dup_of_stored {
-                        e
-                    } else if taken.is_some() || in_batch.get(&(branch, st.epoch, seq)).is_some_and(|id| *id != a.id) {
+                    let key = (branch.to_string(), st.epoch, seq);
+                    let other_stored = stored_ids.get(&key).is_some_and(|id| *id != a.id);
+                    let other_in_batch = in_batch.get(&(branch, st.epoch, seq)).is_some_and(|id| *id != a.id);
+                    if other_stored || other_in_batch {
                         st.epoch += 1;
                         st.max = seq;
                         out.seq_notes.push(SeqNote::Restarted { branch: a.branch.clone(), seq: a.seq.0 });
-                        st.epoch
-                    } else {
-                        st.epoch
                     }
+                    st.epoch
                 }
             };
             in_batch.entry((branch, epoch, seq)).or_insert(a.id.as_str());
@@ -286,20 +305,12 @@ impl Store {
 
         let mut inserted: HashSet<(String, String)> = HashSet::new();
         for (chunk_no, chunk) in alerts.chunks(ROWS_PER_INSERT).enumerate() {
-            const COLS: usize = 14;
-            let mut sql = String::from(
+            let sql = format!(
                 "INSERT INTO alerts (branch, id, seq, epoch, kind, state, severity, device, device_type, \
-                 occurred_at, received_at, camera_down, follow_up, payload) VALUES ",
+                 occurred_at, received_at, camera_down, follow_up, payload) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING branch, id",
+                rows(chunk.len(), 14)
             );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push('(');
-                sql.push_str(&placeholders(i * COLS + 1, COLS));
-                sql.push(')');
-            }
-            sql.push_str(" ON CONFLICT DO NOTHING RETURNING branch, id");
             let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql));
             for (j, (_, a, m)) in chunk.iter().enumerate() {
                 let (camera_down, follow_up) = match &a.body {
@@ -315,7 +326,7 @@ impl Store {
                 q = q
                     .bind(a.branch.as_str())
                     .bind(a.id.as_str())
-                    .bind(i64::try_from(a.seq.0).unwrap_or(i64::MAX))
+                    .bind(seq_of(a))
                     .bind(epochs[chunk_no * ROWS_PER_INSERT + j])
                     .bind(a.kind().as_str())
                     .bind(state_str(a.state))
@@ -333,10 +344,11 @@ impl Store {
             }
         }
 
-        for (branch, last) in &last_seen {
-            let Some(st) = seqs.get(*branch) else { continue };
-            sqlx::query(
-                "INSERT INTO branch_seq (branch, epoch, max_seq, last_seen) VALUES ($1, $2, $3, $4) \
+        let seq_rows: Vec<(&str, SeqState, i64)> =
+            last_seen.iter().filter_map(|(b, last)| seqs.get(*b).map(|st| (*b, *st, *last))).collect();
+        for chunk in seq_rows.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO branch_seq (branch, epoch, max_seq, last_seen) VALUES {} \
                  ON CONFLICT (branch) DO UPDATE SET \
                  max_seq = CASE WHEN excluded.epoch > branch_seq.epoch THEN excluded.max_seq \
                                 WHEN excluded.epoch = branch_seq.epoch AND excluded.max_seq > branch_seq.max_seq \
@@ -344,18 +356,19 @@ impl Store {
                  epoch = CASE WHEN excluded.epoch > branch_seq.epoch THEN excluded.epoch ELSE branch_seq.epoch END, \
                  last_seen = CASE WHEN excluded.last_seen > branch_seq.last_seen THEN excluded.last_seen \
                                   ELSE branch_seq.last_seen END",
-            )
-            .bind(*branch)
-            .bind(st.epoch)
-            .bind(st.max)
-            .bind(*last)
-            .execute(&mut **tx)
-            .await
-            .map_err(self.err("store a branch's seq"))?;
+                rows(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (b, st, last) in chunk {
+                q = q.bind(*b).bind(st.epoch).bind(st.max).bind(*last);
+            }
+            q.execute(&mut **tx).await.map_err(self.err("store the branches' seq"))?;
         }
 
-        // Each new alert's consequences: a camera's timeline, open faults and repairs. A
-        // duplicate has had them already.
+        // Each new alert's consequences. A duplicate has had them already.
+        let mut cameras: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        let mut facts: Vec<FactIn<'_>> = Vec::new();
+        let mut edges: Vec<(&Alert, &str)> = Vec::new();
         let mut seen_now: HashSet<(&str, &str)> = HashSet::new();
         for (i, a, m) in alerts {
             let new = inserted.contains(&(a.branch.as_str().to_string(), a.id.clone()))
@@ -370,66 +383,101 @@ impl Store {
             match &a.body {
                 AlertBody::CameraOffline(d) => {
                     let raised = a.state == AlertState::Raised;
-                    self.subject(tx, &a.branch, "camera", a.device.id.as_str(), &a.device.name, false).await?;
-                    let reason = raised.then(|| d.status.clone());
-                    let (b, dev) = (&a.branch, a.device.id.as_str());
-                    self.fact(tx, b, "camera", dev, a.occurred_at, raised, reason, "alert", m.received_at).await?;
-                    self.fault_edge(tx, a, "").await?;
+                    cameras.insert((a.branch.as_str(), a.device.id.as_str()), a.device.name.as_str());
+                    facts.push(FactIn {
+                        branch: a.branch.as_str(),
+                        kind: "camera",
+                        subject: a.device.id.as_str(),
+                        at: ms(a.occurred_at),
+                        bad: raised,
+                        reason: raised.then_some(d.status.as_str()),
+                        source: "alert",
+                        received_at: ms(m.received_at),
+                    });
+                    edges.push((a, ""));
                 }
-                AlertBody::DeviceFault(d) => self.fault_edge(tx, a, &d.fault).await?,
+                AlertBody::DeviceFault(d) => edges.push((a, d.fault.as_str())),
                 AlertBody::AlarmLink(_) | AlertBody::DoorStatus(_) => {}
             }
         }
-        Ok(())
+        let subjects: Vec<(&str, &str, &str, &str, bool)> =
+            cameras.iter().map(|((b, id), name)| (*b, "camera", *id, *name, false)).collect();
+        self.subjects(tx, &subjects).await?;
+        self.facts(tx, &facts).await?;
+        self.fault_edges(tx, &edges).await
     }
 
-    /// A raised camera-offline or device-fault opens a condition; its clear closes it and
-    /// records the repair.
-    async fn fault_edge(&self, tx: &mut Transaction<'static, Any>, a: &Alert, fault: &str) -> Result<(), DbError> {
-        let kind = a.kind().as_str();
-        match a.state {
-            AlertState::Raised => {
-                sqlx::query(
-                    "INSERT INTO open_faults (branch, kind, device, fault, device_type, raised_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                )
-                .bind(a.branch.as_str())
-                .bind(kind)
-                .bind(a.device.id.as_str())
-                .bind(fault)
-                .bind(a.device.device_type.as_str())
-                .bind(ms(a.occurred_at))
-                .execute(&mut **tx)
-                .await
-                .map_err(self.err("open a fault"))?;
+    /// Raised camera-offline and device-fault alerts open conditions; their clears close them
+    /// and record the repairs. Pairs within the batch are matched here, in arrival order; the
+    /// rest against the database, in two statements.
+    async fn fault_edges(&self, tx: &mut Transaction<'static, Any>, edges: &[(&Alert, &str)]) -> Result<(), DbError> {
+        type Key<'a> = (&'a str, &'static str, &'a str, &'a str);
+        // Raised in this batch and not (yet) cleared in it: key → (raised_at, device type).
+        let mut open: HashMap<Key<'_>, (i64, &str)> = HashMap::new();
+        let mut open_order: Vec<Key<'_>> = Vec::new();
+        let mut repairs: Vec<(&str, &str, String, i64, i64)> = Vec::new();
+        let mut db_clears: Vec<(Key<'_>, &Alert)> = Vec::new();
+        for (a, fault) in edges {
+            let key: Key<'_> = (a.branch.as_str(), a.kind().as_str(), a.device.id.as_str(), fault);
+            match a.state {
+                AlertState::Raised => {
+                    if !open.contains_key(&key) {
+                        open.insert(key, (ms(a.occurred_at), a.device.device_type.as_str()));
+                        open_order.push(key);
+                    }
+                }
+                AlertState::Cleared => match open.remove(&key) {
+                    Some((raised_at, ty)) => {
+                        repairs.push((a.branch.as_str(), a.id.as_str(), ty.to_string(), raised_at, ms(a.occurred_at)))
+                    }
+                    None => db_clears.push((key, a)),
+                },
             }
-            AlertState::Cleared => {
-                let open: Option<(i64, String)> = sqlx::query_as(
-                    "DELETE FROM open_faults WHERE branch = $1 AND kind = $2 AND device = $3 AND fault = $4 \
-                     RETURNING raised_at, device_type",
-                )
-                .bind(a.branch.as_str())
-                .bind(kind)
-                .bind(a.device.id.as_str())
-                .bind(fault)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(self.err("close a fault"))?;
-                if let Some((raised_at, device_type)) = open {
-                    sqlx::query(
-                        "INSERT INTO repairs (branch, alert_id, device_type, raised_at, cleared_at) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(a.branch.as_str())
-                    .bind(a.id.as_str())
-                    .bind(device_type)
-                    .bind(raised_at)
-                    .bind(ms(a.occurred_at))
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(self.err("record a repair"))?;
+        }
+        for chunk in db_clears.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "DELETE FROM open_faults WHERE (branch, kind, device, fault) IN (VALUES {}) \
+                 RETURNING branch, kind, device, fault, raised_at, device_type",
+                rows(chunk.len(), 4)
+            );
+            let mut q = sqlx::query_as::<_, (String, String, String, String, i64, String)>(AssertSqlSafe(sql));
+            for ((b, k, d, f), _) in chunk {
+                q = q.bind(*b).bind(*k).bind(*d).bind(*f);
+            }
+            let closed = q.fetch_all(&mut **tx).await.map_err(self.err("close faults"))?;
+            for (b, k, d, f, raised_at, ty) in closed {
+                if let Some((_, a)) =
+                    chunk.iter().find(|((cb, ck, cd, cf), _)| *cb == b && *ck == k && *cd == d && *cf == f)
+                {
+                    repairs.push((a.branch.as_str(), a.id.as_str(), ty, raised_at, ms(a.occurred_at)));
                 }
             }
+        }
+        for chunk in repairs.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO repairs (branch, alert_id, device_type, raised_at, cleared_at) VALUES {} \
+                 ON CONFLICT DO NOTHING",
+                rows(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (b, id, ty, raised, cleared) in chunk {
+                q = q.bind(*b).bind(*id).bind(ty.as_str()).bind(*raised).bind(*cleared);
+            }
+            q.execute(&mut **tx).await.map_err(self.err("record repairs"))?;
+        }
+        let still_open: Vec<(Key<'_>, (i64, &str))> =
+            open_order.into_iter().filter_map(|k| open.get(&k).map(|v| (k, *v))).collect();
+        for chunk in still_open.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO open_faults (branch, kind, device, fault, raised_at, device_type) VALUES {} \
+                 ON CONFLICT DO NOTHING",
+                rows(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for ((b, k, d, f), (raised_at, ty)) in chunk {
+                q = q.bind(*b).bind(*k).bind(*d).bind(*f).bind(*raised_at).bind(*ty);
+            }
+            q.execute(&mut **tx).await.map_err(self.err("open faults"))?;
         }
         Ok(())
     }
@@ -534,8 +582,31 @@ impl Store {
         Ok(if changed { Outcome::Changed } else { Outcome::Unchanged })
     }
 
-    /// Registers a camera, zone or gateway. A real name replaces a placeholder (the id, or
-    /// nothing), never the other way round.
+    /// Registers cameras, zones or gateways: (branch, kind, id, name, required). A real name
+    /// replaces a placeholder (the id, or nothing), never the other way round.
+    async fn subjects(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        list: &[(&str, &str, &str, &str, bool)],
+    ) -> Result<(), DbError> {
+        for chunk in list.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO subjects (branch, subject_kind, subject, name, required) VALUES {} \
+                 ON CONFLICT (branch, subject_kind, subject) DO UPDATE SET \
+                 name = CASE WHEN excluded.name = '' OR excluded.name = excluded.subject THEN subjects.name \
+                             ELSE excluded.name END, \
+                 required = CASE WHEN excluded.subject_kind = 'zone' THEN excluded.required ELSE subjects.required END",
+                rows(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (b, k, id, name, required) in chunk {
+                q = q.bind(*b).bind(*k).bind(*id).bind(*name).bind(i64::from(*required));
+            }
+            q.execute(&mut **tx).await.map_err(self.err("register cameras, zones or gateways"))?;
+        }
+        Ok(())
+    }
+
     async fn subject(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -545,21 +616,31 @@ impl Store {
         name: &str,
         required: bool,
     ) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO subjects (branch, subject_kind, subject, name, required) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (branch, subject_kind, subject) DO UPDATE SET \
-             name = CASE WHEN excluded.name = '' OR excluded.name = excluded.subject THEN subjects.name \
-                         ELSE excluded.name END, \
-             required = CASE WHEN excluded.subject_kind = 'zone' THEN excluded.required ELSE subjects.required END",
-        )
-        .bind(branch.as_str())
-        .bind(kind)
-        .bind(id)
-        .bind(name)
-        .bind(i64::from(required))
-        .execute(&mut **tx)
-        .await
-        .map_err(self.err("register a camera, zone or gateway"))?;
+        self.subjects(tx, &[(branch.as_str(), kind, id, name, required)]).await
+    }
+
+    /// Records facts on timelines; the same fact twice is stored once.
+    async fn facts(&self, tx: &mut Transaction<'static, Any>, list: &[FactIn<'_>]) -> Result<(), DbError> {
+        for chunk in list.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO timeline (branch, subject_kind, subject, at, bad, reason, source, received_at) \
+                 VALUES {} ON CONFLICT DO NOTHING",
+                rows(chunk.len(), 8)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for f in chunk {
+                q = q
+                    .bind(f.branch)
+                    .bind(f.kind)
+                    .bind(f.subject)
+                    .bind(f.at)
+                    .bind(i64::from(f.bad))
+                    .bind(f.reason)
+                    .bind(f.source)
+                    .bind(f.received_at);
+            }
+            q.execute(&mut **tx).await.map_err(self.err("record state changes"))?;
+        }
         Ok(())
     }
 
@@ -576,23 +657,44 @@ impl Store {
         source: &str,
         received_at: Timestamp,
     ) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO timeline (branch, subject_kind, subject, at, bad, reason, source, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(branch.as_str())
-        .bind(kind)
-        .bind(id)
-        .bind(ms(at))
-        .bind(i64::from(bad))
-        .bind(reason)
-        .bind(source)
-        .bind(ms(received_at))
-        .execute(&mut **tx)
-        .await
-        .map_err(self.err("record a state change"))?;
-        Ok(())
+        let f = FactIn {
+            branch: branch.as_str(),
+            kind,
+            subject: id,
+            at: ms(at),
+            bad,
+            reason: reason.as_deref(),
+            source,
+            received_at: ms(received_at),
+        };
+        self.facts(tx, &[f]).await
     }
+}
+
+/// A timeline fact on its way in.
+struct FactIn<'a> {
+    branch: &'a str,
+    kind: &'a str,
+    subject: &'a str,
+    at: i64,
+    bad: bool,
+    reason: Option<&'a str>,
+    source: &'a str,
+    received_at: i64,
+}
+
+/// `($1, …, $cols), ($cols+1, …)`: `n` rows of `cols` parameters.
+pub(crate) fn rows(n: usize, cols: usize) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        s.push_str(&placeholders(i * cols + 1, cols));
+        s.push(')');
+    }
+    s
 }
 
 /// `$from, $from+1, …` (n of them).
