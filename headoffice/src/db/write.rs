@@ -421,8 +421,8 @@ impl Store {
             let key: Key<'_> = (a.branch.as_str(), a.kind().as_str(), a.device.id.as_str(), fault);
             match a.state {
                 AlertState::Raised => {
-                    if !open.contains_key(&key) {
-                        open.insert(key, (ms(a.occurred_at), a.device.device_type.as_str()));
+                    if let std::collections::hash_map::Entry::Vacant(e) = open.entry(key) {
+                        e.insert((ms(a.occurred_at), a.device.device_type.as_str()));
                         open_order.push(key);
                     }
                 }
