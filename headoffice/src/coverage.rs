@@ -71,8 +71,13 @@ pub struct DeviceNotOnline {
 
 /// One line per branch that appears anywhere in `s`.
 pub fn summarize(s: &Snapshot, now: Timestamp) -> CoverageView {
-    let mut ids: Vec<&BranchId> =
-        s.gateways.keys().chain(s.coverage.keys()).chain(s.devices.keys().map(|(b, _)| b)).collect();
+    let mut ids: Vec<&BranchId> = s
+        .gateways
+        .keys()
+        .chain(s.coverage.keys())
+        .chain(s.devices.keys().map(|(b, _)| b))
+        .chain(s.device_counts.keys())
+        .collect();
     ids.sort();
     ids.dedup();
     let mut by_branch: BTreeMap<&BranchId, Vec<&DeviceHealth>> = BTreeMap::new();
@@ -91,9 +96,14 @@ pub fn summarize(s: &Snapshot, now: Timestamp) -> CoverageView {
             let devices = by_branch.get(b).map(Vec::as_slice).unwrap_or_default();
             let cams = devices.iter().filter(|d| d.device.device_type == DeviceType::Camera);
             let (mut cameras_total, mut cameras_online) = (0u32, 0u32);
-            for c in cams {
-                cameras_total += 1;
-                cameras_online += u32::from(c.state == "online");
+            match s.device_counts.get(b) {
+                Some(n) => (cameras_total, cameras_online) = (n.cameras, n.cameras_online),
+                None => {
+                    for c in cams {
+                        cameras_total += 1;
+                        cameras_online += u32::from(c.state == "online");
+                    }
+                }
             }
             let cov = s.coverage.get(b).map(|c| &c.value);
             let mut uncovered_zones = Vec::new();

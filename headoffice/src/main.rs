@@ -406,10 +406,27 @@ async fn run(cli: Cli) -> Result<()> {
             let store = open_reader(&db_url).await?;
             let data = store.report_data(w).await.map_err(db_error)?;
             store.close().await;
-            let r = report::build(&data, w);
-            drop(data);
+            let r = report::build(data, w);
+            if format == ReportFormat::Json {
+                // Streamed: a bank's report is tens of megabytes of JSON; never hold it twice.
+                return match out {
+                    Some(path) => {
+                        if path.is_dir() {
+                            bail!("--out {} is a directory; give a file name", path.display());
+                        }
+                        let f = std::fs::File::create(path)
+                            .with_context(|| format!("write the report to {}", path.display()))?;
+                        write_json(std::io::BufWriter::new(f), &r)
+                            .with_context(|| format!("write the report to {}", path.display()))
+                    }
+                    None => match write_json(std::io::BufWriter::new(std::io::stdout().lock()), &r) {
+                        Err(e) if is_broken_pipe(&e) => Ok(()),
+                        r => r.context("write to stdout"),
+                    },
+                };
+            }
             let text = match format {
-                ReportFormat::Json => serde_json::to_string_pretty(&r).context("encode the report")? + "\n",
+                ReportFormat::Json => String::new(),
                 ReportFormat::Table => render::report_table(&r),
                 ReportFormat::Csv => render::report_csv(&r),
                 ReportFormat::Html => render::report_html(&r),
@@ -604,6 +621,22 @@ fn spawn_signal_handler(token: CancellationToken) {
         tracing::info!("shutting down");
         token.cancel();
     });
+}
+
+/// Pretty JSON and a final newline, straight into `w`.
+fn write_json<T: Serialize>(mut w: impl Write, v: &T) -> Result<()> {
+    serde_json::to_writer_pretty(&mut w, v)?;
+    w.write_all(b"\n")?;
+    w.flush()?;
+    Ok(())
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>().and_then(|j| j.io_error_kind())
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn print_json<T: Serialize>(v: &T) -> Result<()> {

@@ -18,11 +18,23 @@ pub struct Latest<T> {
     pub since: Option<Timestamp>,
 }
 
+/// Cameras of a branch, counted where they are stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceCounts {
+    pub cameras: u32,
+    pub cameras_online: u32,
+}
+
 /// The latest retained state of every branch: what `hq coverage` shows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub gateways: BTreeMap<BranchId, Latest<GatewayStatus>>,
+    /// Every device's health (from a live subscription), or only the devices that are not
+    /// online (from the database, which counts the rest: see `device_counts`).
     pub devices: BTreeMap<(BranchId, DeviceId), Latest<DeviceHealth>>,
+    /// Per branch, when `devices` holds only the devices that are not online: how many cameras
+    /// the branch has and how many are online.
+    pub device_counts: BTreeMap<BranchId, DeviceCounts>,
     pub coverage: BTreeMap<BranchId, Latest<CoverageReport>>,
 }
 
@@ -42,6 +54,11 @@ impl Snapshot {
                 }
             }
         }
+        // A branch whose devices arrive in full (live) is counted from them again.
+        for (b, _) in newer.devices.keys() {
+            self.device_counts.remove(b);
+        }
+        self.device_counts.extend(newer.device_counts);
         for (k, v) in newer.devices {
             if self.devices.get(&k).is_none_or(|old| old.received_at <= v.received_at) {
                 self.devices.insert(k, v);

@@ -17,6 +17,7 @@
 //!   ends it (same branch, kind, device, and fault); it counts when the clear falls in the window.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use protocols::time::{Timestamp, rfc3339_ms};
 use protocols::{AlertBody, BranchId, DeviceId, ZoneId};
@@ -153,12 +154,13 @@ pub struct Mttr {
     pub max_minutes: f64,
 }
 
-/// One fact on a timeline: from `at`, bad (with a reason) or good.
-#[derive(Debug, Clone)]
-struct Fact {
-    at: Timestamp,
-    bad: bool,
-    reason: Option<String>,
+/// One fact on a timeline: from `at`, bad (with a reason) or good. Reasons are few distinct
+/// words (`unreachable`, `connection-lost`…) shared between facts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    pub at: Timestamp,
+    pub bad: bool,
+    pub reason: Option<Arc<str>>,
 }
 
 fn minutes(from: Timestamp, to: Timestamp) -> f64 {
@@ -174,10 +176,11 @@ fn round3(x: f64) -> f64 {
 fn bad_periods(mut facts: Vec<Fact>, w: Window) -> Vec<Period> {
     facts.sort_by_key(|f| f.at);
     let mut out = Vec::new();
-    let mut bad_since: Option<(Timestamp, Option<String>)> = None;
-    let mut push = |start: Timestamp, end: Timestamp, reason: Option<String>, ongoing: bool| {
+    let mut bad_since: Option<(Timestamp, Option<Arc<str>>)> = None;
+    let mut push = |start: Timestamp, end: Timestamp, reason: Option<Arc<str>>, ongoing: bool| {
         let (s, e) = (start.max(w.from), end.min(w.to));
         if s < e {
+            let reason = reason.map(|r| r.to_string());
             out.push(Period { from: s, to: e, minutes: round3(minutes(s, e)), ongoing, reason });
         }
     };
@@ -243,16 +246,8 @@ impl SubjectKind {
     }
 }
 
-/// One fact on a subject's timeline: from `at`, bad (with a reason) or good.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FactRow {
-    pub branch: BranchId,
-    pub kind: SubjectKind,
-    pub subject: String,
-    pub at: Timestamp,
-    pub bad: bool,
-    pub reason: Option<String>,
-}
+/// A timeline: a camera (by id), a zone (by id) or a gateway (empty id) of a branch.
+pub type TimelineKey = (BranchId, SubjectKind, String);
 
 /// Repairs of one device type in one branch, aggregated by the database.
 #[derive(Debug, Clone, PartialEq)]
@@ -270,7 +265,8 @@ pub struct RepairAgg {
 #[derive(Debug, Clone, Default)]
 pub struct ReportData {
     pub subjects: Vec<Subject>,
-    pub facts: Vec<FactRow>,
+    /// Each timeline's facts, in any order.
+    pub timelines: BTreeMap<TimelineKey, Vec<Fact>>,
     /// Raised alarm-link alerts in the window (follow-ups not counted), per branch.
     pub alarms: BTreeMap<BranchId, usize>,
     /// Those of them with a linked camera down.
@@ -286,8 +282,8 @@ struct BranchFacts {
     gateway: Vec<Fact>,
 }
 
-/// Builds the report for window `w`.
-pub fn build(d: &ReportData, w: Window) -> Report {
+/// Builds the report for window `w`, taking the data apart as it goes.
+pub fn build(mut d: ReportData, w: Window) -> Report {
     let mut branches: BTreeMap<BranchId, BranchFacts> = BTreeMap::new();
     // Every known camera and required zone is listed, so that a camera that never failed shows
     // at 100 % rather than not at all.
@@ -304,17 +300,16 @@ pub fn build(d: &ReportData, w: Window) -> Report {
             SubjectKind::Gateway => {}
         }
     }
-    for f in &d.facts {
-        let bf = branches.entry(f.branch.clone()).or_default();
-        let fact = Fact { at: f.at, bad: f.bad, reason: f.reason.clone() };
-        match f.kind {
+    for ((branch, kind, subject), facts) in std::mem::take(&mut d.timelines) {
+        let bf = branches.entry(branch).or_default();
+        match kind {
             SubjectKind::Camera => {
-                bf.cameras.entry(f.subject.clone()).or_insert_with(|| (f.subject.clone(), Vec::new())).1.push(fact)
+                bf.cameras.entry(subject.clone()).or_insert_with(|| (subject, Vec::new())).1.extend(facts)
             }
             SubjectKind::Zone => {
-                bf.zones.entry(f.subject.clone()).or_insert_with(|| (f.subject.clone(), false, Vec::new())).2.push(fact)
+                bf.zones.entry(subject.clone()).or_insert_with(|| (subject, false, Vec::new())).2.extend(facts)
             }
-            SubjectKind::Gateway => bf.gateway.push(fact),
+            SubjectKind::Gateway => bf.gateway.extend(facts),
         }
     }
     for b in d.alarms.keys().chain(d.repairs.iter().map(|r| &r.branch)) {
@@ -436,11 +431,19 @@ mod tests {
     fn b(s: &str) -> BranchId {
         BranchId::new(s).unwrap()
     }
-    fn fact(branch: &str, kind: SubjectKind, id: &str, m: i64, bad: bool, reason: Option<&str>) -> FactRow {
-        FactRow { branch: b(branch), kind, subject: id.into(), at: t(m), bad, reason: reason.map(str::to_string) }
+    type Row = (TimelineKey, Fact);
+    fn fact(branch: &str, kind: SubjectKind, id: &str, m: i64, bad: bool, reason: Option<&str>) -> Row {
+        ((b(branch), kind, id.into()), Fact { at: t(m), bad, reason: reason.map(Arc::from) })
     }
-    fn cam(branch: &str, id: &str, m: i64, bad: bool) -> FactRow {
+    fn cam(branch: &str, id: &str, m: i64, bad: bool) -> Row {
         fact(branch, SubjectKind::Camera, id, m, bad, bad.then_some("unreachable"))
+    }
+    fn timelines(rows: Vec<Row>) -> BTreeMap<TimelineKey, Vec<Fact>> {
+        let mut m: BTreeMap<TimelineKey, Vec<Fact>> = BTreeMap::new();
+        for (k, f) in rows {
+            m.entry(k).or_default().push(f);
+        }
+        m
     }
     fn subject(branch: &str, kind: SubjectKind, id: &str, name: &str, required: bool) -> Subject {
         Subject { branch: b(branch), kind, id: id.into(), name: name.into(), required }
@@ -498,10 +501,10 @@ mod tests {
     fn a_fifteen_minute_outage_in_an_hour_is_75_percent() {
         let d = ReportData {
             subjects: vec![subject("b1", SubjectKind::Camera, "cam-1", "Lobby", false)],
-            facts: vec![cam("b1", "cam-2", 15, true), cam("b1", "cam-2", 30, false)],
+            timelines: timelines(vec![cam("b1", "cam-2", 15, true), cam("b1", "cam-2", 30, false)]),
             ..Default::default()
         };
-        let r = build(&d, w());
+        let r = build(d, w());
         let c2 = camera(&r, "b1", "cam-2");
         assert_eq!((c2.online_pct, c2.down_minutes, c2.outages.len()), (75.0, 15.0, 1));
         assert_eq!(c2.outages[0].reason.as_deref(), Some("unreachable"));
@@ -513,10 +516,14 @@ mod tests {
     #[test]
     fn an_outage_begun_before_the_window_counts_from_its_start_and_an_open_one_to_its_end() {
         let d = ReportData {
-            facts: vec![cam("b2", "cam-1", -30, true), cam("b2", "cam-1", 6, false), cam("b2", "cam-3", 50, true)],
+            timelines: timelines(vec![
+                cam("b2", "cam-1", -30, true),
+                cam("b2", "cam-1", 6, false),
+                cam("b2", "cam-3", 50, true),
+            ]),
             ..Default::default()
         };
-        let r = build(&d, w());
+        let r = build(d, w());
         let c1 = camera(&r, "b2", "cam-1");
         assert_eq!((c1.online_pct, c1.down_minutes, c1.outages[0].from), (90.0, 6.0, t(0)));
         let c3 = camera(&r, "b2", "cam-3");
@@ -528,14 +535,14 @@ mod tests {
         // The alert (occurred_at) starts the outage, the device health (since) repeats it a
         // little later with another reason; the good fact ends it.
         let d = ReportData {
-            facts: vec![
+            timelines: timelines(vec![
                 cam("b1", "cam-1", 10, true),
                 fact("b1", SubjectKind::Camera, "cam-1", 11, true, Some("offline")),
                 cam("b1", "cam-1", 20, false),
-            ],
+            ]),
             ..Default::default()
         };
-        let r = build(&d, w());
+        let r = build(d, w());
         assert_eq!(camera(&r, "b1", "cam-1").down_minutes, 10.0);
         assert_eq!(camera(&r, "b1", "cam-1").outages.len(), 1);
     }
@@ -548,16 +555,16 @@ mod tests {
                 subject("b1", SubjectKind::Zone, "vault", "VAULT", true),
                 subject("b1", SubjectKind::Zone, "hall", "HALL", false),
             ],
-            facts: vec![
+            timelines: timelines(vec![
                 z("vault", -10, true),
                 z("vault", 15, false),
                 z("vault", 30, true),
                 z("vault", 55, false),
                 z("hall", 0, false),
-            ],
+            ]),
             ..Default::default()
         };
-        let r = build(&d, w());
+        let r = build(d, w());
         let zones = &branch(&r, "b1").zones;
         assert_eq!(zones.len(), 1, "only required zones are reported");
         assert_eq!((zones[0].name.as_str(), zones[0].uncovered_minutes, zones[0].periods.len()), ("VAULT", 20.0, 2));
@@ -577,7 +584,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let r = build(&d, w());
+        let r = build(d, w());
         let br = branch(&r, "b1");
         assert_eq!(br.alarms, 3);
         let ids: Vec<&str> = br.alarms_with_camera_down.iter().map(|a| a.alert_id.as_str()).collect();
@@ -604,7 +611,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let r = build(&d, w());
+        let r = build(d, w());
         let cam = r.mttr.iter().find(|m| m.device_type == "camera").unwrap();
         assert_eq!((cam.repairs, cam.mean_minutes, cam.max_minutes), (2, 25.5, 36.0));
         let pan = r.mttr.iter().find(|m| m.device_type == "alarm-panel").unwrap();
@@ -616,15 +623,15 @@ mod tests {
     fn gateway_offline_periods_with_their_reasons() {
         let g = |m: i64, bad: bool, reason: Option<&str>| fact("b2", SubjectKind::Gateway, "", m, bad, reason);
         let d = ReportData {
-            facts: vec![
+            timelines: timelines(vec![
                 g(-60, false, None),
                 g(40, true, Some("shutdown")),
                 g(52, false, None),
                 g(58, true, Some("connection-lost")),
-            ],
+            ]),
             ..Default::default()
         };
-        let r = build(&d, w());
+        let r = build(d, w());
         let br = branch(&r, "b2");
         let p: Vec<(f64, bool, Option<&str>)> =
             br.gateway_offline.iter().map(|p| (p.minutes, p.ongoing, p.reason.as_deref())).collect();

@@ -101,7 +101,7 @@ struct Answers {
 
 async fn answers(store: &Store) -> Result<Answers> {
     let w = Window::new(t(0), t(60))?;
-    let report = serde_json::to_value(report::build(&store.report_data(w).await?, w))?;
+    let report = serde_json::to_value(report::build(store.report_data(w).await?, w))?;
     let coverage = serde_json::to_value(coverage::summarize(&store.snapshot().await?, t(60)))?;
     let gaps = serde_json::to_value(gaps::view(store.gaps().await?, t(60), std::time::Duration::from_secs(0)))?;
     let mut alerts = Vec::new();
@@ -216,7 +216,7 @@ async fn retention_keeps_the_starting_state(url: &str) -> Result<()> {
     assert_eq!(left, vec!["door-status"], "access-control records are kept 180 days");
     // cam-1 went down 60 days ago and never came back: still down over the last week.
     let w = Window::new(days(7), now)?;
-    let rep = report::build(&store.report_data(w).await?, w);
+    let rep = report::build(store.report_data(w).await?, w);
     let cams = &rep.branches[0].cameras;
     let c1 = cams.iter().find(|c| c.id.as_str() == "cam-1").context("cam-1")?;
     let c2 = cams.iter().find(|c| c.id.as_str() == "cam-2").context("cam-2")?;

@@ -2,14 +2,17 @@
 //! window's facts and, per camera, zone and gateway, the one fact before the window that says
 //! how it started; aggregates (alarm counts, repairs) are computed by the database.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use futures::TryStreamExt;
 use protocols::time::Timestamp;
 use protocols::{Alert, AlertKind, BranchId, CoverageReport, DeviceHealth, GatewayStatus, Severity};
 
 use super::write::severity_rank_of;
 use super::{Counters, DbError, Store, ms, ts};
-use crate::records::{Latest, Snapshot};
-use crate::report::{FactRow, RepairAgg, ReportData, Subject, SubjectKind, Window};
+use crate::records::{DeviceCounts, Latest, Snapshot};
+use crate::report::{Fact, RepairAgg, ReportData, Subject, SubjectKind, Window};
 
 /// `hq alerts`: which alerts, in which window, how many.
 #[derive(Debug, Clone, Default)]
@@ -74,8 +77,24 @@ impl Store {
             s.gateways
                 .insert(value.branch.clone(), Latest { received_at: ts(received_at), since: Some(ts(since)), value });
         }
-        let mut rows =
-            sqlx::query_as::<_, (i64, String)>("SELECT received_at, payload FROM latest_devices").fetch(&self.pool);
+        // Devices that are online are only counted; the others are shown one by one.
+        let counts: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT branch, SUM(CASE WHEN device_type = 'camera' THEN 1 ELSE 0 END), \
+                    SUM(CASE WHEN device_type = 'camera' AND state = 'online' THEN 1 ELSE 0 END) \
+             FROM latest_devices GROUP BY branch",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("count the devices"))?;
+        for (branch, cameras, online) in counts {
+            let b = BranchId::new(branch).map_err(|e| self.corrupt("a branch id", e))?;
+            let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+            s.device_counts.insert(b, DeviceCounts { cameras: n(cameras), cameras_online: n(online) });
+        }
+        let mut rows = sqlx::query_as::<_, (i64, String)>(
+            "SELECT received_at, payload FROM latest_devices WHERE state <> 'online'",
+        )
+        .fetch(&self.pool);
         while let Some((received_at, payload)) = rows.try_next().await.map_err(self.err("read the devices' health"))? {
             let value: DeviceHealth =
                 serde_json::from_str(&payload).map_err(|e| self.corrupt("a device's health", e))?;
@@ -234,18 +253,23 @@ impl Store {
         .bind(from)
         .bind(to)
         .fetch(&self.pool);
+        // Reasons are a handful of words: one copy each.
+        let mut reasons: HashMap<String, Arc<str>> = HashMap::new();
         while let Some((branch, kind, subject, at, bad, reason)) =
             rows.try_next().await.map_err(self.err("read the timelines"))?
         {
             let Some(kind) = SubjectKind::parse(&kind) else { continue };
-            data.facts.push(FactRow {
-                branch: BranchId::new(branch).map_err(|e| self.corrupt("a branch id", e))?,
-                kind,
-                subject,
-                at: ts(at),
-                bad: bad != 0,
-                reason,
+            let branch = BranchId::new(branch).map_err(|e| self.corrupt("a branch id", e))?;
+            let reason = reason.map(|r| match reasons.get(&r) {
+                Some(a) => a.clone(),
+                None => {
+                    let a: Arc<str> = Arc::from(r.as_str());
+                    reasons.insert(r, a.clone());
+                    a
+                }
             });
+            let fact = Fact { at: ts(at), bad: bad != 0, reason };
+            data.timelines.entry((branch, kind, subject)).or_default().push(fact);
         }
         drop(rows);
 
