@@ -143,3 +143,35 @@ fn a_wrong_database_url_or_password_is_one_clear_line() -> Result<()> {
     ensure!(code == 2, "{code} {err}");
     Ok(())
 }
+
+#[test]
+fn a_listener_started_before_its_database_waits_for_it_then_stores_everything() -> Result<()> {
+    let broker = broker()?;
+    let work = tempfile::tempdir()?;
+    let mut db = TestDb::new(Backend::Postgres, work.path())?;
+    let cwd = work.path();
+    db.pg.as_mut().context("postgres")?.stop()?;
+    let broker_url = broker.url();
+    let mut listener = harness::spawn_bin(
+        "hq",
+        &["listen", "--broker", &broker_url, "--db", &db.url, "--client-id", "hq-early"],
+        cwd,
+        &[("RUST_LOG", "info")],
+    )?;
+    let log_path = cwd.join("hq.log");
+    eventually(Duration::from_secs(20), "the listener says it cannot reach the database", || {
+        Ok(std::fs::read_to_string(&log_path)?.contains("cannot reach the database").then_some(()))
+    })?;
+    ensure!(listener.child.try_wait()?.is_none(), "it waits rather than exiting");
+    db.pg.as_mut().context("postgres")?.start_again()?;
+    eventually(Duration::from_secs(30), "subscribed once the database is up", || {
+        Ok(std::fs::read_to_string(&log_path)?.contains("subscribed").then_some(()))
+    })?;
+    let mut p = Publisher::connect(broker.port, "test-b1")?;
+    for seq in 1..=10 {
+        p.alert(&camera_offline("b1", seq, "cam-1", AlertState::Raised, t(seq as i64)))?;
+    }
+    eventually(Duration::from_secs(20), "all ten stored", || Ok((stored(cwd, &db.url)? == 10).then_some(())))?;
+    assert_eq!(stop(&mut listener), Some(0));
+    Ok(())
+}
