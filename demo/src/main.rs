@@ -2,8 +2,10 @@
 //!
 //! It starts an embedded MQTT broker (rumqttd) on a free loopback port, a simulated branch
 //! (8 ONVIF cameras, an intrusion-alarm panel and a door controller over Modbus TCP), the real
-//! gateway on a generated site config in a temporary directory, and a head-office view that
-//! subscribes to the broker and prints each alert and the coverage table as they arrive.
+//! gateway on a generated site config in a temporary directory, and head office: a view that
+//! subscribes to the broker and prints each alert and the coverage table as they arrive, and
+//! the real `hq` listener storing everything in a SQLite database (the embedded default), from
+//! which the assessment of the demo's minutes is printed at the end.
 //! A scripted scenario then plays — a camera is lost, an alarm zone fires, a door is forced,
 //! the camera recovers — over real sockets. The traffic is real, not a replay.
 
@@ -19,6 +21,10 @@ use device_sim::camera::{AuthMode, CameraFault, CameraFleet, CameraSpec};
 use device_sim::panel::{PanelFleet, PanelSpec};
 use gateway::config::SiteConfig;
 use gateway::pollers::panel::ProfileStore;
+use headoffice::db::{DbUrl, OpenMode, Store};
+use headoffice::listen::{self, ListenConfig};
+use headoffice::mqtt::{BrokerSettings, TlsFiles};
+use headoffice::report::{self, Window};
 use protocols::topics::{TopicKind, parse};
 use protocols::{Alert, AlertState, CoverageReport, Severity};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
@@ -39,6 +45,10 @@ struct Args {
     /// Language of alert messages: en or zh-CN.
     #[arg(long, default_value = "en", value_parser = ["en", "zh-CN"])]
     lang: String,
+    /// Head office's database (default: a SQLite file in the demo's temporary directory, gone
+    /// at exit). Give e.g. sqlite://demo-hq.db to keep it and read it with `hq report`.
+    #[arg(long, value_name = "URL")]
+    hq_db: Option<String>,
 }
 
 fn humantime_parse(s: &str) -> Result<Duration, String> {
@@ -287,11 +297,38 @@ async fn run(args: Args) -> Result<()> {
     println!("  broker      mqtt://127.0.0.1:{port} (embedded)");
     println!("  branch      {BRANCH}: {} cameras, 1 alarm panel, 1 door controller (simulated)", args.cameras);
     println!("  site config {}", cfg_path.display());
-    println!("  head office subscribed to {PREFIX}/#");
+    let db_url = match &args.hq_db {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}", dir.path().join("hq.db").display()),
+    };
+    let db_url = DbUrl::parse(&db_url).context("--hq-db")?;
+    let store = Store::open(&db_url, OpenMode::Create).await.context("open head office's database")?;
+    println!("  head office subscribed to {PREFIX}/#; hq listen stores into {}", db_url.display);
     println!();
 
     let stop = CancellationToken::new();
     let hq = tokio::spawn(head_office_view(port, stop.clone()));
+    let hq_stop = CancellationToken::new();
+    let listener = {
+        let (store, stop) = (store.clone(), hq_stop.clone());
+        let cfg = ListenConfig {
+            broker: BrokerSettings {
+                host: "127.0.0.1".into(),
+                port,
+                tls: false,
+                tls_files: TlsFiles::default(),
+                username: None,
+                password: None,
+                client_id: "demo-hq-listen".into(),
+                clean_session: false,
+                keep_alive: Duration::from_secs(30),
+            },
+            prefix: PREFIX.into(),
+            share_group: None,
+        };
+        tokio::spawn(async move { listen::listen(&cfg, &store, stop).await })
+    };
+    let started = protocols::time::now();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let gw_stop = CancellationToken::new();
     let gw = tokio::spawn(gateway::app::run(cfg, gw_stop.clone()));
@@ -320,9 +357,50 @@ async fn run(args: Args) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.cancel();
     let _ = hq.await;
+    hq_stop.cancel();
+    match listener.await {
+        Ok(Ok(stats)) => print_assessment(&store, &db_url, started, stats.new_alerts, args.hq_db.is_some()).await,
+        Ok(Err(e)) => eprintln!("hq listen: {e:#}"),
+        Err(e) => eprintln!("hq listen task: {e}"),
+    }
+    store.close().await;
     cams.shutdown().await;
     panels.shutdown().await;
     Ok(())
+}
+
+/// What head office's database says about the demo's minutes: the assessment of `hq report`.
+async fn print_assessment(store: &Store, db: &DbUrl, from: protocols::time::Timestamp, stored: u64, kept: bool) {
+    let to = protocols::time::now();
+    let Ok(w) = Window::new(from, to) else { return };
+    let data = match store.report_data(w).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("hq report: {e}");
+            return;
+        }
+    };
+    let r = report::build(data, w);
+    let t = &r.totals;
+    println!();
+    println!("Head office's database ({}): {stored} alerts stored. The assessment of these minutes:", db.display);
+    println!(
+        "  camera availability {}; required zones uncovered {:.1} min; alarms {}, with a camera down: {}",
+        t.camera_availability_pct.map(|p| format!("{p:.1} %")).unwrap_or_else(|| "-".into()),
+        t.required_zone_uncovered_minutes,
+        t.alarms,
+        t.alarms_with_camera_down
+    );
+    for m in &r.mttr {
+        println!("  mean time to repair ({}): {:.1} min over {} repair(s)", m.device_type, m.mean_minutes, m.repairs);
+    }
+    if kept {
+        println!("  (the same, and more: hq report --db {} --from -1h --format html --out report.html)", db.display);
+    } else {
+        println!(
+            "  (the database goes with the demo; keep it with --hq-db sqlite://demo-hq.db, then hq report --db …)"
+        );
+    }
 }
 
 fn say(who: &str, what: &str) {

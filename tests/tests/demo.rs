@@ -22,6 +22,10 @@ fn the_demo_shows_every_alert_kind_at_head_office() {
         "forced open",
         "cleared info     camera-offline  cam-04",
         "gateway demo-0101 is offline",
+        // Head office stored it all in SQLite and assessed it.
+        "Head office's database (sqlite://",
+        "alarms 1, with a camera down: 1",
+        "mean time to repair (camera)",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in the demo output:\n{text}");
     }
