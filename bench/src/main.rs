@@ -4,8 +4,10 @@
 //! where a scenario flips registers or takes cameras down, in a child process for the scale
 //! runs) and the **release-built** `branch-gateway` as a separate process, measured from
 //! outside: latencies at an independent MQTT subscriber in this process, CPU and memory from
-//! `/proc/PID/{stat,status}`. It prints a table — scenario, figure, median and spread over
-//! several runs, budget, PASS/FAIL — and with `--json FILE` writes the same as JSON.
+//! `/proc/PID/{stat,status}`. The head-office scenario measures the release-built `hq` the same
+//! way, against a throw-away PostgreSQL cluster and SQLite files. It prints a table — scenario,
+//! figure, median and spread over several runs, budget, PASS/FAIL — and with `--json FILE`
+//! writes the same as JSON.
 //!
 //! A budget miss is a FAIL row and exit 0; a broken harness (no mosquitto, a gateway that never
 //! comes up) is an ERROR and a non-zero exit. See docs/BENCHMARKS.md for the method and the
@@ -16,6 +18,7 @@ mod mqtt;
 mod outbox_worker;
 mod procfs;
 mod report;
+mod rusage;
 mod scenario;
 mod sim;
 mod stats;
@@ -52,6 +55,9 @@ struct Cli {
     /// The branch-gateway binary to measure (default: next to this one, i.e. target/release).
     #[arg(long, value_name = "PATH")]
     gateway: Option<PathBuf>,
+    /// The head-office `hq` binary to measure (default: next to this one, i.e. target/release).
+    #[arg(long, value_name = "PATH")]
+    hq: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -61,6 +67,7 @@ enum Which {
     Scale,
     Outbox,
     ColdStart,
+    Hq,
 }
 
 /// Child modes of this binary; not for users.
@@ -88,6 +95,24 @@ enum Internal {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Generate the head-office scenario's history into a migrated, empty database (`hq migrate
+    /// --db URL` first): to look into a figure with the database at hand (EXPLAIN ANALYZE…).
+    #[command(hide = true)]
+    HqHistory {
+        /// postgres://… or sqlite://PATH
+        #[arg(long)]
+        db: String,
+        #[arg(long, default_value_t = 2000)]
+        branches: u64,
+    },
+    /// Run a command (stdout to /dev/null) and print its wall time and exact peak RSS as JSON.
+    #[command(hide = true)]
+    Rusage {
+        #[arg(long, default_value_t = 300)]
+        timeout_s: u64,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -109,7 +134,13 @@ fn main() -> ExitCode {
         Some(Internal::OutboxWorker { task, dir, events, port }) => {
             outbox_worker::run(task, dir, events, port).map(|()| ExitCode::SUCCESS)
         }
-        None => bench(cli.quick, cli.json, cli.only, cli.gateway),
+        Some(Internal::HqHistory { db, branches }) => {
+            scenario::hq::generate_only(&db, branches).map(|()| ExitCode::SUCCESS)
+        }
+        Some(Internal::Rusage { timeout_s, command }) => {
+            rusage::launch(&command, std::time::Duration::from_secs(timeout_s)).map(|()| ExitCode::SUCCESS)
+        }
+        None => bench(cli.quick, cli.json, cli.only, cli.gateway, cli.hq),
     };
     match result {
         Ok(code) => code,
@@ -121,7 +152,13 @@ fn main() -> ExitCode {
 }
 
 /// The bench proper. `Err` = the harness could not even start (exit 2).
-fn bench(quick: bool, json_out: Option<PathBuf>, only: Vec<Which>, gateway: Option<PathBuf>) -> Result<ExitCode> {
+fn bench(
+    quick: bool,
+    json_out: Option<PathBuf>,
+    only: Vec<Which>,
+    gateway: Option<PathBuf>,
+    hq: Option<PathBuf>,
+) -> Result<ExitCode> {
     let t0 = Instant::now();
     let nofile = procfs::raise_nofile_limit().context("raise the open-files limit")?;
     let machine = procfs::Machine::describe(nofile);
@@ -136,34 +173,54 @@ fn bench(quick: bool, json_out: Option<PathBuf>, only: Vec<Which>, gateway: Opti
             gateway_bin.display()
         );
     }
+    let all = [Which::Alarm, Which::CameraLoss, Which::Scale, Which::Outbox, Which::ColdStart, Which::Hq];
+    let chosen: Vec<Which> = all.into_iter().filter(|w| only.is_empty() || only.contains(w)).collect();
+    let hq_bin = match hq {
+        Some(p) => p,
+        None => self_bin.parent().map(|d| d.join("hq")).unwrap_or_default(),
+    };
+    if chosen.contains(&Which::Hq) && !hq_bin.is_file() {
+        anyhow::bail!(
+            "no hq binary at {}; run scripts/bench (it builds the release binaries) or pass --hq PATH",
+            hq_bin.display()
+        );
+    }
     if nofile < 4096 {
         eprintln!("warning: the open-files limit is {nofile}; a thousand simulated cameras need about 4,000 sockets");
     }
     let broker = harness::Mosquitto::start()
         .context("cannot start mosquitto; run scripts/test to install prerequisites (or apt-get install mosquitto)")?;
     let work = tempfile::Builder::new().prefix("bsg-bench-").tempdir().context("create a scratch directory")?;
-    let ctx = Ctx { quick, gateway_bin: gateway_bin.clone(), self_bin, broker, work: work.path().to_path_buf() };
+    let ctx = Ctx {
+        quick,
+        gateway_bin: gateway_bin.clone(),
+        hq_bin: hq_bin.clone(),
+        self_bin,
+        broker,
+        work: work.path().to_path_buf(),
+    };
 
     let mode = if quick {
         "QUICK mode: 1 run of 60 alarms, 5 camera-loss trials, scale windows of 2×10 s (cameras) and 3×5 s \
          (panels) and no combined run, 20,000-event outbox runs and 100,000 (not 1,000,000) buffered events, \
-         2 cold starts. Indicative only; the full run is what docs/BENCHMARKS.md quotes."
+         2 cold starts, head office: 1 ingest run of 40,000 alerts and a history of 200 (not 2,000) branches. \
+         Indicative only; the full run is what docs/BENCHMARKS.md quotes."
     } else {
         "FULL mode: 3 runs × 200 alarms, 15 camera-loss trials, scale windows of 6×10 s / 12×5 s / 6×10 s, \
-         3 outbox runs of 100,000 events and 1,000,000 buffered events, 5 cold starts."
+         3 outbox runs of 100,000 events and 1,000,000 buffered events, 5 cold starts, head office: 3 ingest \
+         runs of 200,000 alerts and a history of 2,000 branches × 180 days."
     };
     let header = format!(
-        "bsg-bench {} — {}\n{}\ngateway: {}\nbroker: mosquitto on 127.0.0.1:{}\n{mode}",
+        "bsg-bench {} — {}\n{}\ngateway: {}\nhq: {}\nbroker: mosquitto on 127.0.0.1:{}\n{mode}",
         env!("CARGO_PKG_VERSION"),
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         machine.line(),
         gateway_bin.display(),
+        hq_bin.display(),
         ctx.broker.port
     );
     println!("{header}\n");
 
-    let all = [Which::Alarm, Which::CameraLoss, Which::Scale, Which::Outbox, Which::ColdStart];
-    let chosen: Vec<Which> = all.into_iter().filter(|w| only.is_empty() || only.contains(w)).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -177,6 +234,7 @@ fn bench(quick: bool, json_out: Option<PathBuf>, only: Vec<Which>, gateway: Opti
             Which::Scale => ("3 scale", "scale: CPU and memory of the gateway"),
             Which::Outbox => ("4 outbox", "outbox: enqueue, replay, disk"),
             Which::ColdStart => ("5 cold start", "cold start"),
+            Which::Hq => ("6 head office", "head office: ingest into PostgreSQL and SQLite, reports at bank scale"),
         };
         eprintln!("== {label}");
         let started = Instant::now();
@@ -187,6 +245,7 @@ fn bench(quick: bool, json_out: Option<PathBuf>, only: Vec<Which>, gateway: Opti
                 Which::Scale => scenario::scale::run(&ctx).await,
                 Which::Outbox => scenario::outbox::run(&ctx).await,
                 Which::ColdStart => scenario::cold_start::run(&ctx).await,
+                Which::Hq => scenario::hq::run(&ctx).await,
             }
         });
         match result {
@@ -217,6 +276,7 @@ fn bench(quick: bool, json_out: Option<PathBuf>, only: Vec<Which>, gateway: Opti
             "mode_note": mode,
             "machine": machine,
             "gateway": gateway_bin.display().to_string(),
+            "hq": hq_bin.display().to_string(),
             "seconds": elapsed,
             "rows": rows,
         });

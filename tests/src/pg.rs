@@ -21,6 +21,9 @@ pub struct Postgres {
     /// `Some("postgres")` when running as root.
     run_as: Option<String>,
     running: bool,
+    /// PostgreSQL's durability defaults (see [`Postgres::start_durable`]) instead of the test
+    /// settings.
+    durable: bool,
 }
 
 /// The newest installed server's bin directory.
@@ -48,8 +51,20 @@ fn is_root() -> bool {
 }
 
 impl Postgres {
-    /// initdb + start. About a second.
+    /// initdb + start. About a second. Tuned for test speed: no fsync, no synchronous commit,
+    /// no full-page writes (a crash loses the cluster, which a test throws away anyway).
     pub fn start() -> Result<Postgres> {
+        Self::start_with(false)
+    }
+
+    /// initdb + start with PostgreSQL's durability defaults (`fsync`, `synchronous_commit` and
+    /// `full_page_writes` on): for measurements about committed, durable data (bsg-bench).
+    pub fn start_durable() -> Result<Postgres> {
+        Self::start_with(true)
+    }
+
+    /// [`Postgres::start`] (`durable: false`) or [`Postgres::start_durable`] (`durable: true`).
+    pub fn start_with(durable: bool) -> Result<Postgres> {
         let bin = server_bin()?;
         let run_as = is_root().then(|| "postgres".to_string());
         // Under /tmp rather than the test's own temp dir, so that the postgres user can reach it.
@@ -60,7 +75,7 @@ impl Postgres {
                 bail!("chown {} to {user} failed (is the postgresql package installed?)", dir.path().display());
             }
         }
-        let mut pg = Postgres { port: free_port(), dir, bin, run_as, running: false };
+        let mut pg = Postgres { port: free_port(), dir, bin, run_as, running: false, durable };
         let data = pg.data_dir();
         pg.run(
             "initdb",
@@ -105,11 +120,16 @@ impl Postgres {
     pub fn start_again(&mut self) -> Result<()> {
         let data = self.data_dir().display().to_string();
         let log = self.dir.path().join("server.log").display().to_string();
-        let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            self.port,
-            self.dir.path().display()
-        );
+        let tuning = if self.durable {
+            // Durability stays at PostgreSQL's defaults. The bench generates millions of rows in
+            // bulk: a bigger buffer pool than the 128 MB default keeps the indexes being filled
+            // in memory, and a bigger WAL allowance than the 1 GB default keeps checkpoints
+            // (and the full-page writes after each) from running back to back.
+            "-c shared_buffers=256MB -c max_wal_size=4GB"
+        } else {
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
+        let opts = format!("-p {} -c listen_addresses=127.0.0.1 -k {} {tuning}", self.port, self.dir.path().display());
         self.run("pg_ctl", &["-D", &data, "-l", &log, "-o", &opts, "-w", "-t", "30", "start"])?;
         self.running = true;
         wait_for_port(self.port, Duration::from_secs(10))

@@ -5,6 +5,7 @@
 pub mod alarm;
 pub mod camera_loss;
 pub mod cold_start;
+pub mod hq;
 pub mod outbox;
 pub mod scale;
 
@@ -18,6 +19,8 @@ pub struct Ctx {
     pub quick: bool,
     /// The release-built `branch-gateway`.
     pub gateway_bin: PathBuf,
+    /// The release-built head-office `hq`.
+    pub hq_bin: PathBuf,
     /// This binary (for `sim-serve` and `outbox-worker` children).
     pub self_bin: PathBuf,
     pub broker: Mosquitto,
