@@ -220,8 +220,11 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let long_running = matches!(cli.cmd, Cmd::Listen { .. } | Cmd::Alerts { follow: true, .. });
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if long_running { "info" } else { "warn" }));
+    // sqlx's own statement logs (a bank's report has slow statements by nature; PostgreSQL's
+    // notices) are for debugging: RUST_LOG=sqlx=debug shows them.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if long_running { "info,sqlx=warn" } else { "warn,sqlx=error" })
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -273,9 +273,12 @@ impl Store {
         }
         drop(rows);
 
+        // Grouped by an expression, not the column: with a (branch, time) index at hand SQLite
+        // otherwise walks every branch of it (2 s at 2,000 branches) instead of the covering
+        // (kind, time, …) index (60 ms). The result is the same on both backends.
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT branch, COUNT(*) FROM alerts WHERE kind = 'alarm-link' AND state = 'raised' AND follow_up = 0 \
-             AND occurred_at >= $1 AND occurred_at < $2 GROUP BY branch",
+             AND occurred_at >= $1 AND occurred_at < $2 GROUP BY branch || ''",
         )
         .bind(from)
         .bind(to)
@@ -289,7 +292,7 @@ impl Store {
 
         let mut rows = sqlx::query_as::<_, (String,)>(
             "SELECT payload FROM alerts WHERE kind = 'alarm-link' AND camera_down = 1 \
-             AND occurred_at >= $1 AND occurred_at < $2 ORDER BY branch, occurred_at, seq",
+             AND occurred_at >= $1 AND occurred_at < $2",
         )
         .bind(from)
         .bind(to)
@@ -299,6 +302,11 @@ impl Store {
             data.alarms_camera_down.push(a);
         }
         drop(rows);
+        // Ordered here, not by the database: an ORDER BY that a (branch, time) index could
+        // deliver tempts SQLite to walk that index and look up every alert of the window (2 s at
+        // 2,000 branches) instead of the handful the (kind, time, …) index finds.
+        data.alarms_camera_down
+            .sort_by(|a, b| (&a.branch, a.occurred_at, a.seq).cmp(&(&b.branch, b.occurred_at, b.seq)));
 
         let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
             "SELECT branch, device_type, COUNT(*), CAST(SUM(cleared_at - raised_at) AS BIGINT), \
