@@ -104,8 +104,9 @@ pub enum DbError {
     NotMigrated { url: String },
     #[error("{url}: cannot apply the schema migrations: {detail}")]
     Migrate { url: String, detail: String },
-    #[error("{url}: {what}: {source}")]
-    Query { url: String, what: &'static str, source: sqlx::Error },
+    // The driver's error is part of the message, not a `source`: one line, said once.
+    #[error("{url}: {what}: {error}")]
+    Query { url: String, what: &'static str, error: sqlx::Error },
     #[error("{url}: a stored record cannot be read ({what}): {detail}")]
     Corrupt { url: String, what: &'static str, detail: String },
 }
@@ -116,7 +117,7 @@ impl DbError {
     pub fn is_transient(&self) -> bool {
         match self {
             DbError::Unreachable { .. } => true,
-            DbError::Query { source, .. } => is_transient(source),
+            DbError::Query { error, .. } => is_transient(error),
             _ => false,
         }
     }
@@ -305,7 +306,7 @@ impl Store {
 
     async fn check_schema(&self) -> Result<(), DbError> {
         let have = self.applied_versions().await.map_err(|e| match e {
-            DbError::Query { source, .. } if !is_transient(&source) => DbError::NotMigrated { url: self.url.clone() },
+            DbError::Query { error, .. } if !is_transient(&error) => DbError::NotMigrated { url: self.url.clone() },
             e => e,
         })?;
         if have.iter().copied().max().unwrap_or(0) < schema_version(self.backend) {
@@ -315,7 +316,7 @@ impl Store {
     }
 
     fn err(&self, what: &'static str) -> impl Fn(sqlx::Error) -> DbError + '_ {
-        move |source| DbError::Query { url: self.url.clone(), what, source }
+        move |error| DbError::Query { url: self.url.clone(), what, error }
     }
 
     fn corrupt(&self, what: &'static str, detail: impl ToString) -> DbError {
@@ -343,7 +344,7 @@ fn classify_connect(url: &str, e: sqlx::Error) -> DbError {
     if is_transient(&e) {
         return DbError::Unreachable { url: url.to_string(), detail };
     }
-    DbError::Query { url: url.to_string(), what: "connect", source: e }
+    DbError::Query { url: url.to_string(), what: "connect", error: e }
 }
 
 /// Milliseconds since the epoch, as stored.
