@@ -161,6 +161,27 @@ impl Postgres {
         Ok(self.url(name))
     }
 
+    /// From now on TCP clients must log in as `hq` with `password` (SCRAM), as a bank's server
+    /// would ask; the test cluster otherwise trusts every local connection.
+    pub fn require_password(&self, password: &str) -> Result<()> {
+        let port = self.port.to_string();
+        let sql = format!("ALTER ROLE hq PASSWORD '{}'", password.replace('\'', "''"));
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "hq", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", &sql])
+            .stdin(Stdio::null())
+            .output()
+            .context("run psql")?;
+        if !out.status.success() {
+            bail!("setting the password failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let hba = self.data_dir().join("pg_hba.conf");
+        // Written as root, read by the server (owned by postgres): keep the file, change its text.
+        std::fs::write(&hba, "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+            .with_context(|| format!("write {}", hba.display()))?;
+        let data = self.data_dir().display().to_string();
+        self.run("pg_ctl", &["-D", &data, "reload"])
+    }
+
     pub fn url(&self, db: &str) -> String {
         format!("postgres://hq@127.0.0.1:{}/{db}", self.port)
     }

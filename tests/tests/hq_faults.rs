@@ -138,6 +138,15 @@ fn a_wrong_database_url_or_password_is_one_clear_line() -> Result<()> {
     let url = format!("postgres://hq:secret@127.0.0.1:{port}/hq");
     let (code, _, err) = hq_raw(cwd, &["report", "--from", "-1d", "--db", &url])?;
     ensure!(code == 1 && err.contains("cannot reach the database") && !err.contains("secret"), "{code} {err}");
+    // A wrong password: exit 1, one line saying so, the password not shown.
+    pg.require_password("right-pw")?;
+    let wrong = format!("postgres://hq:wrong-pw@127.0.0.1:{}/hq", pg.port);
+    let (code, _, err) = hq_raw(cwd, &["stats", "--db", &wrong])?;
+    ensure!(code == 1 && err.contains("refused the credentials") && !err.contains("wrong-pw"), "{code} {err}");
+    ensure!(err.trim().lines().count() == 1, "one line: {err}");
+    let right = format!("postgres://hq:right-pw@127.0.0.1:{}/hq", pg.port);
+    let (code, out, err) = hq_raw(cwd, &["migrate", "--db", &right])?;
+    ensure!(code == 0 && out.contains("schema") && !out.contains("right-pw"), "{code} {out} {err}");
     // Not a database URL at all: usage, exit 2.
     let (code, _, err) = hq_raw(cwd, &["gaps", "--db", "mongodb://x/y"])?;
     ensure!(code == 2, "{code} {err}");
