@@ -239,3 +239,59 @@ async fn retention_prunes_old_records_but_keeps_the_state_each_timeline_started_
     let db = TestDb::new(Backend::Postgres, work.path())?;
     retention_keeps_the_starting_state(&db.url).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_retained_payload_removes_the_value_on_both_backends() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    for db in [TestDb::new(Backend::Sqlite, work.path())?, TestDb::new(Backend::Postgres, work.path())?] {
+        let store = open(&db.url).await?;
+        let d = health("b1", camera("cam-1"), "offline", t(0));
+        let g = gateway("b1", GatewayState::Online, None, Some(t(0)));
+        let c = coverage("b1", t(0), &[Z("vault", "Vault", true, &["cam-1"], false)], 0);
+        let p = |v: &dyn erased::Json| v.json();
+        store
+            .ingest(
+                &[
+                    incoming(Message::Device(d.clone()), p(&d), t(0)),
+                    incoming(Message::Gateway(g.clone()), p(&g), t(0)),
+                    incoming(Message::Coverage(c.clone()), p(&c), t(0)),
+                ],
+                0,
+            )
+            .await?;
+        let s = store.snapshot().await?;
+        assert_eq!((s.devices.len(), s.gateways.len(), s.coverage.len()), (1, 1, 1), "{}", db.url);
+        let b = branch("b1");
+        store
+            .ingest(
+                &[
+                    incoming(
+                        Message::DeviceRemoved { branch: b.clone(), device: "cam-1".parse()? },
+                        String::new(),
+                        t(1),
+                    ),
+                    incoming(Message::GatewayRemoved { branch: b.clone() }, String::new(), t(1)),
+                    incoming(Message::CoverageRemoved { branch: b }, String::new(), t(1)),
+                ],
+                0,
+            )
+            .await?;
+        let s = store.snapshot().await?;
+        assert!(s.devices.is_empty() && s.gateways.is_empty() && s.coverage.is_empty(), "{}: {s:?}", db.url);
+        assert!(s.device_counts.is_empty(), "{}", db.url);
+        store.close().await;
+    }
+    Ok(())
+}
+
+/// Serialising the test payloads without naming each type.
+mod erased {
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}

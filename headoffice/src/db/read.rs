@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use protocols::time::Timestamp;
 use protocols::{Alert, AlertKind, BranchId, CoverageReport, DeviceHealth, GatewayStatus, Severity};
 
-use super::write::severity_rank_of;
+use super::write::severity_rank;
 use super::{Counters, DbError, Store, ms, ts};
 use crate::records::{DeviceCounts, Latest, Snapshot};
 use crate::report::{Fact, RepairAgg, ReportData, Subject, SubjectKind, Window};
@@ -161,7 +161,7 @@ impl Store {
             query = query.bind(k.as_str());
         }
         if let Some(s) = q.severity_min {
-            query = query.bind(severity_rank_of(s));
+            query = query.bind(severity_rank(s));
         }
         if let Some(f) = q.from {
             query = query.bind(ms(f));

@@ -43,17 +43,14 @@ pub struct BatchOutcome {
 /// Rows per multi-row INSERT: well below both backends' bind-parameter limits.
 const ROWS_PER_INSERT: usize = 200;
 
-fn severity_rank(s: protocols::Severity) -> i64 {
+/// The `severity` column: ranks, so that "at least major" is a comparison.
+pub(crate) fn severity_rank(s: protocols::Severity) -> i64 {
     match s {
         protocols::Severity::Info => 0,
         protocols::Severity::Warning => 1,
         protocols::Severity::Major => 2,
         protocols::Severity::Critical => 3,
     }
-}
-
-pub(crate) fn severity_rank_of(s: protocols::Severity) -> i64 {
-    severity_rank(s)
 }
 
 fn state_str(s: AlertState) -> &'static str {
@@ -148,29 +145,16 @@ impl Store {
                 Message::Device(d) => self.ingest_device(&mut tx, d, m, &mut counts).await?,
                 Message::Coverage(c) => self.ingest_coverage(&mut tx, c, m, &mut counts).await?,
                 Message::DeviceRemoved { branch, device } => {
-                    sqlx::query("DELETE FROM latest_devices WHERE branch = $1 AND device = $2")
-                        .bind(branch.as_str())
-                        .bind(device.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(self.err("remove a device"))?;
-                    Outcome::Removed
+                    let sql = "DELETE FROM latest_devices WHERE branch = $1 AND device = $2";
+                    self.remove(&mut tx, sql, branch, Some(device.as_str()), "remove a device").await?
                 }
                 Message::CoverageRemoved { branch } => {
-                    sqlx::query("DELETE FROM latest_coverage WHERE branch = $1")
-                        .bind(branch.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(self.err("remove a coverage report"))?;
-                    Outcome::Removed
+                    let sql = "DELETE FROM latest_coverage WHERE branch = $1";
+                    self.remove(&mut tx, sql, branch, None, "remove a coverage report").await?
                 }
                 Message::GatewayRemoved { branch } => {
-                    sqlx::query("DELETE FROM latest_gateways WHERE branch = $1")
-                        .bind(branch.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(self.err("remove a gateway status"))?;
-                    Outcome::Removed
+                    let sql = "DELETE FROM latest_gateways WHERE branch = $1";
+                    self.remove(&mut tx, sql, branch, None, "remove a gateway status").await?
                 }
             };
             out.outcomes[i] = o;
@@ -204,6 +188,23 @@ impl Store {
         }
         tx.commit().await.map_err(self.err("commit"))?;
         Ok(out)
+    }
+
+    /// A retained value deleted by its publisher (an empty payload).
+    async fn remove(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        sql: &'static str,
+        branch: &BranchId,
+        device: Option<&str>,
+        what: &'static str,
+    ) -> Result<Outcome, DbError> {
+        let mut q = sqlx::query(sql).bind(branch.as_str());
+        if let Some(d) = device {
+            q = q.bind(d);
+        }
+        q.execute(&mut **tx).await.map_err(self.err(what))?;
+        Ok(Outcome::Removed)
     }
 
     /// The alerts of a batch in a fixed number of statements, whatever its size: the
