@@ -18,6 +18,7 @@
 
 pub mod coverage;
 pub mod db;
+pub mod directory;
 pub mod gaps;
 pub mod ingest;
 pub mod listen;
@@ -26,3 +27,4 @@ pub mod records;
 pub mod render;
 pub mod report;
 pub mod timespec;
+pub mod web;

@@ -23,6 +23,8 @@ use protocols::{AlertKind, BranchId, Severity};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+mod console_cmd;
+
 const DEFAULT_DB: &str = "sqlite://hq.db";
 
 #[derive(Parser)]
@@ -170,6 +172,13 @@ enum Cmd {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
         settle: Duration,
     },
+    /// Serve the web console: every branch at a glance, alarms to acknowledge, the assessment.
+    Serve(console_cmd::ServeArgs),
+    /// Console users: add, list, change (role, password, disable).
+    User {
+        #[command(subcommand)]
+        cmd: console_cmd::UserCmd,
+    },
     /// The database's counters: alerts, duplicates, malformed messages, state changes.
     Stats {
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -219,7 +228,7 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let long_running = matches!(cli.cmd, Cmd::Listen { .. } | Cmd::Alerts { follow: true, .. });
+    let long_running = matches!(cli.cmd, Cmd::Listen { .. } | Cmd::Serve(_) | Cmd::Alerts { follow: true, .. });
     // sqlx's own statement logs (a bank's report has slow statements by nature; PostgreSQL's
     // notices) are for debugging: RUST_LOG=sqlx=debug shows them.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -264,15 +273,8 @@ async fn run(cli: Cli) -> Result<()> {
             let shutdown = CancellationToken::new();
             spawn_signal_handler(shutdown.clone());
             let Some(store) = open_writer(&db_url, &shutdown).await? else { return Ok(()) };
-            let client_id = cli.conn.client_id.clone().unwrap_or_else(|| {
-                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-                stable_client_id(&format!(
-                    "{}|{}|{}",
-                    host.trim(),
-                    db_url.display,
-                    share_group.as_deref().unwrap_or("")
-                ))
-            });
+            let client_id =
+                cli.conn.client_id.clone().unwrap_or_else(|| default_client_id(&db_url, share_group.as_deref()));
             let cfg = ListenConfig {
                 broker: broker(&cli.conn, client_id, false)?,
                 prefix: cli.prefix.clone(),
@@ -450,6 +452,33 @@ async fn run(cli: Cli) -> Result<()> {
                 Format::Csv => emit(&render::csv(&render::GAP_HEADERS, &render::gap_rows(&view))),
             }
         }
+        Cmd::Serve(ref args) => {
+            let shutdown = CancellationToken::new();
+            spawn_signal_handler(shutdown.clone());
+            let Some(store) = open_writer(&db_url, &shutdown).await? else { return Ok(()) };
+            let listener = match args.with_listener.then(|| {
+                let client_id = cli
+                    .conn
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| default_client_id(&db_url, args.share_group.as_deref()));
+                broker(&cli.conn, client_id, false)
+            }) {
+                Some(b) => {
+                    Some(ListenConfig { broker: b?, prefix: cli.prefix.clone(), share_group: args.share_group.clone() })
+                }
+                None => None,
+            };
+            let r = console_cmd::serve(args, store.clone(), listener, shutdown).await;
+            store.close().await;
+            r
+        }
+        Cmd::User { ref cmd } => {
+            let store = Store::open(&db_url, OpenMode::Create).await.map_err(db_error)?;
+            let r = console_cmd::user(cmd, &store).await;
+            store.close().await;
+            r
+        }
         Cmd::Stats { format } => {
             let store = open_reader(&db_url).await?;
             let counters = store.counters().await.map_err(db_error)?;
@@ -471,6 +500,13 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+}
+
+/// A listener's MQTT client id when none is given: stable across runs of one head office
+/// (host, database, group), so the broker keeps its session.
+fn default_client_id(db_url: &DbUrl, share_group: Option<&str>) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    stable_client_id(&format!("{}|{}|{}", host.trim(), db_url.display, share_group.unwrap_or("")))
 }
 
 /// A database error as `hq` reports it: a bad URL is a usage mistake (exit 2).

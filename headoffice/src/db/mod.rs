@@ -17,6 +17,7 @@
 //! batch retried after a lost connection, or a message redelivered to another listener, changes
 //! nothing twice.
 
+mod console;
 mod prune;
 mod read;
 mod write;
@@ -28,6 +29,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlSafeStr as _};
 
+pub use console::{
+    Ack, AckOutcome, AlarmRow, AlertListQuery, AuditRow, BranchState, ChangeMarker, ListState, Role, SessionInfo,
+    UserChange, UserRow,
+};
 pub use prune::{PruneOutcome, Retention, RetentionError};
 pub use read::{AlertQuery, GapRow};
 pub use write::{BatchOutcome, Incoming, SeqNote};
@@ -157,8 +162,14 @@ fn is_transient(e: &sqlx::Error) -> bool {
 /// The embedded migrations of one backend.
 fn migrator(backend: Backend) -> Migrator {
     let files: &[(i64, &str, &'static str)] = match backend {
-        Backend::Sqlite => &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))],
-        Backend::Postgres => &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))],
+        Backend::Sqlite => &[
+            (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
+            (2, "console", include_str!("../../migrations/sqlite/0002_console.sql")),
+        ],
+        Backend::Postgres => &[
+            (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+            (2, "console", include_str!("../../migrations/postgres/0002_console.sql")),
+        ],
     };
     let migrations: Vec<Migration> = files
         .iter()

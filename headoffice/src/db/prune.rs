@@ -130,6 +130,14 @@ impl Store {
                 .await
                 .map_err(self.err("remove old repairs"))?
                 .rows_affected();
+            // An alarm's acknowledgement (and its place on the open list) goes with the alarm.
+            for table in ["open_alarms", "alarm_acks"] {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE NOT EXISTS \
+                     (SELECT 1 FROM alerts a WHERE a.branch = {table}.branch AND a.id = {table}.alert_id)"
+                ));
+                sqlx::query(sql).execute(&mut *tx).await.map_err(self.err("remove old acknowledgements"))?;
+            }
             sqlx::query("UPDATE counters SET value = value + $1 WHERE name = 'pruned'")
                 .bind(i64::try_from(a + d).unwrap_or(i64::MAX))
                 .execute(&mut *tx)

@@ -53,6 +53,12 @@ pub(crate) fn severity_rank(s: protocols::Severity) -> i64 {
     }
 }
 
+/// An alarm an operator must acknowledge: a raised alarm-link or forced door, not a follow-up
+/// (the snapshots sent after it).
+pub(crate) fn needs_ack(a: &Alert) -> bool {
+    a.state == AlertState::Raised && a.body.is_priority() && a.body.follow_up_of().is_none()
+}
+
 fn state_str(s: AlertState) -> &'static str {
     match s {
         AlertState::Raised => "raised",
@@ -371,6 +377,7 @@ impl Store {
         let mut facts: Vec<FactIn<'_>> = Vec::new();
         let mut edges: Vec<(&Alert, &str)> = Vec::new();
         let mut seen_now: HashSet<(&str, &str)> = HashSet::new();
+        let mut alarms: Vec<(&str, &str, i64)> = Vec::new();
         for (i, a, m) in alerts {
             let new = inserted.contains(&(a.branch.as_str().to_string(), a.id.clone()))
                 && seen_now.insert((a.branch.as_str(), a.id.as_str()));
@@ -381,6 +388,9 @@ impl Store {
             }
             counts.alerts += 1;
             out.outcomes[*i] = Outcome::NewAlert;
+            if needs_ack(a) {
+                alarms.push((a.branch.as_str(), a.id.as_str(), ms(a.occurred_at)));
+            }
             match &a.body {
                 AlertBody::CameraOffline(d) => {
                     let raised = a.state == AlertState::Raised;
@@ -405,6 +415,17 @@ impl Store {
             cameras.iter().map(|((b, id), name)| (*b, "camera", *id, *name, false)).collect();
         self.subjects(tx, &subjects).await?;
         self.facts(tx, &facts).await?;
+        for chunk in alarms.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO open_alarms (branch, alert_id, occurred_at) VALUES {} ON CONFLICT DO NOTHING",
+                rows(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (b, id, at) in chunk {
+                q = q.bind(*b).bind(*id).bind(*at);
+            }
+            q.execute(&mut **tx).await.map_err(self.err("store open alarms"))?;
+        }
         self.fault_edges(tx, &edges).await
     }
 
