@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Prerequisites of the tests and the demo: Debian packages (mosquitto, mosquitto-clients,
-# mbpoll, openssl, postgresql, a Python that can make virtualenvs; libmodbus-dev, gcc and patch for
-# libmodbus's test server), the Python peers in a virtualenv, the npm peers, libmodbus's
-# unit-test-server built into target/peers, and cargo-deb (for scripts/package).
+# mbpoll, openssl, postgresql, a Python that can make virtualenvs; chromium and chromium-driver
+# for the browser tests, with fonts-wqy-zenhei for their Chinese screenshots; libmodbus-dev, gcc and patch for libmodbus's test server), the Python
+# peers in a virtualenv, the npm peers, libmodbus's unit-test-server built into target/peers,
+# and cargo-deb (for scripts/package).
 # Sourced by scripts/test (and by any script that needs the same peers); every step is
 # skipped when it is already satisfied, so a second run costs well under a second.
 #
@@ -16,6 +17,8 @@
 #   BSG_ROOT         the workspace root (default: two levels above this file)
 #   BSG_VENV         the virtualenv (default: $BSG_ROOT/.venv)
 #   BSG_VENV_PYTHON  the Python that creates it (default: python3)
+#   BSG_CHROMIUM     the Chromium the browser tests drive (default: /usr/bin/chromium)
+#   BSG_CHROMEDRIVER its WebDriver server (default: /usr/bin/chromedriver)
 # Exports BSG_PYTHON=$BSG_VENV/bin/python, which the Rust test harness uses, and
 # BSG_LIBMODBUS_SERVER (the unit-test-server binary) when it could be built.
 
@@ -62,6 +65,12 @@ bsg_missing_debs() {
     # in a temporary directory (tests/src/pg.rs): the server binaries and createdb.
     compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || echo postgresql
     compgen -G '/usr/lib/postgresql/*/bin/createdb' >/dev/null || echo postgresql-client
+    # The browser tests drive a headless Chromium through chromedriver (tests/src/browser.rs),
+    # at these paths unless BSG_CHROMIUM / BSG_CHROMEDRIVER point elsewhere.
+    [[ -x ${BSG_CHROMIUM:-/usr/bin/chromium} ]] || echo chromium
+    [[ -x ${BSG_CHROMEDRIVER:-/usr/bin/chromedriver} ]] || echo chromium-driver
+    # A Chinese font, so that the console's zh-CN screenshots show characters, not boxes.
+    compgen -G '/usr/share/fonts/truetype/wqy/wqy-zenhei.tt*' >/dev/null || echo fonts-wqy-zenhei
     if ! bsg_have "$BSG_VENV_PYTHON"; then
         echo python3
         echo python3-venv

@@ -422,6 +422,9 @@ pub fn validate_with_schemas(payloads: &[serde_json::Value]) -> Result<Vec<Vec<S
     Ok(verdicts)
 }
 
+/// Headless Chromium driven over WebDriver, for the web console's tests.
+pub mod browser;
+
 /// Simulated devices on loopback, as most end-to-end tests need them.
 pub mod pg;
 

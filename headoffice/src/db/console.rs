@@ -514,10 +514,10 @@ impl Store {
     /// an alert or an acknowledgement is stored or removed. Cheap: a handful of aggregates.
     pub async fn change_marker(&self) -> Result<ChangeMarker, DbError> {
         let row: (i64, i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'alerts'), \
+            "SELECT (SELECT CAST(COALESCE(SUM(value), 0) AS BIGINT) FROM counters WHERE name = 'alerts'), \
                     (SELECT COUNT(*) FROM open_alarms), \
                     (SELECT COUNT(*) FROM alarm_acks), \
-                    (SELECT COALESCE(SUM(value), 0) FROM counters), \
+                    (SELECT CAST(COALESCE(SUM(value), 0) AS BIGINT) FROM counters), \
                     (SELECT COALESCE(MAX(received_at), 0) FROM latest_gateways), \
                     (SELECT COALESCE(MAX(received_at), 0) FROM latest_devices), \
                     (SELECT COALESCE(MAX(received_at), 0) FROM latest_coverage), \

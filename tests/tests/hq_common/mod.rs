@@ -392,3 +392,140 @@ pub fn stop(p: &mut Proc) -> Option<i32> {
 pub fn approx(v: &serde_json::Value, expected: f64) -> bool {
     v.as_f64().is_some_and(|x| (x - expected).abs() < 0.01)
 }
+
+// ---------------------------------------------------------------------------------------------
+// The web console (`hq serve`)
+
+/// Adds a console user with `hq user add`, the password given in a file.
+pub fn add_user(cwd: &Path, db: &str, name: &str, role: &str, password: &str) -> Result<()> {
+    let file = cwd.join(format!("pw-{name}"));
+    std::fs::write(&file, format!("{password}\n"))?;
+    hq(cwd, &["user", "add", name, "--role", role, "--password-file", file.to_str().context("path")?, "--db", db])?;
+    Ok(())
+}
+
+/// `hq serve --with-listener` on a free port of 127.0.0.1, storing what the broker on
+/// `broker_port` carries; returns once it serves and is subscribed. Logs to `log_dir/hq.log`.
+pub fn start_console(broker_port: u16, db: &str, log_dir: &Path, extra: &[&str]) -> Result<(Proc, String)> {
+    let port = harness::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let broker = format!("mqtt://127.0.0.1:{broker_port}");
+    let mut args = vec!["serve", "--bind", bind.as_str(), "--with-listener", "--broker", broker.as_str(), "--db", db];
+    args.extend_from_slice(extra);
+    let mut p = spawn_bin("hq", &args, log_dir, &[("RUST_LOG", "info")])?;
+    let log = log_dir.join("hq.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("console serving") && (text.contains("subscribed") || text.contains("session_present=true")) {
+            return Ok((p, format!("http://{bind}")));
+        }
+        if let Ok(Some(st)) = p.child.try_wait() {
+            bail!("hq serve exited early ({st}):\n{text}");
+        }
+        if Instant::now() > deadline {
+            p.kill();
+            bail!("hq serve did not start within 20 s:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One response, read whole.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> &str {
+        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    /// The CSRF token of the page's forms.
+    pub fn csrf(&self) -> Result<String> {
+        let i = self.body.find("name=\"csrf\" value=\"").context("no CSRF token on the page")?;
+        let rest = &self.body[i + "name=\"csrf\" value=\"".len()..];
+        Ok(rest[..rest.find('"').context("unterminated token")?].to_string())
+    }
+}
+
+/// A browser-less client of the console: keeps its session cookie, follows no redirects.
+pub struct Web {
+    pub base: String,
+    client: reqwest::Client,
+    pub cookie: Option<String>,
+    pub accept_language: String,
+}
+
+/// Form encoding (application/x-www-form-urlencoded).
+pub fn form(fields: &[(&str, &str)]) -> String {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+                b' ' => "+".into(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+impl Web {
+    pub fn new(base: &str) -> Result<Web> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Web { base: base.to_string(), client, cookie: None, accept_language: "zh-CN,zh;q=0.9".into() })
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Page> {
+        let mut rb = rb.header("accept-language", &self.accept_language);
+        if let Some(c) = &self.cookie {
+            rb = rb.header("cookie", c);
+        }
+        let r = rb.send().await?;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.text().await?;
+        Ok(Page { status, headers, body })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Page> {
+        self.send(self.client.get(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Result<Page> {
+        self.post_with(path, fields, &[]).await
+    }
+
+    pub async fn post_with(&self, path: &str, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> Result<Page> {
+        let mut rb = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(fields));
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        self.send(rb).await
+    }
+
+    /// Signs in; keeps the session cookie. Returns the sign-in response.
+    pub async fn login(&mut self, user: &str, password: &str) -> Result<Page> {
+        let p = self.post("/login", &[("user", user), ("password", password), ("next", "/")]).await?;
+        if let Some(c) = p.headers.get("set-cookie").and_then(|v| v.to_str().ok()) {
+            self.cookie = c.split(';').next().map(str::to_string);
+        }
+        Ok(p)
+    }
+
+    /// The CSRF token of this session (from the overview's forms).
+    pub async fn csrf(&self) -> Result<String> {
+        self.get("/").await?.csrf()
+    }
+}
