@@ -21,10 +21,12 @@ use device_sim::camera::{AuthMode, CameraFault, CameraFleet, CameraSpec};
 use device_sim::panel::{PanelFleet, PanelSpec};
 use gateway::config::SiteConfig;
 use gateway::pollers::panel::ProfileStore;
-use headoffice::db::{DbUrl, OpenMode, Store};
+use headoffice::db::{DbUrl, OpenMode, Role, Store, UserChange};
+use headoffice::directory::Directory;
 use headoffice::listen::{self, ListenConfig};
 use headoffice::mqtt::{BrokerSettings, TlsFiles};
 use headoffice::report::{self, Window};
+use headoffice::web::{self, ServeConfig};
 use protocols::topics::{TopicKind, parse};
 use protocols::{Alert, AlertState, CoverageReport, Severity};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
@@ -49,6 +51,9 @@ struct Args {
     /// at exit). Give e.g. sqlite://demo-hq.db to keep it and read it with `hq report`.
     #[arg(long, value_name = "URL")]
     hq_db: Option<String>,
+    /// Port of head office's web console on 127.0.0.1 (default: a free one).
+    #[arg(long, default_value_t = 0)]
+    console_port: u16,
 }
 
 fn humantime_parse(s: &str) -> Result<Duration, String> {
@@ -304,6 +309,8 @@ async fn run(args: Args) -> Result<()> {
     let db_url = DbUrl::parse(&db_url).context("--hq-db")?;
     let store = Store::open(&db_url, OpenMode::Create).await.context("open head office's database")?;
     println!("  head office subscribed to {PREFIX}/#; hq listen stores into {}", db_url.display);
+    let console_stop = CancellationToken::new();
+    let console = start_console(&store, args.console_port, console_stop.clone()).await?;
     println!();
 
     let stop = CancellationToken::new();
@@ -358,6 +365,8 @@ async fn run(args: Args) -> Result<()> {
     stop.cancel();
     let _ = hq.await;
     hq_stop.cancel();
+    console_stop.cancel();
+    let _ = console.await;
     match listener.await {
         Ok(Ok(stats)) => print_assessment(&store, &db_url, started, stats.new_alerts, args.hq_db.is_some()).await,
         Ok(Err(e)) => eprintln!("hq listen: {e:#}"),
@@ -367,6 +376,41 @@ async fn run(args: Args) -> Result<()> {
     cams.shutdown().await;
     panels.shutdown().await;
     Ok(())
+}
+
+/// The demo user of the console; its password is made up anew at every run.
+const CONSOLE_USER: &str = "demo";
+
+/// Starts head office's web console (`hq serve`) on the demo's database, with a demo user.
+async fn start_console(
+    store: &Store,
+    port: u16,
+    stop: CancellationToken,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let password = format!("demo-{:08x}", rand_u32());
+    let hash = web::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let now = protocols::time::now();
+    if !store.create_user(CONSOLE_USER, &hash, Role::Admin, now).await? {
+        let change = UserChange { password_hash: Some(hash), disabled: Some(false), ..UserChange::default() };
+        store.update_user(CONSOLE_USER, &change, now).await?;
+    }
+    let directory = Directory::parse(format!("id,name,region\n{BRANCH},示范支行 Demo branch,Demo\n").as_bytes())
+        .map_err(|(line, e)| anyhow::anyhow!("demo directory line {line}: {e}"))?;
+    let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("console: cannot listen on 127.0.0.1:{port}"))?;
+    let addr = tcp.local_addr()?;
+    println!("  console     http://{addr}/  (sign in as {CONSOLE_USER} / {password}; watch {BRANCH} turn red)");
+    let cfg = ServeConfig { directory: std::sync::Arc::new(directory), ..ServeConfig::default() };
+    Ok(tokio::spawn(web::serve(tcp, store.clone(), cfg, stop)))
+}
+
+/// A random number for the demo password (from the OS's hasher seeds: no extra dependency).
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish() as u32
 }
 
 /// What head office's database says about the demo's minutes: the assessment of `hq report`.

@@ -3,105 +3,16 @@
 //! and `hq report`'s availability matches the scripted outage durations within one poll
 //! interval; an alarm while its linked camera is down is reported as such.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+mod hq_common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use device_sim::camera::{AuthMode, CameraFault, CameraFleet, CameraSpec};
-use device_sim::panel::PanelFleet;
-use harness::{Mosquitto, PahoSubscriber, Proc, bin, spawn_bin, write_file};
+use device_sim::camera::CameraFault;
+use harness::{Mosquitto, PahoSubscriber, bin, spawn_bin};
+use hq_common::start_branch;
 
 const POLL: Duration = Duration::from_secs(1);
-
-struct Branch {
-    id: String,
-    cams: CameraFleet,
-    panels: PanelFleet,
-    _gw: Proc,
-}
-
-async fn start_branch(id: &str, broker: u16, dir: &Path) -> Branch {
-    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let specs = ["cam-1", "cam-2"]
-        .iter()
-        .map(|c| CameraSpec {
-            id: c.to_string(),
-            name: if *c == "cam-1" { "Vault".into() } else { "Lobby".into() },
-            username: "admin".into(),
-            password: "pw".into(),
-            auth: AuthMode::UsernameToken,
-        })
-        .collect();
-    let cams = CameraFleet::start(lo, specs).await.unwrap();
-    let panels = harness::sim::panels(&[("alarm-1", "generic-alarm")]).await;
-    let c = cams.cameras();
-    let bdir = dir.join(id);
-    std::fs::create_dir_all(&bdir).unwrap();
-    let text = format!(
-        r#"
-[branch]
-id = "{id}"
-name = "Branch {id}"
-[uplink]
-broker = "mqtt://127.0.0.1:{broker}"
-keep_alive = "5s"
-[storage]
-path = "outbox"
-[metrics]
-enabled = false
-[health]
-offline_after = 2
-online_after = 2
-coverage_period = "5s"
-[[zone]]
-id = "vault"
-name = "Vault"
-coverage_required = true
-[[zone]]
-id = "lobby"
-name = "Lobby"
-[[camera]]
-id = "cam-1"
-name = "Vault"
-onvif = "{}"
-username = "admin"
-password = "pw"
-zones = ["vault"]
-poll_interval = "1s"
-timeout = "400ms"
-[[camera]]
-id = "cam-2"
-name = "Lobby"
-onvif = "{}"
-username = "admin"
-password = "pw"
-zones = ["lobby"]
-poll_interval = "1s"
-timeout = "400ms"
-[[panel]]
-id = "alarm-1"
-name = "Alarm"
-kind = "alarm"
-address = "{}"
-profile = "generic-alarm"
-poll_interval = "200ms"
-[[alarm_zone]]
-id = "vault-door"
-name = "Vault door"
-panel = "alarm-1"
-point = "zone.1"
-area = "vault"
-linked_cameras = ["cam-1"]
-"#,
-        c[0].device_url,
-        c[1].device_url,
-        panels.panels()[0].addr
-    );
-    let cfg = write_file(&bdir, "site.toml", &text).unwrap();
-    let gw = spawn_bin("branch-gateway", &["run", cfg.to_str().unwrap()], &bdir, &[]).unwrap();
-    Branch { id: id.to_string(), cams, panels, _gw: gw }
-}
 
 fn hq(args: &[&str]) -> serde_json::Value {
     let out = Command::new(bin("hq")).args(args).output().expect("run hq");
@@ -138,7 +49,7 @@ async fn hq_sees_each_branchs_coverage_and_availability() {
     let mut sub = PahoSubscriber::start(broker.port, &["branches/+/coverage", "branches/+/alerts/#"]).unwrap();
     let mut branches = Vec::new();
     for id in ["b1", "b2", "b3"] {
-        branches.push(start_branch(id, broker.port, dir.path()).await);
+        branches.push(start_branch(id, broker.port, dir.path()).await.unwrap());
     }
     // Every branch covered before the script starts.
     for id in ["b1", "b2", "b3"] {

@@ -543,7 +543,7 @@ impl OverviewQuery {
 }
 
 /// One tile. Also sent, rendered, to open pages when it changes.
-pub fn tile_markup(l: Lang, c: &Clock, now: Timestamp, t: &Tile) -> Markup {
+pub fn tile_markup(l: Lang, c: &Clock, t: &Tile) -> Markup {
     html! {
         a.tile.(t.state.as_str()) id={"t-" (t.id)} href=(branch_url(&t.id)) data-state=(t.state.as_str()) {
             span.name { (t.name) }
@@ -556,7 +556,7 @@ pub fn tile_markup(l: Lang, c: &Clock, now: Timestamp, t: &Tile) -> Markup {
                 span.line.bad.zones {
                     (l.t("Uncovered", "无人看护")) ": "
                     (t.uncovered.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "))
-                    @if let Some(s) = t.uncovered_since() { " · " (l.duration(now.signed_duration_since(s).num_seconds())) }
+                    @if let Some(s) = t.uncovered_since() { " · " (l.t("since", "自")) " " (c.short(s)) }
                 }
             }
             @if t.open_alarms > 0 { span.line.bad.alarms { (l.t("Open alarms", "未确认报警")) " " (t.open_alarms) } }
@@ -569,18 +569,18 @@ pub fn tile_markup(l: Lang, c: &Clock, now: Timestamp, t: &Tile) -> Markup {
 }
 
 /// One row of the overview's table.
-pub fn row_markup(l: Lang, c: &Clock, now: Timestamp, t: &Tile) -> Markup {
+pub fn row_markup(l: Lang, c: &Clock, t: &Tile) -> Markup {
     html! {
         tr.(t.state.as_str()) id={"r-" (t.id)} data-state=(t.state.as_str()) {
             td { a href=(branch_url(&t.id)) { (t.name) } @if t.name != t.id.as_str() { br; small { (t.id) } } }
             td { (t.region) }
             td.state { (state_name(l, t.state)) }
-            td { (gateway_name(l, t.gateway)) br; small { (since(l, c, now, t.gateway_since)) } }
+            td { (gateway_name(l, t.gateway)) br; small { @if let Some(s) = t.gateway_since { (c.short(s)) } } }
             td.num { (t.cameras_online) "/" (t.cameras_total) }
             td.num { @if let Some(v) = t.cameras_live_video { (v) } @else { "–" } }
             td { (t.uncovered.len()) "/" (t.required_zones)
                  @if !t.uncovered.is_empty() { br; small { (t.uncovered.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")) } } }
-            td { (since(l, c, now, t.uncovered_since())) }
+            td { @if let Some(s) = t.uncovered_since() { (c.short(s)) } }
             td.num { (t.devices_down) }
             td.num { (t.open_alarms) }
         }
@@ -595,7 +595,6 @@ pub async fn overview(
     let q = OverviewQuery::parse(&q)?;
     let l = ctx.lang;
     let o = app.hub.current();
-    let now = protocols::time::now();
     let c = &app.cfg.clock;
     let mut shown: Vec<&Tile> = o.tiles.iter().filter(|t| q.keep(t)).collect();
     q.sort(&mut shown);
@@ -661,11 +660,11 @@ pub async fn overview(
                         } }
                     }
                 } }
-                tbody { @for t in &shown { (row_markup(l, c, now, t)) } }
+                tbody { @for t in &shown { (row_markup(l, c, t)) } }
             }
         } @else {
             div #tiles .tiles data-filtered=(if q.filtered() { "1" } else { "" }) {
-                @for t in &shown { (tile_markup(l, c, now, t)) }
+                @for t in &shown { (tile_markup(l, c, t)) }
             }
         }
     };
@@ -711,7 +710,6 @@ pub async fn events(State(app): State<Arc<App>>, Extension(ctx): Extension<Ctx>)
         let ev = match rx.recv().await {
             Ok(Change::Tiles(ids)) => {
                 let o = app.hub.current();
-                let now = protocols::time::now();
                 let (l, c) = (ctx.lang, &app.cfg.clock);
                 let tiles: Vec<serde_json::Value> = ids
                     .iter()
@@ -719,8 +717,8 @@ pub async fn events(State(app): State<Arc<App>>, Extension(ctx): Extension<Ctx>)
                     .map(|t| {
                         serde_json::json!({
                             "id": t.id, "state": t.state.as_str(),
-                            "tile": tile_markup(l, c, now, t).into_string(),
-                            "row": row_markup(l, c, now, t).into_string(),
+                            "tile": tile_markup(l, c, t).into_string(),
+                            "row": row_markup(l, c, t).into_string(),
                         })
                     })
                     .collect();
@@ -1193,7 +1191,10 @@ pub async fn assessment(
             label { (l.t("From", "起")) " " input name="from" value=(q.get("from").map_or("-30d", String::as_str)); }
             label { (l.t("To", "止")) " " input name="to" value=(q.get("to").map_or("now", String::as_str)); }
             button type="submit" { (l.t("Assess", "生成")) }
-            span.presets { @for (name, from, to) in &presets { a href={"/assessment?from=" (encode(from)) "&to=" (encode(to))} { (name) } " " } }
+            span.presets { @for (i, (name, from, to)) in presets.iter().enumerate() {
+                @if i > 0 { " · " }
+                a href={"/assessment?from=" (encode(from)) "&to=" (encode(to))} { (name) }
+            } }
             span.exports {
                 a #csv href={"/assessment.csv?" (qs)} { (l.t("Export CSV", "导出 CSV")) } " · "
                 button.link type="button" data-print="1" { (l.t("Print", "打印")) }
@@ -1260,10 +1261,11 @@ pub async fn assessment(
             }
         }
         h2 { (l.t("Mean time to repair", "平均修复时间")) }
-        table.report {
+        @if r.mttr.is_empty() { p { (l.t("No repair in the period.", "考核期间无修复记录。")) } }
+        @else { table.report {
             thead { tr { th { (l.t("Device type", "设备类型")) } th { (l.t("Repairs", "修复次数")) } th { (l.t("Mean min", "平均(分钟)")) } th { (l.t("Longest min", "最长(分钟)")) } } }
             tbody { @for m in &r.mttr { tr { td { (m.device_type) } td.num { (m.repairs) } td.num { (minutes(m.mean_minutes)) } td.num { (minutes(m.max_minutes)) } } } }
-        }
+        } }
         h2 { (l.t("Gateway offline periods", "网关离线时段")) }
         @let offline: Vec<(&BranchId, &Period)> = r.branches.iter().flat_map(|b| b.gateway_offline.iter().map(move |p| (&b.branch, p))).collect();
         @if offline.is_empty() { p { (l.t("None.", "无。")) } }
@@ -1534,8 +1536,7 @@ mod tests {
             open_alarms: 0,
             last_heard: None,
         };
-        let now = protocols::time::now();
-        let h = tile_markup(Lang::En, &Clock::china(), now, &t).into_string();
+        let h = tile_markup(Lang::En, &Clock::china(), &t).into_string();
         assert!(!h.contains("<script>") && !h.contains("<b>vault"), "{h}");
         assert!(h.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{h}");
         assert!(h.contains("href=\"/branch/%3Cscript%3Ex\""), "{h}");

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc;
@@ -11,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, TimeZone, Utc};
-use harness::{Proc, bin, spawn_bin};
+use device_sim::camera::{AuthMode, CameraFleet, CameraSpec};
+use device_sim::panel::PanelFleet;
+use harness::{Proc, bin, spawn_bin, write_file};
 use protocols::alert::ALERT_SCHEMA;
 use protocols::coverage::COVERAGE_SCHEMA;
 use protocols::status::{DEVICE_HEALTH_SCHEMA, GATEWAY_STATUS_SCHEMA};
@@ -528,4 +531,99 @@ impl Web {
     pub async fn csrf(&self) -> Result<String> {
         self.get("/").await?.csrf()
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real branch: simulated devices and the gateway
+
+/// A simulated branch (two cameras, an alarm panel) and its real gateway, polling every second.
+pub struct Branch {
+    pub id: String,
+    pub cams: CameraFleet,
+    pub panels: PanelFleet,
+    pub gw: Proc,
+}
+
+/// Cameras "Vault" (cam-1, the required zone `vault`) and "Lobby" (cam-2), an alarm zone
+/// `vault-door` linked to cam-1; the gateway's files and log under `dir/<id>/`.
+pub async fn start_branch(id: &str, broker: u16, dir: &Path) -> Result<Branch> {
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let specs = ["cam-1", "cam-2"]
+        .iter()
+        .map(|c| CameraSpec {
+            id: c.to_string(),
+            name: if *c == "cam-1" { "Vault".into() } else { "Lobby".into() },
+            username: "admin".into(),
+            password: "pw".into(),
+            auth: AuthMode::UsernameToken,
+        })
+        .collect();
+    let cams = CameraFleet::start(lo, specs).await?;
+    let panels = harness::sim::panels(&[("alarm-1", "generic-alarm")]).await;
+    let c = cams.cameras();
+    let bdir = dir.join(id);
+    std::fs::create_dir_all(&bdir)?;
+    let text = format!(
+        r#"
+[branch]
+id = "{id}"
+name = "Branch {id}"
+[uplink]
+broker = "mqtt://127.0.0.1:{broker}"
+keep_alive = "5s"
+[storage]
+path = "outbox"
+[metrics]
+enabled = false
+[health]
+offline_after = 2
+online_after = 2
+coverage_period = "5s"
+[[zone]]
+id = "vault"
+name = "Vault"
+coverage_required = true
+[[zone]]
+id = "lobby"
+name = "Lobby"
+[[camera]]
+id = "cam-1"
+name = "Vault"
+onvif = "{}"
+username = "admin"
+password = "pw"
+zones = ["vault"]
+poll_interval = "1s"
+timeout = "400ms"
+[[camera]]
+id = "cam-2"
+name = "Lobby"
+onvif = "{}"
+username = "admin"
+password = "pw"
+zones = ["lobby"]
+poll_interval = "1s"
+timeout = "400ms"
+[[panel]]
+id = "alarm-1"
+name = "Alarm"
+kind = "alarm"
+address = "{}"
+profile = "generic-alarm"
+poll_interval = "200ms"
+[[alarm_zone]]
+id = "vault-door"
+name = "Vault door"
+panel = "alarm-1"
+point = "zone.1"
+area = "vault"
+linked_cameras = ["cam-1"]
+"#,
+        c[0].device_url,
+        c[1].device_url,
+        panels.panels()[0].addr
+    );
+    let cfg = write_file(&bdir, "site.toml", &text)?;
+    let gw = spawn_bin("branch-gateway", &["run", cfg.to_str().context("a UTF-8 path")?], &bdir, &[])?;
+    Ok(Branch { id: id.to_string(), cams, panels, gw })
 }
