@@ -68,6 +68,7 @@ enum Which {
     Outbox,
     ColdStart,
     Hq,
+    Console,
 }
 
 /// Child modes of this binary; not for users.
@@ -173,13 +174,14 @@ fn bench(
             gateway_bin.display()
         );
     }
-    let all = [Which::Alarm, Which::CameraLoss, Which::Scale, Which::Outbox, Which::ColdStart, Which::Hq];
+    let all =
+        [Which::Alarm, Which::CameraLoss, Which::Scale, Which::Outbox, Which::ColdStart, Which::Hq, Which::Console];
     let chosen: Vec<Which> = all.into_iter().filter(|w| only.is_empty() || only.contains(w)).collect();
     let hq_bin = match hq {
         Some(p) => p,
         None => self_bin.parent().map(|d| d.join("hq")).unwrap_or_default(),
     };
-    if chosen.contains(&Which::Hq) && !hq_bin.is_file() {
+    if (chosen.contains(&Which::Hq) || chosen.contains(&Which::Console)) && !hq_bin.is_file() {
         anyhow::bail!(
             "no hq binary at {}; run scripts/bench (it builds the release binaries) or pass --hq PATH",
             hq_bin.display()
@@ -235,6 +237,7 @@ fn bench(
             Which::Outbox => ("4 outbox", "outbox: enqueue, replay, disk"),
             Which::ColdStart => ("5 cold start", "cold start"),
             Which::Hq => ("6 head office", "head office: ingest into PostgreSQL and SQLite, reports at bank scale"),
+            Which::Console => ("7 console", "head office's web console: overview of 2,000 branches, 50 live pages"),
         };
         eprintln!("== {label}");
         let started = Instant::now();
@@ -246,6 +249,7 @@ fn bench(
                 Which::Outbox => scenario::outbox::run(&ctx).await,
                 Which::ColdStart => scenario::cold_start::run(&ctx).await,
                 Which::Hq => scenario::hq::run(&ctx).await,
+                Which::Console => scenario::console::run(&ctx).await,
             }
         });
         match result {

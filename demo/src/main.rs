@@ -310,7 +310,8 @@ async fn run(args: Args) -> Result<()> {
     let store = Store::open(&db_url, OpenMode::Create).await.context("open head office's database")?;
     println!("  head office subscribed to {PREFIX}/#; hq listen stores into {}", db_url.display);
     let console_stop = CancellationToken::new();
-    let console = start_console(&store, args.console_port, console_stop.clone()).await?;
+    let committed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let console = start_console(&store, args.console_port, committed.clone(), console_stop.clone()).await?;
     println!();
 
     let stop = CancellationToken::new();
@@ -332,6 +333,7 @@ async fn run(args: Args) -> Result<()> {
             },
             prefix: PREFIX.into(),
             share_group: None,
+            committed: Some(committed),
         };
         tokio::spawn(async move { listen::listen(&cfg, &store, stop).await })
     };
@@ -385,6 +387,7 @@ const CONSOLE_USER: &str = "demo";
 async fn start_console(
     store: &Store,
     port: u16,
+    committed: std::sync::Arc<tokio::sync::Notify>,
     stop: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let password = format!("demo-{:08x}", rand_u32());
@@ -401,7 +404,8 @@ async fn start_console(
         .with_context(|| format!("console: cannot listen on 127.0.0.1:{port}"))?;
     let addr = tcp.local_addr()?;
     println!("  console     http://{addr}/  (sign in as {CONSOLE_USER} / {password}; watch {BRANCH} turn red)");
-    let cfg = ServeConfig { directory: std::sync::Arc::new(directory), ..ServeConfig::default() };
+    let cfg =
+        ServeConfig { directory: std::sync::Arc::new(directory), changed: Some(committed), ..ServeConfig::default() };
     Ok(tokio::spawn(web::serve(tcp, store.clone(), cfg, stop)))
 }
 

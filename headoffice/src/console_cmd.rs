@@ -46,6 +46,13 @@ pub struct ServeArgs {
     /// (gateways send a coverage report every minute by default).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "3m")]
     pub stale_after: Duration,
+    /// Prune hourly: keep alarm and video records this long (at least 30d, GA 38). Needs
+    /// --retain-access.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retain_alarms: Option<Duration>,
+    /// Prune hourly: keep access-control records (door events) this long (at least 180d).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retain_access: Option<Duration>,
     /// The UTC offset pages show times in.
     #[arg(long, default_value = "+08:00", allow_hyphen_values = true, value_parser = parse_offset)]
     pub utc_offset: chrono::FixedOffset,
@@ -57,15 +64,17 @@ fn parse_offset(s: &str) -> Result<chrono::FixedOffset, String> {
 
 #[derive(Subcommand)]
 pub enum UserCmd {
-    /// Add a console user. The password is read from --password-file, or from standard input
-    /// (asked for without echo on a terminal).
+    /// Add a console user. The password is read from --user-password-file, or from standard
+    /// input (asked for without echo on a terminal).
     Add {
         name: String,
-        /// viewer (sees everything), operator (also acknowledges alarms), admin (also manages users).
+        /// viewer (sees every branch, alarm and assessment), operator (also acknowledges alarms),
+        /// admin (also manages users and reads the audit log).
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// File whose first line is the user's password (not the broker's: that is --password-file).
         #[arg(long, value_name = "FILE")]
-        password_file: Option<PathBuf>,
+        user_password_file: Option<PathBuf>,
     },
     /// List the console's users.
     List {
@@ -78,11 +87,11 @@ pub enum UserCmd {
         name: String,
         #[arg(long, value_parser = parse_role)]
         role: Option<Role>,
-        /// Set a new password (from --password-file or standard input).
+        /// Set a new password (from --user-password-file or standard input).
         #[arg(long)]
         password: bool,
         #[arg(long, value_name = "FILE", requires = "password")]
-        password_file: Option<PathBuf>,
+        user_password_file: Option<PathBuf>,
         #[arg(long, conflicts_with = "enable")]
         disable: bool,
         #[arg(long)]
@@ -118,7 +127,11 @@ pub async fn serve(
     if store.users().await.map_err(db_error)?.is_empty() {
         tracing::warn!("no console users yet: add one with `hq user add NAME --role admin`");
     }
+    // The listener in this process tells the console after each commit: no wait for the poll.
+    let committed = listener.as_ref().map(|_| Arc::new(tokio::sync::Notify::new()));
+    let listener = listener.map(|l| ListenConfig { committed: committed.clone(), ..l });
     let cfg = ServeConfig {
+        changed: committed,
         directory: Arc::new(directory),
         secure_cookies: args.secure_cookies,
         behind_proxy: args.behind_proxy,
@@ -187,9 +200,9 @@ fn cli_actor() -> String {
 pub async fn user(cmd: &UserCmd, store: &Store) -> Result<()> {
     let now = protocols::time::now();
     match cmd {
-        UserCmd::Add { name, role, password_file } => {
+        UserCmd::Add { name, role, user_password_file } => {
             web::check_user_name(name).map_err(usage)?;
-            let h = hash(&read_password(name, password_file.as_deref())?)?;
+            let h = hash(&read_password(name, user_password_file.as_deref())?)?;
             if !store.create_user(name, &h, *role, now).await.map_err(db_error)? {
                 return Err(anyhow::anyhow!("a user named {name:?} exists already (change it with `hq user set`)"));
             }
@@ -223,7 +236,7 @@ pub async fn user(cmd: &UserCmd, store: &Store) -> Result<()> {
                 Format::Csv => emit(&render::csv(&headers, &rows)),
             }
         }
-        UserCmd::Set { name, role, password, password_file, disable, enable } => {
+        UserCmd::Set { name, role, password, user_password_file, disable, enable } => {
             let mut change = UserChange { role: *role, ..UserChange::default() };
             if *disable {
                 change.disabled = Some(true);
@@ -231,7 +244,7 @@ pub async fn user(cmd: &UserCmd, store: &Store) -> Result<()> {
                 change.disabled = Some(false);
             }
             if *password {
-                change.password_hash = Some(hash(&read_password(name, password_file.as_deref())?)?);
+                change.password_hash = Some(hash(&read_password(name, user_password_file.as_deref())?)?);
             }
             if change.role.is_none() && change.disabled.is_none() && change.password_hash.is_none() {
                 return Err(usage("nothing to change: give --role, --password, --disable or --enable"));

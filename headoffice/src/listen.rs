@@ -45,6 +45,8 @@ pub struct ListenConfig {
     pub broker: BrokerSettings,
     pub prefix: String,
     pub share_group: Option<String>,
+    /// Told after every committed batch (the console in the same process looks at once).
+    pub committed: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// What one run of the listener did.
@@ -189,7 +191,7 @@ pub async fn listen(
                 Some(LinkEvent::Publish(p)) => {
                     batch.add(&cfg.prefix, p, &mut stats);
                     if (link.events.is_empty() || batch.pending.len() >= MAX_BATCH)
-                        && let Err(e) = commit(store, &mut acks, &mut batch, &mut stats, shared, &shutdown).await
+                        && let Err(e) = commit(store, &mut acks, &mut batch, &mut stats, shared, cfg.committed.as_deref(), &shutdown).await
                     {
                         break Err(e.into());
                     }
@@ -209,7 +211,7 @@ pub async fn listen(
                 }
             },
             _ = tick.tick(), if !batch.pending.is_empty() || !acks.is_empty() => {
-                if let Err(e) = commit(store, &mut acks, &mut batch, &mut stats, shared, &shutdown).await {
+                if let Err(e) = commit(store, &mut acks, &mut batch, &mut stats, shared, cfg.committed.as_deref(), &shutdown).await {
                     break Err(e.into());
                 }
             }
@@ -219,7 +221,9 @@ pub async fn listen(
         // One attempt on the way out; what is not stored stays unacknowledged on the broker.
         let stop_now = CancellationToken::new();
         stop_now.cancel();
-        if let Err(e) = commit(store, &mut acks, &mut batch, &mut stats, shared, &stop_now).await {
+        if let Err(e) =
+            commit(store, &mut acks, &mut batch, &mut stats, shared, cfg.committed.as_deref(), &stop_now).await
+        {
             tracing::warn!(error = %e, "the last batch was not stored; the broker will send it again");
         }
     }
@@ -273,6 +277,7 @@ async fn commit(
     batch: &mut Batch,
     stats: &mut ListenStats,
     shared: bool,
+    committed: Option<&tokio::sync::Notify>,
     shutdown: &CancellationToken,
 ) -> Result<(), DbError> {
     if batch.pending.is_empty() {
@@ -311,6 +316,9 @@ async fn commit(
     };
     if let Some(t) = failing_since {
         tracing::info!(down_for = ?t.elapsed(), stored = batch.messages.len(), "the database is back; stored what was waiting");
+    }
+    if let Some(n) = committed {
+        n.notify_one();
     }
     for (m, o) in batch.messages.iter().zip(&outcome.outcomes) {
         note(m, *o, stats);

@@ -265,11 +265,7 @@ async fn run(cli: Cli) -> Result<()> {
     let db_url = DbUrl::parse(cli.db.as_deref().unwrap_or(DEFAULT_DB)).map_err(db_error)?;
     match cli.cmd {
         Cmd::Listen { ref share_group, retain_alarms, retain_access } => {
-            let retention = match (retain_alarms, retain_access) {
-                (Some(a), Some(d)) => Some(Retention::new(a, d).map_err(|e| usage(e.to_string()))?),
-                (None, None) => None,
-                _ => return Err(usage("--retain-alarms and --retain-access go together")),
-            };
+            let retention = retention(retain_alarms, retain_access)?;
             let shutdown = CancellationToken::new();
             spawn_signal_handler(shutdown.clone());
             let Some(store) = open_writer(&db_url, &shutdown).await? else { return Ok(()) };
@@ -279,6 +275,7 @@ async fn run(cli: Cli) -> Result<()> {
                 broker: broker(&cli.conn, client_id, false)?,
                 prefix: cli.prefix.clone(),
                 share_group: share_group.clone(),
+                committed: None,
             };
             if let Some(r) = retention {
                 spawn_pruner(store.clone(), r, shutdown.clone());
@@ -453,9 +450,13 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Serve(ref args) => {
+            let retention = retention(args.retain_alarms, args.retain_access)?;
             let shutdown = CancellationToken::new();
             spawn_signal_handler(shutdown.clone());
             let Some(store) = open_writer(&db_url, &shutdown).await? else { return Ok(()) };
+            if let Some(r) = retention {
+                spawn_pruner(store.clone(), r, shutdown.clone());
+            }
             let listener = match args.with_listener.then(|| {
                 let client_id = cli
                     .conn
@@ -464,9 +465,12 @@ async fn run(cli: Cli) -> Result<()> {
                     .unwrap_or_else(|| default_client_id(&db_url, args.share_group.as_deref()));
                 broker(&cli.conn, client_id, false)
             }) {
-                Some(b) => {
-                    Some(ListenConfig { broker: b?, prefix: cli.prefix.clone(), share_group: args.share_group.clone() })
-                }
+                Some(b) => Some(ListenConfig {
+                    broker: b?,
+                    prefix: cli.prefix.clone(),
+                    share_group: args.share_group.clone(),
+                    committed: None,
+                }),
                 None => None,
             };
             let r = console_cmd::serve(args, store.clone(), listener, shutdown).await;
@@ -474,7 +478,8 @@ async fn run(cli: Cli) -> Result<()> {
             r
         }
         Cmd::User { ref cmd } => {
-            let store = Store::open(&db_url, OpenMode::Create).await.map_err(db_error)?;
+            // An existing, migrated database: a mistyped --db must not create an empty one.
+            let store = open_reader(&db_url).await?;
             let r = console_cmd::user(cmd, &store).await;
             store.close().await;
             r
@@ -499,6 +504,15 @@ async fn run(cli: Cli) -> Result<()> {
                 Format::Csv => emit(&render::csv(&render::STATS_HEADERS, &rows)),
             }
         }
+    }
+}
+
+/// `--retain-alarms` and `--retain-access`, both or neither, checked against GA 38's floors.
+fn retention(alarms: Option<Duration>, access: Option<Duration>) -> Result<Option<Retention>> {
+    match (alarms, access) {
+        (Some(a), Some(d)) => Ok(Some(Retention::new(a, d).map_err(|e| usage(e.to_string()))?)),
+        (None, None) => Ok(None),
+        _ => Err(usage("--retain-alarms and --retain-access go together")),
     }
 }
 

@@ -40,11 +40,11 @@ async fn guards(backend: Backend) -> Result<()> {
     // Usage mistakes of `hq user`: a short password is exit 2, a second user of one name exit 1.
     std::fs::write(cwd.join("short"), "short\n")?;
     let (code, _, err) =
-        hq_raw(cwd, &["user", "add", "x", "--role", "viewer", "--password-file", "short", "--db", &url])?;
+        hq_raw(cwd, &["user", "add", "x", "--role", "viewer", "--user-password-file", "short", "--db", &url])?;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("at least 10"), "{err}");
     let (code, _, err) =
-        hq_raw(cwd, &["user", "add", "admin", "--role", "viewer", "--password-file", "pw-admin", "--db", &url])?;
+        hq_raw(cwd, &["user", "add", "admin", "--role", "viewer", "--user-password-file", "pw-admin", "--db", &url])?;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("exists already"), "{err}");
 
@@ -242,9 +242,15 @@ async fn guards(backend: Backend) -> Result<()> {
         })?;
     }
     assert!(console.child.try_wait()?.is_none(), "hq serve is still running");
+    // An open page (its event stream) does not hold the server up when it is told to stop.
+    let cookie = op.cookie.clone().context("op's session")?;
+    let mut stream = reqwest::Client::new().get(format!("{base}/events")).header("cookie", cookie).send().await?;
+    assert_eq!(stream.status().as_u16(), 200);
+    let reader = tokio::spawn(async move { while let Ok(Some(_)) = stream.chunk().await {} });
     console.signal("TERM");
     let code = console.wait_exit(Duration::from_secs(10)).context("hq serve did not stop on SIGTERM")?;
     assert_eq!(code, 0, "{}", std::fs::read_to_string(cwd.join("hq.log"))?);
+    tokio::time::timeout(Duration::from_secs(5), reader).await.context("the event stream did not end")??;
     Ok(())
 }
 

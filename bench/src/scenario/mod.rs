@@ -5,6 +5,7 @@
 pub mod alarm;
 pub mod camera_loss;
 pub mod cold_start;
+pub mod console;
 pub mod hq;
 pub mod outbox;
 pub mod scale;

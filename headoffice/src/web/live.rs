@@ -180,6 +180,9 @@ fn empty_tile(id: BranchId, dir: &Directory) -> Tile {
     }
 }
 
+/// The shortest time between two looks at the database.
+const MIN_GAP: Duration = Duration::from_millis(100);
+
 /// What the open pages are told.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -229,6 +232,7 @@ impl Hub {
         dir: Arc<Directory>,
         every: Duration,
         stale_after: Duration,
+        changed: Option<Arc<tokio::sync::Notify>>,
         shutdown: CancellationToken,
     ) {
         let mut marker: Option<ChangeMarker> = None;
@@ -238,11 +242,25 @@ impl Hub {
         let rebuild_every = (Duration::from_secs(5).as_millis() / every.as_millis().max(1)).max(1);
         let mut ticks: u128 = 0;
         let mut db_down = false;
+        let mut last_look = tokio::time::Instant::now();
         loop {
+            let poked = async {
+                match &changed {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+                _ = poked => {}
             }
+            // Under a stream of commits, one rebuild per MIN_GAP at most: later commits are
+            // taken in by the next one.
+            if let Some(left) = MIN_GAP.checked_sub(last_look.elapsed()) {
+                tokio::time::sleep(left).await;
+            }
+            last_look = tokio::time::Instant::now();
             ticks += 1;
             let m = match store.change_marker().await {
                 Ok(m) => m,
@@ -285,6 +303,9 @@ impl Hub {
                     if !db_down {
                         tracing::error!(error = %e, "the console cannot read the database; showing the last known state");
                         db_down = true;
+                        let mut o = (*self.current()).clone();
+                        o.db_error = Some(e.to_string());
+                        self.replace(o);
                         let _ = self.tx.send(Change::Db(Some(e.to_string())));
                     }
                 }

@@ -52,6 +52,8 @@ pub struct ServeConfig {
     /// A gateway that says it is online but has sent nothing for this long is shown as stale.
     pub stale_after: Duration,
     pub clock: Clock,
+    /// Told when a listener in this process has committed a batch: look at once.
+    pub changed: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Default for ServeConfig {
@@ -64,6 +66,7 @@ impl Default for ServeConfig {
             poll: Duration::from_millis(500),
             stale_after: Duration::from_secs(180),
             clock: Clock::china(),
+            changed: None,
         }
     }
 }
@@ -74,6 +77,8 @@ pub(crate) struct App {
     cfg: ServeConfig,
     hub: Arc<Hub>,
     limiter: auth::Limiter,
+    /// Ends the event streams too, so that open pages do not hold a stopping server.
+    shutdown: CancellationToken,
 }
 
 /// The signed-in user of a request.
@@ -104,9 +109,10 @@ pub async fn serve(
         cfg.directory.clone(),
         cfg.poll,
         cfg.stale_after,
+        cfg.changed.clone(),
         shutdown.clone(),
     ));
-    let app = Arc::new(App { store, cfg, hub, limiter: auth::Limiter::default() });
+    let app = Arc::new(App { store, cfg, hub, limiter: auth::Limiter::default(), shutdown: shutdown.clone() });
     let router = router(app);
     let stop = shutdown.clone();
     let r = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())

@@ -403,7 +403,10 @@ pub fn approx(v: &serde_json::Value, expected: f64) -> bool {
 pub fn add_user(cwd: &Path, db: &str, name: &str, role: &str, password: &str) -> Result<()> {
     let file = cwd.join(format!("pw-{name}"));
     std::fs::write(&file, format!("{password}\n"))?;
-    hq(cwd, &["user", "add", name, "--role", role, "--password-file", file.to_str().context("path")?, "--db", db])?;
+    hq(
+        cwd,
+        &["user", "add", name, "--role", role, "--user-password-file", file.to_str().context("path")?, "--db", db],
+    )?;
     Ok(())
 }
 

@@ -26,7 +26,7 @@ const PUBLISHERS: u64 = 4;
 const POLL: Duration = Duration::from_millis(200);
 
 /// A broker that never drops a QoS 1 message: no queue or in-flight limit.
-const BROKER_CONF: &str =
+pub const BROKER_CONF: &str =
     "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n";
 
 /// One ingest run.

@@ -26,7 +26,7 @@
 
 mod gen_sql;
 mod history;
-mod ingest;
+pub mod ingest;
 
 use std::time::Duration;
 

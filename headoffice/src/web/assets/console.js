@@ -15,15 +15,15 @@
   }
 
   // Fetches this page again and swaps one part of it, unless the user is typing in it.
-  var refreshing = false;
+  var refreshing = {};
   function refresh(partId) {
     var old = document.getElementById(partId);
-    if (!old || refreshing) return;
+    if (!old || refreshing[partId]) return;
     var active = document.activeElement;
     if (active && old.contains(active) && (active.tagName === "INPUT" || active.tagName === "SELECT")) return;
     var typed = Array.prototype.some.call(old.querySelectorAll("input[type=text]"), function (i) { return i.value !== ""; });
     if (typed) return;
-    refreshing = true;
+    refreshing[partId] = true;
     fetch(window.location.href, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (text) {
@@ -33,7 +33,7 @@
         if (fresh && now) now.replaceWith(document.importNode(fresh, true));
       })
       .catch(function () {})
-      .then(function () { refreshing = false; });
+      .then(function () { refreshing[partId] = false; });
   }
 
   function setCounts(c) {
@@ -77,6 +77,24 @@
       if (b) b.hidden = !d.error;
     });
     es.addEventListener("reload", function () { window.location.reload(); });
+    // After a lost connection (server restart, network cut) the page catches up with what it
+    // missed; a stream the server refuses for good (signed out, session over) reloads the page,
+    // which then asks to sign in.
+    var broken = false;
+    es.addEventListener("error", function () {
+      if (es.readyState === EventSource.CLOSED) {
+        window.setTimeout(function () { window.location.reload(); }, 2000);
+      } else {
+        broken = true;
+      }
+    });
+    es.addEventListener("open", function () {
+      if (!broken) return;
+      broken = false;
+      if (live === "overview") window.location.reload();
+      else if (live === "alerts") refresh("list");
+      else { refresh("live"); refresh("list"); }
+    });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
