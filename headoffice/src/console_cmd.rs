@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use headoffice::db::{Role, Store, UserChange};
 use headoffice::directory::Directory;
 use headoffice::listen::{self, ListenConfig};
+use headoffice::orders::HqConfig;
 use headoffice::web::{self, Clock, ServeConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -107,6 +108,7 @@ pub async fn serve(
     args: &ServeArgs,
     store: Store,
     listener: Option<ListenConfig>,
+    config: HqConfig,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let directory = match &args.directory {
@@ -130,9 +132,17 @@ pub async fn serve(
     // The listener in this process tells the console after each commit: no wait for the poll.
     let committed = listener.as_ref().map(|_| Arc::new(tokio::sync::Notify::new()));
     let listener = listener.map(|l| ListenConfig { committed: committed.clone(), ..l });
+    let directory = Arc::new(directory);
+    let checker = tokio::spawn(headoffice::orders::run(
+        store.clone(),
+        config.orders.clone(),
+        directory.clone(),
+        shutdown.clone(),
+    ));
     let cfg = ServeConfig {
         changed: committed,
-        directory: Arc::new(directory),
+        directory,
+        hq: Arc::new(config),
         secure_cookies: args.secure_cookies,
         behind_proxy: args.behind_proxy,
         session_ttl: args.session_ttl,
@@ -156,6 +166,7 @@ pub async fn serve(
     });
     let served = web::serve(tcp, store, cfg, shutdown.clone()).await;
     shutdown.cancel();
+    let _ = checker.await;
     if let Some(t) = listen_task {
         match t.await {
             Ok(Ok(stats)) => {

@@ -23,6 +23,7 @@ pub mod gaps;
 pub mod ingest;
 pub mod listen;
 pub mod mqtt;
+pub mod orders;
 pub mod records;
 pub mod render;
 pub mod report;

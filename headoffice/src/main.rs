@@ -15,6 +15,7 @@ use headoffice::db::{AlertQuery, DbError, DbUrl, OpenMode, Retention, Store};
 use headoffice::gaps;
 use headoffice::listen::{self, AlertFilter, ListenConfig};
 use headoffice::mqtt::{Backoff, BrokerSettings, TlsFiles, parse_url, stable_client_id};
+use headoffice::orders::HqConfig;
 use headoffice::records::Snapshot;
 use headoffice::render;
 use headoffice::report::{self, Window};
@@ -24,6 +25,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 mod console_cmd;
+mod orders_cmd;
 
 const DEFAULT_DB: &str = "sqlite://hq.db";
 
@@ -48,6 +50,10 @@ struct Cli {
     /// uses the same one.
     #[arg(long, global = true, env = "HQ_DB", value_name = "URL")]
     db: Option<String>,
+    /// Head office's configuration (TOML): rectification orders and the assessment's score
+    /// (docs/ORDERS.md). Without it, the defaults.
+    #[arg(long, global = true, env = "HQ_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -174,6 +180,11 @@ enum Cmd {
     },
     /// Serve the web console: every branch at a glance, alarms to acknowledge, the assessment.
     Serve(console_cmd::ServeArgs),
+    /// Rectification orders (整改): list, show, take, note, close, open by hand, check now.
+    Orders {
+        #[command(subcommand)]
+        cmd: orders_cmd::OrdersCmd,
+    },
     /// Console users: add, list, change (role, password, disable).
     User {
         #[command(subcommand)]
@@ -263,6 +274,10 @@ async fn run(cli: Cli) -> Result<()> {
     let now = protocols::time::now();
     let explicit_db = cli.db.is_some();
     let db_url = DbUrl::parse(cli.db.as_deref().unwrap_or(DEFAULT_DB)).map_err(db_error)?;
+    let config = match &cli.config {
+        Some(p) => HqConfig::load(p).map_err(|e| usage(e.to_string()))?,
+        None => HqConfig::default(),
+    };
     match cli.cmd {
         Cmd::Listen { ref share_group, retain_alarms, retain_access } => {
             let retention = retention(retain_alarms, retain_access)?;
@@ -473,7 +488,13 @@ async fn run(cli: Cli) -> Result<()> {
                 }),
                 None => None,
             };
-            let r = console_cmd::serve(args, store.clone(), listener, shutdown).await;
+            let r = console_cmd::serve(args, store.clone(), listener, config, shutdown).await;
+            store.close().await;
+            r
+        }
+        Cmd::Orders { ref cmd } => {
+            let store = open_reader(&db_url).await?;
+            let r = orders_cmd::orders(cmd, &store, &config).await;
             store.close().await;
             r
         }

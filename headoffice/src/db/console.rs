@@ -166,9 +166,9 @@ pub struct AuditRow {
 pub struct ChangeMarker(Vec<i64>);
 
 impl ChangeMarker {
-    /// The part that changes with alerts and acknowledgements only.
+    /// The part that changes with alerts, acknowledgements and orders only.
     pub fn alerts(&self) -> ChangeMarker {
-        ChangeMarker(self.0.iter().take(3).copied().collect())
+        ChangeMarker(self.0.iter().take(3).chain(self.0.last()).copied().collect())
     }
 }
 
@@ -513,7 +513,7 @@ impl Store {
     /// A value that changes whenever a gateway status, a device's health, a coverage report,
     /// an alert or an acknowledgement is stored or removed. Cheap: a handful of aggregates.
     pub async fn change_marker(&self) -> Result<ChangeMarker, DbError> {
-        let row: (i64, i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        let row: (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT CAST(COALESCE(SUM(value), 0) AS BIGINT) FROM counters WHERE name = 'alerts'), \
                     (SELECT COUNT(*) FROM open_alarms), \
                     (SELECT COUNT(*) FROM alarm_acks), \
@@ -522,12 +522,13 @@ impl Store {
                     (SELECT COALESCE(MAX(received_at), 0) FROM latest_devices), \
                     (SELECT COALESCE(MAX(received_at), 0) FROM latest_coverage), \
                     (SELECT COUNT(*) FROM latest_gateways), \
-                    (SELECT COUNT(*) FROM latest_coverage)",
+                    (SELECT COUNT(*) FROM latest_coverage), \
+                    (SELECT COUNT(*) FROM order_events)",
         )
         .fetch_one(&self.pool)
         .await
         .map_err(self.err("look for changes"))?;
-        Ok(ChangeMarker(vec![row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8]))
+        Ok(ChangeMarker(vec![row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9]))
     }
 
     /// The latest retained values of one branch; every device, online or not.

@@ -18,6 +18,7 @@
 //! nothing twice.
 
 mod console;
+mod orders;
 mod prune;
 mod read;
 mod write;
@@ -33,6 +34,7 @@ pub use console::{
     Ack, AckOutcome, AlarmRow, AlertListQuery, AuditRow, BranchState, ChangeMarker, ListState, Role, SessionInfo,
     UserChange, UserRow,
 };
+pub use orders::{OrderEvent, OrderQuery, OrderRefusal, OrderRow};
 pub use prune::{PruneOutcome, Retention, RetentionError};
 pub use read::{AlertQuery, GapRow};
 pub use write::{BatchOutcome, Incoming, SeqNote};
@@ -165,10 +167,12 @@ fn migrator(backend: Backend) -> Migrator {
         Backend::Sqlite => &[
             (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
             (2, "console", include_str!("../../migrations/sqlite/0002_console.sql")),
+            (3, "orders", include_str!("../../migrations/sqlite/0003_orders.sql")),
         ],
         Backend::Postgres => &[
             (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
             (2, "console", include_str!("../../migrations/postgres/0002_console.sql")),
+            (3, "orders", include_str!("../../migrations/postgres/0003_orders.sql")),
         ],
     };
     let migrations: Vec<Migration> = files

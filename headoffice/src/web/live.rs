@@ -58,6 +58,8 @@ pub struct Tile {
     pub uncovered: Vec<(String, Option<Timestamp>)>,
     pub devices_down: u32,
     pub open_alarms: u32,
+    /// Rectification orders not yet verified or closed.
+    pub orders: u32,
     /// When the branch was last heard from (any retained value).
     pub last_heard: Option<Timestamp>,
 }
@@ -91,6 +93,7 @@ impl Overview {
 pub async fn build(store: &Store, dir: &Directory, now: Timestamp, stale_after: Duration) -> Result<Overview, DbError> {
     let snap = store.snapshot().await?;
     let alarms = store.open_alarm_counts().await?;
+    let orders = store.active_order_counts().await?;
     let view = coverage::summarize(&snap, now);
     let stale_after = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
     let mut tiles: HashMap<BranchId, Tile> = HashMap::with_capacity(view.branches.len() + dir.len());
@@ -134,6 +137,7 @@ pub async fn build(store: &Store, dir: &Directory, now: Timestamp, stale_after: 
                 uncovered,
                 devices_down,
                 open_alarms,
+                orders: 0,
                 last_heard: heard,
             },
         );
@@ -148,6 +152,13 @@ pub async fn build(store: &Store, dir: &Directory, now: Timestamp, stale_after: 
             t.open_alarms = *n;
             t.state = TileState::Red;
             tiles.insert(t.id.clone(), t);
+        }
+    }
+    for (branch, n) in &orders {
+        if let Ok(id) = BranchId::new(branch.clone())
+            && let Some(t) = tiles.get_mut(&id)
+        {
+            t.orders = *n;
         }
     }
     for info in dir.branches() {
@@ -176,6 +187,7 @@ fn empty_tile(id: BranchId, dir: &Directory) -> Tile {
         uncovered: Vec::new(),
         devices_down: 0,
         open_alarms: 0,
+        orders: 0,
         last_heard: None,
     }
 }

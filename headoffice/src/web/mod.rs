@@ -28,6 +28,11 @@ use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
 pub use auth::{MIN_PASSWORD, PasswordError, hash_password, verify_password};
+
+/// Eight random hex digits (to keep keys made in the same millisecond apart).
+pub fn random_suffix() -> String {
+    auth::random_token()[..8].to_string()
+}
 pub use i18n::{Clock, Lang};
 pub use live::{Hub, Overview, Tile, TileState};
 pub use pages::check_user_name;
@@ -54,6 +59,8 @@ pub struct ServeConfig {
     pub clock: Clock,
     /// Told when a listener in this process has committed a batch: look at once.
     pub changed: Option<Arc<tokio::sync::Notify>>,
+    /// Orders' deadlines and the assessment's score.
+    pub hq: Arc<crate::orders::HqConfig>,
 }
 
 impl Default for ServeConfig {
@@ -67,6 +74,7 @@ impl Default for ServeConfig {
             stale_after: Duration::from_secs(180),
             clock: Clock::china(),
             changed: None,
+            hq: Arc::new(crate::orders::HqConfig::default()),
         }
     }
 }
@@ -131,8 +139,15 @@ fn router(app: Arc<App>) -> Router {
         .route("/branch/{id}", get(pages::branch))
         .route("/alerts", get(pages::alerts))
         .route("/alerts/ack", post(pages::ack))
+        .route("/orders", get(pages::orders_list))
+        .route("/orders/open", post(pages::order_open))
+        .route("/orders/{id}", get(pages::order_page))
+        .route("/orders/{id}/take", post(pages::order_take))
+        .route("/orders/{id}/note", post(pages::order_note))
+        .route("/orders/{id}/close", post(pages::order_close))
         .route("/assessment", get(pages::assessment))
         .route("/assessment.csv", get(pages::assessment_csv))
+        .route("/assessment/scores.csv", get(pages::scores_csv))
         .route("/admin/users", get(pages::users).post(pages::user_add))
         .route("/admin/users/update", post(pages::user_update))
         .route("/admin/audit", get(pages::audit))

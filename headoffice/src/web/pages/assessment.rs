@@ -63,6 +63,63 @@ pub async fn assessment_csv(State(app): State<Arc<App>>, Query(q): Params) -> Re
     Ok(res)
 }
 
+/// The ranking as CSV (UTF-8 with a byte-order mark, for spreadsheets).
+pub async fn scores_csv(State(app): State<Arc<App>>, Query(q): Params) -> Result<Response, Fail> {
+    let w = period(&app, &q)?;
+    let data = app.store.report_data(w).await?;
+    let r = report::build(data, w);
+    let stats = app.store.order_stats(w, protocols::time::now()).await?;
+    let ranking = crate::orders::rank(&r, &stats, &app.cfg.hq.score);
+    let dir = &app.cfg.directory;
+    let headers = [
+        "rank",
+        "branch",
+        "name",
+        "score",
+        "camera_availability_pct",
+        "uncovered_minutes",
+        "alarms_with_camera_down",
+        "orders_opened",
+        "orders_fixed_on_time",
+        "orders_overdue",
+        "mean_rectify_minutes",
+    ];
+    let rows: Vec<Vec<String>> = ranking
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            vec![
+                (i + 1).to_string(),
+                s.branch.to_string(),
+                dir.get(&s.branch).map(|b| b.name.clone()).unwrap_or_default(),
+                format!("{:.1}", s.score),
+                s.camera_availability_pct.map(|p| format!("{p:.3}")).unwrap_or_default(),
+                format!("{:.1}", s.uncovered_minutes),
+                s.alarms_with_camera_down.to_string(),
+                s.orders.opened.to_string(),
+                s.orders.fixed_on_time.to_string(),
+                s.orders.overdue.to_string(),
+                s.orders.mean_rectify_minutes.map(|m| format!("{m:.1}")).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let off = app.cfg.clock.offset;
+    let name = format!(
+        "scores-{}-{}.csv",
+        w.from.with_timezone(&off).format("%Y%m%d"),
+        w.to.with_timezone(&off).format("%Y%m%d")
+    );
+    let mut res = (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"))],
+        format!("\u{feff}{}", render::csv(&headers, &rows)),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(res)
+}
+
 fn pct(p: Option<f64>) -> String {
     p.map_or_else(|| "–".into(), |p| format!("{p:.2} %"))
 }
@@ -81,6 +138,9 @@ pub async fn assessment(
     let c = &app.cfg.clock;
     let data = app.store.report_data(w).await?;
     let r = report::build(data, w);
+    let stats = app.store.order_stats(w, protocols::time::now()).await?;
+    let ranking = crate::orders::rank(&r, &stats, &app.cfg.hq.score);
+    let sc = &app.cfg.hq.score;
     let dir = &app.cfg.directory;
     let name_of =
         |b: &BranchId| dir.get(b).map(|i| i.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| b.to_string());
@@ -99,6 +159,7 @@ pub async fn assessment(
             } }
             span.exports {
                 a #csv href={"/assessment.csv?" (qs)} { (l.t("Export CSV", "导出 CSV")) } " · "
+                a #scorescsv href={"/assessment/scores.csv?" (qs)} { (l.t("Export scores", "导出得分")) } " · "
                 button.link type="button" data-print="1" { (l.t("Print", "打印")) }
             }
         }
@@ -133,6 +194,32 @@ pub async fn assessment(
                     td.num { (b.alarms_with_camera_down.len()) }
                     td.num { @if let Some(m) = mttr { (minutes(m)) } @else { "–" } }
                     td.num { (b.gateway_offline.len()) }
+                }
+            } }
+        }
+        h2 { (l.t("Branch scores, ranked", "网点考核得分排名")) }
+        p.note {
+            (l.t("Score", "得分")) " = 100 − " (sc.availability) " × " (l.t("points below", "低于目标可用率")) " " (sc.availability_target) " % − "
+            (sc.uncovered) " × " (l.t("hours of required zones uncovered", "必防区无人看护小时数")) " − "
+            (sc.camera_down) " × " (l.t("alarms with a camera down", "联动摄像机故障的报警数")) " − "
+            (sc.overdue) " × " (l.t("overdue orders", "超期整改单数")) " (" (l.t("at least 0; [score] in the configuration", "最低 0 分；见配置文件 [score]")) ")"
+        }
+        table #scores .report {
+            thead { tr {
+                th { (l.t("Rank", "名次")) } th { (l.t("Branch", "网点")) } th { (l.t("Score", "得分")) }
+                th { (l.t("Camera availability", "摄像机可用率")) } th { (l.t("Uncovered min", "无人看护(分钟)")) }
+                th { (l.t("Alarms with camera down", "联动摄像机故障的报警")) }
+                th { (l.t("Orders opened", "下发整改单")) } th { (l.t("Fixed on time", "按期整改")) }
+                th { (l.t("Overdue", "超期")) } th { (l.t("Mean time to rectify (min)", "平均整改时长(分钟)")) }
+            } }
+            tbody { @for (i, s) in ranking.iter().enumerate() {
+                tr {
+                    td.num { (i + 1) } td { a href=(branch_url(&s.branch)) { (name_of(&s.branch)) } }
+                    td.num { b { (format!("{:.1}", s.score)) } }
+                    td.num { (pct(s.camera_availability_pct)) } td.num { (minutes(s.uncovered_minutes)) }
+                    td.num { (s.alarms_with_camera_down) }
+                    td.num { (s.orders.opened) } td.num { (s.orders.fixed_on_time) } td.num { (s.orders.overdue) }
+                    td.num { @if let Some(m) = s.orders.mean_rectify_minutes { (minutes(m)) } @else { "–" } }
                 }
             } }
         }

@@ -44,6 +44,10 @@ pub async fn branch(
             ..Default::default()
         })
         .await?;
+    let orders = app
+        .store
+        .orders(&crate::db::OrderQuery { branches: Some(vec![id.clone()]), limit: 50, ..Default::default() }, now)
+        .await?;
     let o = app.hub.current();
     let tile = o.get(&id);
     let name = info.map(|i| i.name.as_str()).filter(|n| !n.is_empty()).unwrap_or(id.as_str());
@@ -123,6 +127,9 @@ pub async fn branch(
                 } }
             }
         }
+        h2 { (l.t("Rectification orders", "整改单")) }
+        (super::orders::orders_table(&app, &ctx, &orders))
+        @if ctx.role >= Role::Operator { (super::orders::open_form(&ctx, &id)) }
         h2 { (l.t("Alerts (latest 100)", "告警（最近 100 条）")) }
         (alert_table(&app, &ctx, &alerts, &branch_url(&id)))
     };

@@ -31,12 +31,14 @@ mod admin;
 mod alerts;
 mod assessment;
 mod branch;
+mod orders;
 mod overview;
 
 pub use admin::{audit, check_user_name, user_add, user_update, users};
 pub use alerts::{ack, alerts};
-pub use assessment::{assessment, assessment_csv};
+pub use assessment::{assessment, assessment_csv, scores_csv};
 pub use branch::branch;
+pub use orders::{order_close, order_note, order_open, order_page, order_take, orders_list};
 #[cfg(test)]
 use overview::tile_markup;
 pub use overview::{events, overview, overview_json};
@@ -179,6 +181,7 @@ fn page(app: &App, ctx: &Ctx, title: &str, active: &str, live: Option<&str>, bod
     let nav = [
         ("/", "overview", l.t("Overview", "总览")),
         ("/alerts", "alerts", l.t("Alarms & alerts", "报警与告警")),
+        ("/orders", "orders", l.t("Rectification", "整改")),
         ("/assessment", "assessment", l.t("Assessment", "考核")),
     ];
     let db_error = app.hub.current().db_error.clone();
@@ -493,6 +496,7 @@ mod tests {
             uncovered: vec![("<b>vault</b>".into(), None)],
             devices_down: 1,
             open_alarms: 0,
+            orders: 0,
             last_heard: None,
         };
         let h = tile_markup(Lang::En, &Clock::china(), &t).into_string();

@@ -136,6 +136,7 @@ pub fn tile_markup(l: Lang, c: &Clock, t: &Tile) -> Markup {
                 }
             }
             @if t.open_alarms > 0 { span.line.bad.alarms { (l.t("Open alarms", "未确认报警")) " " (t.open_alarms) } }
+            @if t.orders > 0 { span.line.orders { (l.t("Orders", "整改单")) " " (t.orders) } }
             span.line.gw.(t.gateway) {
                 (l.t("Gateway", "网关")) " " (gateway_name(l, t.gateway))
                 @if let Some(s) = t.gateway_since { " · " (c.short(s)) }
