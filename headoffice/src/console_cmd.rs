@@ -139,6 +139,15 @@ pub async fn serve(
         directory.clone(),
         shutdown.clone(),
     ));
+    let notifier = (!config.notify.rule.is_empty()).then(|| {
+        let n = headoffice::notify::run::Notifier {
+            store: store.clone(),
+            cfg: config.notify.clone(),
+            dir: directory.clone(),
+            offset: args.utc_offset,
+        };
+        tokio::spawn(n.run(shutdown.clone()))
+    });
     let cfg = ServeConfig {
         changed: committed,
         directory,
@@ -167,6 +176,9 @@ pub async fn serve(
     let served = web::serve(tcp, store, cfg, shutdown.clone()).await;
     shutdown.cancel();
     let _ = checker.await;
+    if let Some(n) = notifier {
+        let _ = n.await;
+    }
     if let Some(t) = listen_task {
         match t.await {
             Ok(Ok(stats)) => {

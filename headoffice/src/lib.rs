@@ -23,6 +23,7 @@ pub mod gaps;
 pub mod ingest;
 pub mod listen;
 pub mod mqtt;
+pub mod notify;
 pub mod orders;
 pub mod records;
 pub mod render;

@@ -185,6 +185,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: orders_cmd::OrdersCmd,
     },
+    /// Notifications: send a test message on a channel, list the queue.
+    Notify {
+        #[command(subcommand)]
+        cmd: NotifyCmd,
+    },
     /// Console users: add, list, change (role, password, disable).
     User {
         #[command(subcommand)]
@@ -192,6 +197,20 @@ enum Cmd {
     },
     /// The database's counters: alerts, duplicates, malformed messages, state changes.
     Stats {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotifyCmd {
+    /// Send a test message on CHANNEL (a [notify.channel.NAME] of --config) to each of its
+    /// recipients and print what the receiver answered.
+    Test { channel: String },
+    /// The newest queued messages: sent, pending (with the last error) or expired.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -498,6 +517,7 @@ async fn run(cli: Cli) -> Result<()> {
             store.close().await;
             r
         }
+        Cmd::Notify { ref cmd } => notify_cmd(cmd, &config, &db_url).await,
         Cmd::User { ref cmd } => {
             // An existing, migrated database: a mistyped --db must not create an empty one.
             let store = open_reader(&db_url).await?;
@@ -523,6 +543,90 @@ async fn run(cli: Cli) -> Result<()> {
                 Format::Json => print_json(&v),
                 Format::Table => emit(&render::table(&render::STATS_HEADERS, &rows)),
                 Format::Csv => emit(&render::csv(&render::STATS_HEADERS, &rows)),
+            }
+        }
+    }
+}
+
+async fn notify_cmd(cmd: &NotifyCmd, config: &HqConfig, db_url: &DbUrl) -> Result<()> {
+    match cmd {
+        NotifyCmd::Test { channel } => {
+            let c = config.notify.channel.get(channel).ok_or_else(|| {
+                let mut names: Vec<&String> = config.notify.channel.keys().collect();
+                names.sort();
+                usage(format!(
+                    "no channel {channel:?} in the configuration (--config; defined: {})",
+                    names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let lang = config.notify.channel_lang(c);
+            let text = lang.t(
+                "[Branch security] Test message from head office: this channel works.",
+                "【网点安防】总行监控中心测试消息：此通道工作正常。",
+            );
+            let payload = serde_json::json!({"schema": "hq-notification/1", "test": true, "text": text});
+            let out = headoffice::notify::channel::Outgoing { subject: text, text, payload: &payload };
+            let mut failed = 0;
+            for r in c.recipients() {
+                let who = if r.is_empty() { channel.clone() } else { format!("{channel} → {r}") };
+                match headoffice::notify::channel::send(c, &r, &out).await {
+                    Ok(answer) => emit(&format!("{who}: delivered; the receiver answered: {answer}\n"))?,
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("hq: {who}: not delivered: {e}");
+                    }
+                }
+            }
+            if failed > 0 { bail!("{failed} test message(s) not delivered") } else { Ok(()) }
+        }
+        NotifyCmd::List { limit, format } => {
+            let store = open_reader(db_url).await?;
+            let rows = store.recent_notifications(*limit).await.map_err(db_error)?;
+            store.close().await;
+            let t = protocols::time::format;
+            let headers = [
+                "id",
+                "created_at",
+                "channel",
+                "recipient",
+                "branch",
+                "kind",
+                "state",
+                "attempts",
+                "sent_at",
+                "last_error",
+                "subject",
+            ];
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.id.to_string(),
+                        t(&n.created_at),
+                        n.channel.clone(),
+                        n.recipient.clone(),
+                        n.branch.clone(),
+                        n.kind.clone(),
+                        n.state.clone(),
+                        n.attempts.to_string(),
+                        n.sent_at.as_ref().map(t).unwrap_or_default(),
+                        n.last_error.clone().unwrap_or_default(),
+                        n.subject.clone(),
+                    ]
+                })
+                .collect();
+            match format {
+                Format::Json => print_json(&serde_json::json!({
+                    "schema": "hq-notifications/1",
+                    "notifications": rows.iter().map(|n| serde_json::json!({
+                        "id": n.id, "created_at": t(&n.created_at), "channel": n.channel, "recipient": n.recipient,
+                        "branch": n.branch, "kind": n.kind, "state": n.state, "attempts": n.attempts,
+                        "next_at": t(&n.next_at), "expires_at": t(&n.expires_at), "sent_at": n.sent_at.as_ref().map(t),
+                        "answer": n.answer, "last_error": n.last_error, "subject": n.subject, "body": n.body,
+                    })).collect::<Vec<_>>(),
+                })),
+                Format::Table => emit(&render::table(&headers, &table)),
+                Format::Csv => emit(&render::csv(&headers, &table)),
             }
         }
     }

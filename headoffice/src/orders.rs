@@ -344,6 +344,7 @@ pub fn rank(r: &crate::report::Report, stats: &HashMap<BranchId, OrderStats>, cf
 pub struct HqConfig {
     pub orders: OrdersConfig,
     pub score: ScoreConfig,
+    pub notify: crate::notify::NotifyConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -403,6 +404,7 @@ impl HqConfig {
         if s.availability_target > 100.0 {
             return Err(format!("score.availability_target = {}: a percentage, at most 100", s.availability_target));
         }
+        c.notify.check()?;
         Ok(c)
     }
 }

@@ -29,7 +29,7 @@ BSG_REQUIREMENTS=$BSG_ROOT/tests/requirements.txt
 BSG_NODE_PEERS=$BSG_ROOT/tests/peers
 BSG_LIBMODBUS_BUILD=$BSG_ROOT/tests/peers/modbus_libmodbus_build.py
 # The modules the Python peers import: a stamped venv that cannot import them is rebuilt.
-BSG_PY_MODULES=(paho.mqtt.client pymodbus onvif wsdiscovery jsonschema rfc3339_validator rfc3986_validator)
+BSG_PY_MODULES=(paho.mqtt.client pymodbus onvif wsdiscovery jsonschema rfc3339_validator rfc3986_validator aiosmtpd)
 
 bsg_info() { printf '  %s\n' "$*"; }
 bsg_warn() { printf '  warning: %s\n' "$*" >&2; }

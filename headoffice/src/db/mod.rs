@@ -18,6 +18,7 @@
 //! nothing twice.
 
 mod console;
+mod notify;
 mod orders;
 mod prune;
 mod read;
@@ -34,6 +35,7 @@ pub use console::{
     Ack, AckOutcome, AlarmRow, AlertListQuery, AuditRow, BranchState, ChangeMarker, ListState, Role, SessionInfo,
     UserChange, UserRow,
 };
+pub use notify::{NewNotification, NotificationRow, UnnotifiedAlert, UnnotifiedOrderEvent};
 pub use orders::{OrderEvent, OrderQuery, OrderRefusal, OrderRow};
 pub use prune::{PruneOutcome, Retention, RetentionError};
 pub use read::{AlertQuery, GapRow};
@@ -168,11 +170,13 @@ fn migrator(backend: Backend) -> Migrator {
             (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
             (2, "console", include_str!("../../migrations/sqlite/0002_console.sql")),
             (3, "orders", include_str!("../../migrations/sqlite/0003_orders.sql")),
+            (4, "notify", include_str!("../../migrations/sqlite/0004_notify.sql")),
         ],
         Backend::Postgres => &[
             (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
             (2, "console", include_str!("../../migrations/postgres/0002_console.sql")),
             (3, "orders", include_str!("../../migrations/postgres/0003_orders.sql")),
+            (4, "notify", include_str!("../../migrations/postgres/0004_notify.sql")),
         ],
     };
     let migrations: Vec<Migration> = files

@@ -35,7 +35,7 @@ pub fn random_suffix() -> String {
 }
 pub use i18n::{Clock, Lang};
 pub use live::{Hub, Overview, Tile, TileState};
-pub use pages::check_user_name;
+pub use pages::{check_user_name, encode};
 
 use crate::db::{DbError, Role, Store};
 use crate::directory::Directory;
