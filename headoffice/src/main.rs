@@ -293,9 +293,12 @@ async fn run(cli: Cli) -> Result<()> {
     let now = protocols::time::now();
     let explicit_db = cli.db.is_some();
     let db_url = DbUrl::parse(cli.db.as_deref().unwrap_or(DEFAULT_DB)).map_err(db_error)?;
+    // Read by the commands that use it (serve, orders, notify): a file only they can read
+    // does not stop `hq coverage`.
+    let uses_config = matches!(cli.cmd, Cmd::Serve(_) | Cmd::Orders { .. } | Cmd::Notify { .. });
     let config = match &cli.config {
-        Some(p) => HqConfig::load(p).map_err(|e| usage(e.to_string()))?,
-        None => HqConfig::default(),
+        Some(p) if uses_config => HqConfig::load(p).map_err(|e| usage(e.to_string()))?,
+        _ => HqConfig::default(),
     };
     match cli.cmd {
         Cmd::Listen { ref share_group, retain_alarms, retain_access } => {

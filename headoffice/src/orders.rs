@@ -462,7 +462,8 @@ pub fn observe(s: &Snapshot, faults: &[OpenFault]) -> Observation {
         }
     }
     for ((b, _), d) in &s.devices {
-        if offline.contains(b) || d.value.state == "online" || d.value.state == "unknown" {
+        // Planned work (maintenance) and not-yet-known devices are not faults.
+        if offline.contains(b) || matches!(d.value.state.as_str(), "online" | "unknown" | "maintenance") {
             continue;
         }
         if d.value.device.device_type == protocols::DeviceType::Camera {

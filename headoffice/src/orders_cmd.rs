@@ -73,10 +73,14 @@ pub enum OrdersCmd {
         /// critical, major or minor: sets the deadline ([orders.deadline] in --config).
         #[arg(long, default_value = "major", value_parser = parse_severity)]
         severity: OrderSeverity,
-        #[arg(long, default_value = "")]
-        assignee: String,
+        /// Who must do it (default: from [orders.assign] and default_assignee).
+        #[arg(long)]
+        assignee: Option<String>,
         #[arg(long)]
         by: Option<String>,
+        /// The branch directory (for assignees by region).
+        #[arg(long, env = "HQ_DIRECTORY", value_name = "FILE")]
+        directory: Option<PathBuf>,
     },
     /// Check the conditions once now and apply what is due (as `hq serve` does every
     /// [orders] check_every); prints what changed.
@@ -218,19 +222,29 @@ pub async fn orders(cmd: &OrdersCmd, store: &Store, cfg: &HqConfig) -> Result<()
                 return Err(usage("--reason is empty: say why the order is closed by hand"));
             }
             store.close_order(*id, &actor(by), reason, now).await.map_err(db_error)?.map_err(refused)?;
+            store.audit(&actor(by), "order-close", &id.to_string(), reason, now).await.map_err(db_error)?;
             emit(&format!("order {id}: closed\n"))
         }
-        OrdersCmd::Open { branch, title, requirement, severity, assignee, by } => {
+        OrdersCmd::Open { branch, title, requirement, severity, assignee, by, directory } => {
             if title.trim().is_empty() {
                 return Err(usage("--title is empty"));
             }
+            let dir = match directory {
+                Some(p) => Directory::load(p).map_err(|e| usage(e.to_string()))?,
+                None => Directory::default(),
+            };
+            if dir.get(branch).is_none() && !store.branch_known(branch).await.map_err(db_error)? {
+                return Err(anyhow!("no branch {branch}: not in the directory and nothing received from it"));
+            }
+            let assignee = assignee.clone().unwrap_or_else(|| cfg.orders.assignee(branch, &dir));
             let d = chrono::Duration::from_std(cfg.orders.deadline.of(*severity)).unwrap_or(chrono::Duration::MAX);
             let deadline = now.checked_add_signed(d).unwrap_or(now);
             let req = requirement.clone().unwrap_or_else(|| title.clone());
             let id = store
-                .open_manual_order(branch, title, &req, *severity, assignee, deadline, &actor(by), now)
+                .open_manual_order(branch, title, &req, *severity, &assignee, deadline, &actor(by), now)
                 .await
                 .map_err(db_error)?;
+            store.audit(&actor(by), "order-open", &id.to_string(), title, now).await.map_err(db_error)?;
             emit(&format!("order {id} opened for {branch}, due {}\n", t(&deadline)))
         }
         OrdersCmd::Check { directory } => {

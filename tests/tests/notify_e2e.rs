@@ -82,7 +82,12 @@ fn receiver(port: u16) -> Result<Peer> {
     )
 }
 
-fn config(http: u16, smtp: u16) -> String {
+/// The configuration; `ca`: the SMTP server's certificate (STARTTLS), or none (plain SMTP).
+fn config(http: u16, smtp: u16, ca: Option<&str>) -> String {
+    let security = match ca {
+        Some(ca) => format!("security = \"starttls\"\nca_file = \"{ca}\""),
+        None => "security = \"none\"".to_string(),
+    };
     format!(
         r#"
 [notify]
@@ -114,7 +119,7 @@ to = ["13800000000"]
 [notify.channel.mail]
 type = "email"
 smtp = "127.0.0.1:{smtp}"
-security = "none"
+{security}
 from = "hq@bank.example"
 to = ["duty@bank.example", "manager@bank.example"]
 
@@ -170,10 +175,26 @@ async fn notifications(backend: Backend) -> Result<()> {
     let http = harness::free_port();
     let smtp = harness::free_port();
     let mut rx = receiver(http)?;
-    let mail = Peer::start(&["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{smtp}")], "")?;
+    // aiosmtpd with a certificate requires STARTTLS before it takes a message.
+    let (cert, key) = (cwd.join("smtp-cert.pem"), cwd.join("smtp-key.pem"));
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("openssl")?;
+    assert!(st.success(), "openssl made the SMTP server's certificate");
+    let (cert_s, key_s) = (cert.to_str().context("path")?, key.to_str().context("path")?);
+    let listen = format!("127.0.0.1:{smtp}");
+    let mail = Peer::start(&["-m", "aiosmtpd", "-n", "-l", &listen, "--tlscert", cert_s, "--tlskey", key_s], "")?;
     harness::wait_for_port(smtp, Duration::from_secs(20))?;
     let cfg_path = cwd.join("hq.toml");
-    std::fs::write(&cfg_path, config(http, smtp))?;
+    std::fs::write(&cfg_path, config(http, smtp, Some(cert_s)))?;
     let cfg = cfg_path.to_str().context("path")?.to_string();
     let dir = cwd.join("branches.csv");
     std::fs::write(&dir, "id,name,region\nb1,朝阳支行,华北\nb2,海淀支行,华北\n")?;
@@ -319,7 +340,10 @@ fn a_broken_notification_configuration_is_refused_at_start() -> Result<()> {
     let cwd = work.path();
     let db = format!("sqlite://{}", cwd.join("hq.db").display());
     hq(cwd, &["migrate", "--db", &db])?;
-    let good = config(1, 2);
+    let ca = cwd.join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n")?;
+    let not_pem = format!("security = \"starttls\"\nca_file = \"{}\"", ca.display());
+    let good = config(1, 2, None);
     for (from, to, says) in [
         (
             "channels = [\"boss\", \"mail\", \"sms\"]",
@@ -329,6 +353,12 @@ fn a_broken_notification_configuration_is_refused_at_start() -> Result<()> {
         ("secret = \"SECdt-secret\"", "secret = \"\"", "notify.channel.boss.secret is empty"),
         ("url = \"http://127.0.0.1:1/hook\"", "url = \"hook\"", "notify.channel.hook.url"),
         ("type = \"sms\"", "type = \"pager\"", "pager"),
+        (
+            "security = \"none\"",
+            "security = \"starttls\"\nca_file = \"/nonexistent/ca.pem\"",
+            "notify.channel.mail.ca_file \"/nonexistent/ca.pem\": cannot read it",
+        ),
+        ("security = \"none\"", not_pem.as_str(), "not a PEM certificate"),
     ] {
         if !good.contains(from) {
             bail!("the test's configuration lacks {from:?}");

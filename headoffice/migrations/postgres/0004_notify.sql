@@ -1,12 +1,11 @@
 -- Head office's schema, version 4 (postgres): notifications. Keep in step with ../sqlite/0004_notify.sql.
 
 -- Whether an alert / an order event has been taken by the notifier. What is stored before
--- this version counts as taken: nobody is told today about last month.
-ALTER TABLE alerts ADD COLUMN notified BIGINT NOT NULL DEFAULT 0;
-UPDATE alerts SET notified = 1;
+-- this version counts as taken (the default, 1: no rewrite of a bank's alerts table), and
+-- hq stores new rows with 0.
+ALTER TABLE alerts ADD COLUMN notified BIGINT NOT NULL DEFAULT 1;
 CREATE INDEX alerts_unnotified ON alerts (received_at) WHERE notified = 0;
-ALTER TABLE order_events ADD COLUMN notified BIGINT NOT NULL DEFAULT 0;
-UPDATE order_events SET notified = 1;
+ALTER TABLE order_events ADD COLUMN notified BIGINT NOT NULL DEFAULT 1;
 CREATE INDEX order_events_unnotified ON order_events (at) WHERE notified = 0;
 
 -- Every message to send, until it is sent or given up: one per (what it is about, channel,

@@ -121,20 +121,23 @@ impl Store {
             .collect())
     }
 
-    /// Open alarms that occurred at or before `cutoff` and were not escalated under `rule`.
+    /// Open alarms that occurred between `oldest` and `cutoff` and were not escalated under
+    /// `rule`.
     pub async fn unescalated_alarms(
         &self,
         cutoff: Timestamp,
+        oldest: Timestamp,
         rule: &str,
     ) -> Result<Vec<(String, String, String)>, DbError> {
         sqlx::query_as(
             "SELECT a.branch, a.id, a.payload FROM open_alarms o JOIN alerts a ON a.branch = o.branch AND a.id = o.alert_id \
-             WHERE o.occurred_at <= $1 AND NOT EXISTS \
+             WHERE o.occurred_at <= $1 AND o.occurred_at >= $3 AND NOT EXISTS \
              (SELECT 1 FROM escalated e WHERE e.branch = o.branch AND e.alert_id = o.alert_id AND e.rule = $2) \
              ORDER BY o.occurred_at LIMIT 1000",
         )
         .bind(ms(cutoff))
         .bind(rule)
+        .bind(ms(oldest))
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("read the alarms to escalate"))

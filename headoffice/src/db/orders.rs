@@ -568,14 +568,16 @@ async fn insert_event(
     action: &str,
     note: &str,
 ) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO order_events (order_id, at, actor, action, note) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(at)
-        .bind(actor)
-        .bind(action)
-        .bind(note)
-        .execute(&mut **tx)
-        .await
-        .map_err(store.err("record the order's history"))?;
+    sqlx::query(
+        "INSERT INTO order_events (order_id, at, actor, action, note, notified) VALUES ($1, $2, $3, $4, $5, 0)",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(actor)
+    .bind(action)
+    .bind(note)
+    .execute(&mut **tx)
+    .await
+    .map_err(store.err("record the order's history"))?;
     Ok(())
 }

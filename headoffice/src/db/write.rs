@@ -314,9 +314,9 @@ impl Store {
         for (chunk_no, chunk) in alerts.chunks(ROWS_PER_INSERT).enumerate() {
             let sql = format!(
                 "INSERT INTO alerts (branch, id, seq, epoch, kind, state, severity, device, device_type, \
-                 occurred_at, received_at, camera_down, follow_up, payload) VALUES {} \
+                 occurred_at, received_at, camera_down, follow_up, payload, notified) VALUES {} \
                  ON CONFLICT DO NOTHING RETURNING branch, id",
-                rows(chunk.len(), 14)
+                rows(chunk.len(), 15)
             );
             let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql));
             for (j, (_, a, m)) in chunk.iter().enumerate() {
@@ -344,7 +344,9 @@ impl Store {
                     .bind(ms(m.received_at))
                     .bind(camera_down)
                     .bind(follow_up)
-                    .bind(m.payload.as_str());
+                    .bind(m.payload.as_str())
+                    // Not yet taken by the notifier.
+                    .bind(0i64);
             }
             for row in q.fetch_all(&mut **tx).await.map_err(self.err("store alerts"))? {
                 inserted.insert(row);

@@ -137,23 +137,33 @@ pub async fn send(c: &ChannelConfig, recipient: &str, m: &Outgoing<'_>) -> Resul
                 _ => Err(SendError::Refused(format!("HTTP {status}: {text}"))),
             }
         }
-        ChannelConfig::Email { smtp, security, username, password_file, from, .. } => {
-            send_mail(smtp, security, username, password_file.as_deref(), from, recipient, m).await
+        ChannelConfig::Email { smtp, security, username, password_file, from, ca_file, .. } => {
+            let server = Smtp {
+                addr: smtp,
+                security,
+                username,
+                password_file: password_file.as_deref(),
+                ca_file: ca_file.as_deref(),
+            };
+            send_mail(&server, from, recipient, m).await
         }
     }
 }
 
-async fn send_mail(
-    smtp: &str,
-    security: &str,
-    username: &str,
-    password_file: Option<&str>,
-    from: &str,
-    to: &str,
-    m: &Outgoing<'_>,
-) -> Result<String, SendError> {
+/// How to reach the SMTP server.
+struct Smtp<'a> {
+    addr: &'a str,
+    security: &'a str,
+    username: &'a str,
+    password_file: Option<&'a str>,
+    ca_file: Option<&'a str>,
+}
+
+async fn send_mail(server: &Smtp<'_>, from: &str, to: &str, m: &Outgoing<'_>) -> Result<String, SendError> {
     use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let Smtp { addr: smtp, security, username, password_file, ca_file } = *server;
     let refused = |e: String| SendError::Refused(e);
     let msg = Message::builder()
         .from(from.parse().map_err(|e| refused(format!("from {from:?}: {e}")))?)
@@ -164,13 +174,19 @@ async fn send_mail(
         .map_err(|e| refused(format!("cannot build the message: {e}")))?;
     let (host, port) = smtp.rsplit_once(':').ok_or_else(|| refused(format!("smtp {smtp:?}: host:port")))?;
     let port: u16 = port.parse().map_err(|_| refused(format!("smtp {smtp:?}: host:port")))?;
-    let builder = match security {
-        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-        "none" => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)),
-        _ => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
+    let mut builder =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(port).timeout(Some(Duration::from_secs(15)));
+    if security != "none" {
+        let mut params = TlsParameters::builder(host.to_string());
+        if let Some(ca) = ca_file {
+            let pem = std::fs::read(ca).map_err(|e| refused(format!("the CA file {ca}: {e}")))?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| refused(format!("the CA file {ca}: {e}")))?;
+            params = params.add_root_certificate(cert);
+        }
+        let params = params.build_rustls().map_err(|e| refused(format!("TLS for {smtp}: {e}")))?;
+        // STARTTLS is required, never skipped: a server that does not offer it is refused.
+        builder = builder.tls(if security == "tls" { Tls::Wrapper(params) } else { Tls::Required(params) });
     }
-    .map_err(|e| refused(format!("SMTP {smtp}: {e}")))?;
-    let mut builder = builder.port(port).timeout(Some(Duration::from_secs(15)));
     if !username.is_empty() {
         let pw = match password_file {
             Some(f) => std::fs::read_to_string(f)

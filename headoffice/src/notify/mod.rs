@@ -96,6 +96,10 @@ pub enum ChannelConfig {
         /// A file whose first line is the SMTP password.
         #[serde(default)]
         password_file: Option<String>,
+        /// The CA certificate (PEM) that signed the SMTP server's certificate, when it is not
+        /// one the system trusts (a bank's own CA).
+        #[serde(default)]
+        ca_file: Option<String>,
         from: String,
         to: Vec<String>,
         #[serde(default)]
@@ -226,7 +230,18 @@ impl NotifyConfig {
                         ));
                     }
                 }
-                ChannelConfig::Email { smtp, security, from, to, password_file, username, .. } => {
+                ChannelConfig::Email { smtp, security, from, to, password_file, username, ca_file, .. } => {
+                    if let Some(ca) = ca_file {
+                        let pem =
+                            std::fs::read(ca).map_err(|e| format!("{} {ca:?}: cannot read it: {e}", f("ca_file")))?;
+                        let is_pem = String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----");
+                        if !is_pem || lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err() {
+                            return Err(format!(
+                                "{} {ca:?}: not a PEM certificate (-----BEGIN CERTIFICATE-----)",
+                                f("ca_file")
+                            ));
+                        }
+                    }
                     let ok = smtp.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
                     if !ok {
                         return Err(format!("{} {smtp:?}: give host:port, e.g. smtp.bank.example:587", f("smtp")));

@@ -155,6 +155,8 @@ impl Notifier {
                 continue;
             }
             match serde_json::from_str::<Alert>(&a.payload) {
+                // A follow-up (the snapshots sent after an alarm) is the same alarm: told once.
+                Ok(alert) if alert.body.follow_up_of().is_some() => {}
                 Ok(alert) => events.push((alert_event(&alert), None)),
                 Err(e) => {
                     tracing::warn!(branch = %a.branch, alert = %a.id, error = %e, "notify: a stored alert cannot be read")
@@ -171,7 +173,10 @@ impl Notifier {
         }
         for r in &self.cfg.rule {
             let (Some(after), Some(to)) = (r.escalate_after, r.escalate_to.as_deref()) else { continue };
-            for (b, id, payload) in self.store.unescalated_alarms(now - dur(after), &r.name).await? {
+            // Alarms that waited longer than MAX_AGE beyond the escalation when first seen (a
+            // rule added, a console that was down) are not escalated now.
+            let oldest = now - dur(after) - dur(MAX_AGE);
+            for (b, id, payload) in self.store.unescalated_alarms(now - dur(after), oldest, &r.name).await? {
                 let Ok(alert) = serde_json::from_str::<Alert>(&payload) else { continue };
                 // Only alarms this rule would have sent.
                 let base = alert_event(&alert);
@@ -181,13 +186,14 @@ impl Notifier {
                 if !self.store.take_escalation(&mut tx, &b, &id, &r.name, now).await? {
                     continue;
                 }
-                let mins = after.as_secs() / 60;
+                let secs = i64::try_from(after.as_secs()).unwrap_or(i64::MAX);
+                let (en, zh) = (crate::web::Lang::En.duration(secs), crate::web::Lang::Zh.duration(secs));
                 let ev = Event {
                     key: format!("esc:{b}/{id}:{}", r.name),
                     kind: "escalation".into(),
                     severity: Severity::Critical,
-                    what_en: format!("not acknowledged for {mins} min: {}", base.what_en),
-                    what_zh: format!("{mins} 分钟未确认：{}", base.what_zh),
+                    what_en: format!("not acknowledged for {en}: {}", base.what_en),
+                    what_zh: format!("{zh}未确认：{}", base.what_zh),
                     page: "/alerts".into(),
                     ..base
                 };
@@ -266,6 +272,11 @@ impl Notifier {
                 self.store.notification_failed(n.id, now, "the channel is no longer configured", true).await?;
                 continue;
             };
+            if now > n.expires_at {
+                // Past retry_for (the consoles were down): too late to be of use.
+                self.store.notification_failed(n.id, now, "expired before it could be sent", true).await?;
+                continue;
+            }
             let payload: serde_json::Value = serde_json::from_str(&n.payload).unwrap_or(serde_json::Value::Null);
             let out = Outgoing { subject: &n.subject, text: &n.body, payload: &payload };
             match channel::send(c, &n.recipient, &out).await {

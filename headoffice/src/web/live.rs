@@ -154,16 +154,16 @@ pub async fn build(store: &Store, dir: &Directory, now: Timestamp, stale_after: 
             tiles.insert(t.id.clone(), t);
         }
     }
+    for info in dir.branches() {
+        if !tiles.contains_key(&info.id) {
+            tiles.insert(info.id.clone(), empty_tile(info.id.clone(), dir));
+        }
+    }
     for (branch, n) in &orders {
         if let Ok(id) = BranchId::new(branch.clone())
             && let Some(t) = tiles.get_mut(&id)
         {
             t.orders = *n;
-        }
-    }
-    for info in dir.branches() {
-        if !tiles.contains_key(&info.id) {
-            tiles.insert(info.id.clone(), empty_tile(info.id.clone(), dir));
         }
     }
     let mut tiles: Vec<Tile> = tiles.into_values().collect();

@@ -244,7 +244,7 @@ fn event_label(l: Lang, a: &str) -> String {
         "fixed" => l.t("fixed (the condition cleared)", "已修复（问题消除）"),
         "verified" => l.t("verified (healthy through the re-check)", "复查通过"),
         "reopened" => l.t("reopened (the problem came back)", "复发，重新整改"),
-        "overdue" => l.t("overdue, escalated", "超期，已升级"),
+        "overdue" => l.t("past its deadline", "已超期"),
         "closed" => l.t("closed by hand", "人工关闭"),
         _ => return a.to_string(),
     };
