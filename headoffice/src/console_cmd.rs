@@ -216,7 +216,7 @@ fn hash(password: &str) -> Result<String> {
 }
 
 /// Who did it, for the audit log: the operating-system user at the command line.
-fn cli_actor() -> String {
+pub fn cli_actor() -> String {
     format!("cli:{}", std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "?".into()))
 }
 

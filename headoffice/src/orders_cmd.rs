@@ -100,9 +100,7 @@ fn parse_severity(s: &str) -> Result<OrderSeverity, String> {
 }
 
 fn actor(by: &Option<String>) -> String {
-    by.clone().unwrap_or_else(|| {
-        format!("cli:{}", std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "?".into()))
-    })
+    by.clone().unwrap_or_else(super::console_cmd::cli_actor)
 }
 
 const HEADERS: [&str; 12] = [

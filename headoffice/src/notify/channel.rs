@@ -85,6 +85,18 @@ async fn robot_answer(r: reqwest::Response) -> Result<String, SendError> {
     }
 }
 
+/// A plain HTTP receiver's answer (webhook, SMS gateway): 2xx is success; a timeout, rate
+/// limit or server error is worth retrying; anything else is a refusal.
+async fn http_answer(r: reqwest::Response) -> Result<String, SendError> {
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    match status.as_u16() {
+        200..=299 => Ok(format!("HTTP {status} {text}")),
+        408 | 429 | 500..=599 => Err(SendError::Retry(format!("HTTP {status}: {text}"))),
+        _ => Err(SendError::Refused(format!("HTTP {status}: {text}"))),
+    }
+}
+
 fn http_error(e: reqwest::Error) -> SendError {
     SendError::Retry(format!("cannot reach the receiver: {e}"))
 }
@@ -100,17 +112,11 @@ pub async fn send(c: &ChannelConfig, recipient: &str, m: &Outgoing<'_>) -> Resul
                 rb = rb.header("x-hq-signature", format!("sha256={}", webhook_sign(secret, &ts, &body)));
             }
             let r = rb.body(body).send().await.map_err(http_error)?;
-            let status = r.status();
-            let text = r.text().await.unwrap_or_default();
-            match status.as_u16() {
-                200..=299 => Ok(format!("HTTP {status} {text}")),
-                408 | 429 | 500..=599 => Err(SendError::Retry(format!("HTTP {status}: {text}"))),
-                _ => Err(SendError::Refused(format!("HTTP {status}: {text}"))),
-            }
+            http_answer(r).await
         }
         ChannelConfig::Wecom { url, .. } => {
             let body = serde_json::json!({"msgtype": "markdown", "markdown": {"content": m.text}});
-            let r = client()?.post(url).json_body(&body).send().await.map_err(http_error)?;
+            let r = client()?.post(url).json(&body).send().await.map_err(http_error)?;
             robot_answer(r).await
         }
         ChannelConfig::Dingtalk { url, secret, .. } => {
@@ -119,23 +125,17 @@ pub async fn send(c: &ChannelConfig, recipient: &str, m: &Outgoing<'_>) -> Resul
             let sep = if url.contains('?') { '&' } else { '?' };
             let signed = format!("{url}{sep}timestamp={ts}&sign={sign}");
             let body = serde_json::json!({"msgtype": "markdown", "markdown": {"title": m.subject, "text": m.text}});
-            let r = client()?.post(signed).json_body(&body).send().await.map_err(http_error)?;
+            let r = client()?.post(signed).json(&body).send().await.map_err(http_error)?;
             robot_answer(r).await
         }
         ChannelConfig::Sms { url, token, .. } => {
             let body = serde_json::json!({"to": recipient, "text": m.text});
-            let mut rb = client()?.post(url).json_body(&body);
+            let mut rb = client()?.post(url).json(&body);
             if !token.is_empty() {
                 rb = rb.header("authorization", format!("Bearer {token}"));
             }
             let r = rb.send().await.map_err(http_error)?;
-            let status = r.status();
-            let text = r.text().await.unwrap_or_default();
-            match status.as_u16() {
-                200..=299 => Ok(format!("HTTP {status} {text}")),
-                408 | 429 | 500..=599 => Err(SendError::Retry(format!("HTTP {status}: {text}"))),
-                _ => Err(SendError::Refused(format!("HTTP {status}: {text}"))),
-            }
+            http_answer(r).await
         }
         ChannelConfig::Email { smtp, security, username, password_file, from, ca_file, .. } => {
             let server = Smtp {
@@ -204,17 +204,6 @@ async fn send_mail(server: &Smtp<'_>, from: &str, to: &str, m: &Outgoing<'_>) ->
         Ok(r) => Ok(format!("SMTP {}", r.code())),
         Err(e) if e.is_permanent() => Err(SendError::Refused(format!("the SMTP server refused it: {e}"))),
         Err(e) => Err(SendError::Retry(format!("SMTP {smtp}: {e}"))),
-    }
-}
-
-/// `RequestBuilder::json` needs reqwest's `json` feature; this is the same, by hand.
-trait JsonBody {
-    fn json_body(self, v: &serde_json::Value) -> Self;
-}
-
-impl JsonBody for reqwest::RequestBuilder {
-    fn json_body(self, v: &serde_json::Value) -> Self {
-        self.header("content-type", "application/json").body(v.to_string())
     }
 }
 

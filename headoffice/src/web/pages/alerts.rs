@@ -114,22 +114,7 @@ pub async fn alerts(
                 fail(StatusCode::BAD_REQUEST, format!("limit={s:?}: expected a number from 1 to 5000"))
             })?,
         };
-    let region = get("region").unwrap_or_default().to_string();
-    let branch_q = get("branch").unwrap_or_default().to_string();
-    let mut branches: Option<Vec<BranchId>> = None;
-    if !branch_q.is_empty() {
-        branches = Some(vec![
-            BranchId::new(branch_q.clone())
-                .map_err(|e| fail(StatusCode::BAD_REQUEST, format!("branch={branch_q:?}: a branch id {e}")))?,
-        ]);
-    }
-    if !region.is_empty() {
-        let in_region = app.cfg.directory.in_region(&region);
-        branches = Some(match branches {
-            Some(b) => b.into_iter().filter(|x| in_region.contains(x)).collect(),
-            None => in_region,
-        });
-    }
+    let Scope { region, branch: branch_q, branches } = scope(&app, &q)?;
     let rows = app.store.alert_list(&AlertListQuery { state, branches, kind, severity_min, limit }).await?;
     let regions = app.cfg.directory.regions();
     let states = [

@@ -51,16 +51,19 @@ pub async fn assessment_csv(State(app): State<Arc<App>>, Query(q): Params) -> Re
         w.from.with_timezone(&off).format("%Y%m%d"),
         w.to.with_timezone(&off).format("%Y%m%d")
     );
-    let mut res = (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"))],
-        // A byte-order mark, so that a spreadsheet opens the Chinese names right.
-        format!("\u{feff}{}", render::report_csv(&r)),
-    )
-        .into_response();
+    Ok(csv_file(&name, &render::report_csv(&r)))
+}
+
+/// A CSV download: UTF-8 with a byte-order mark, so that a spreadsheet opens the Chinese names
+/// right.
+fn csv_file(name: &str, text: &str) -> Response {
+    let mut res =
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"))], format!("\u{feff}{text}"))
+            .into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(res)
+    res
 }
 
 /// The ranking as CSV (UTF-8 with a byte-order mark, for spreadsheets).
@@ -109,15 +112,7 @@ pub async fn scores_csv(State(app): State<Arc<App>>, Query(q): Params) -> Result
         w.from.with_timezone(&off).format("%Y%m%d"),
         w.to.with_timezone(&off).format("%Y%m%d")
     );
-    let mut res = (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"))],
-        format!("\u{feff}{}", render::csv(&headers, &rows)),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(res)
+    Ok(csv_file(&name, &render::csv(&headers, &rows)))
 }
 
 fn pct(p: Option<f64>) -> String {

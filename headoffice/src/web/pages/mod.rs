@@ -291,6 +291,33 @@ fn login_markup(l: Lang, next: &str, error: Option<&str>, user: &str) -> Markup 
     }
 }
 
+/// The `branch` and `region` filters of a list, as typed, and the branches they leave.
+pub(super) struct Scope {
+    region: String,
+    branch: String,
+    /// `None`: every branch.
+    branches: Option<Vec<BranchId>>,
+}
+
+pub(super) fn scope(app: &App, q: &HashMap<String, String>) -> Result<Scope, Fail> {
+    let get = |k: &str| q.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
+    let (region, branch) = (get("region"), get("branch"));
+    let mut branches = match branch.as_str() {
+        "" => None,
+        b => Some(vec![
+            BranchId::new(b).map_err(|e| fail(StatusCode::BAD_REQUEST, format!("branch={b:?}: a branch id {e}")))?,
+        ]),
+    };
+    if !region.is_empty() {
+        let in_region = app.cfg.directory.in_region(&region);
+        branches = Some(match branches {
+            Some(b) => b.into_iter().filter(|x| in_region.contains(x)).collect(),
+            None => in_region,
+        });
+    }
+    Ok(Scope { region, branch, branches })
+}
+
 /// Only a path on this site: never `//elsewhere` or `https://elsewhere`.
 fn safe_next(next: Option<&str>) -> String {
     match next {

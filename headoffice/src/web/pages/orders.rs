@@ -117,22 +117,7 @@ pub async fn orders_list(
         Some("1") => true,
         Some(s) => return Err(fail(StatusCode::BAD_REQUEST, format!("overdue={s:?}: expected 1 or 0"))),
     };
-    let region = get("region").unwrap_or_default().to_string();
-    let branch_q = get("branch").unwrap_or_default().to_string();
-    let mut branches: Option<Vec<BranchId>> = None;
-    if !branch_q.is_empty() {
-        branches = Some(vec![
-            BranchId::new(branch_q.clone())
-                .map_err(|e| fail(StatusCode::BAD_REQUEST, format!("branch={branch_q:?}: a branch id {e}")))?,
-        ]);
-    }
-    if !region.is_empty() {
-        let in_region = app.cfg.directory.in_region(&region);
-        branches = Some(match branches {
-            Some(b) => b.into_iter().filter(|x| in_region.contains(x)).collect(),
-            None => in_region,
-        });
-    }
+    let Scope { region, branch: branch_q, branches } = scope(&app, &q)?;
     let rows =
         app.store.orders(&OrderQuery { states, branches, overdue_only, limit: 500 }, protocols::time::now()).await?;
     let regions = app.cfg.directory.regions();
@@ -291,18 +276,44 @@ fn order_id(s: &str) -> Result<i64, Fail> {
     s.parse().map_err(|_| fail(StatusCode::NOT_FOUND, format!("no rectification order {s:?}")))
 }
 
+/// What a person does to an order from its page.
+#[derive(Clone, Copy)]
+enum Act {
+    Take,
+    Note,
+    Close,
+}
+
+/// The three forms of the order page: the same checks, one store call each.
+async fn act(app: &App, ctx: &Ctx, id: &str, f: &OrderForm, what: Act) -> Result<Response, Fail> {
+    check_csrf(ctx, &f.csrf)?;
+    require_operator(ctx)?;
+    let id = order_id(id)?;
+    let now = protocols::time::now();
+    let s = &app.store;
+    match what {
+        Act::Take => s.take_order(id, &ctx.user, &text(&f.note, "note", false)?, now).await?,
+        Act::Note => s.note_order(id, &ctx.user, &text(&f.note, "note", true)?, now).await?,
+        Act::Close => {
+            let reason = text(&f.reason, "reason", true)?;
+            let r = s.close_order(id, &ctx.user, &reason, now).await?;
+            if r.is_ok() {
+                s.audit(&ctx.user, "order-close", &id.to_string(), &reason, now).await?;
+            }
+            r
+        }
+    }
+    .map_err(refusal)?;
+    Ok(Redirect::to(&format!("/orders/{id}")).into_response())
+}
+
 pub async fn order_take(
     State(app): State<Arc<App>>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
     Form(f): Form<OrderForm>,
 ) -> Result<Response, Fail> {
-    check_csrf(&ctx, &f.csrf)?;
-    require_operator(&ctx)?;
-    let id = order_id(&id)?;
-    let note = text(&f.note, "note", false)?;
-    app.store.take_order(id, &ctx.user, &note, protocols::time::now()).await?.map_err(refusal)?;
-    Ok(Redirect::to(&format!("/orders/{id}")).into_response())
+    act(&app, &ctx, &id, &f, Act::Take).await
 }
 
 pub async fn order_note(
@@ -311,12 +322,7 @@ pub async fn order_note(
     Path(id): Path<String>,
     Form(f): Form<OrderForm>,
 ) -> Result<Response, Fail> {
-    check_csrf(&ctx, &f.csrf)?;
-    require_operator(&ctx)?;
-    let id = order_id(&id)?;
-    let note = text(&f.note, "note", true)?;
-    app.store.note_order(id, &ctx.user, &note, protocols::time::now()).await?.map_err(refusal)?;
-    Ok(Redirect::to(&format!("/orders/{id}")).into_response())
+    act(&app, &ctx, &id, &f, Act::Note).await
 }
 
 pub async fn order_close(
@@ -325,13 +331,7 @@ pub async fn order_close(
     Path(id): Path<String>,
     Form(f): Form<OrderForm>,
 ) -> Result<Response, Fail> {
-    check_csrf(&ctx, &f.csrf)?;
-    require_operator(&ctx)?;
-    let id = order_id(&id)?;
-    let reason = text(&f.reason, "reason", true)?;
-    app.store.close_order(id, &ctx.user, &reason, protocols::time::now()).await?.map_err(refusal)?;
-    app.store.audit(&ctx.user, "order-close", &id.to_string(), &reason, protocols::time::now()).await?;
-    Ok(Redirect::to(&format!("/orders/{id}")).into_response())
+    act(&app, &ctx, &id, &f, Act::Close).await
 }
 
 #[derive(Deserialize)]
