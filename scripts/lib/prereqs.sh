@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # Prerequisites of the tests and the demo: Debian packages (mosquitto, mosquitto-clients,
 # mbpoll, openssl, postgresql, a Python that can make virtualenvs; chromium and chromium-driver
-# for the browser tests, with fonts-wqy-zenhei for their Chinese screenshots; libmodbus-dev, gcc and patch for libmodbus's test server), the Python
+# for the browser tests, with fonts-wqy-zenhei for their Chinese screenshots; libmodbus-dev, gcc and patch for libmodbus's test server;
+# systemd, util-linux and mount for the packaging tests, iproute2 for the discovery tests in
+# network namespaces, git for the tidy test), the Python
 # peers in a virtualenv, the npm peers, libmodbus's unit-test-server built into target/peers,
 # and cargo-deb (for scripts/package).
 # Sourced by scripts/test (and by any script that needs the same peers); every step is
@@ -71,6 +73,16 @@ bsg_missing_debs() {
     [[ -x ${BSG_CHROMEDRIVER:-/usr/bin/chromedriver} ]] || echo chromium-driver
     # A Chinese font, so that the console's zh-CN screenshots show characters, not boxes.
     compgen -G '/usr/share/fonts/truetype/wqy/wqy-zenhei.tt*' >/dev/null || echo fonts-wqy-zenhei
+    # The packaging tests (tests/tests/packaging.rs) verify the systemd unit with systemd-analyze
+    # and run dpkg in a scratch overlay of / inside a private mount namespace (unshare, mount).
+    bsg_have systemd-analyze || echo systemd
+    bsg_have unshare || echo util-linux
+    bsg_have_sbin mount || echo mount
+    # The multicast discovery tests build network namespaces and a veth pair with `ip`
+    # (tests/tests/discovery_netns.rs); ip lives in /usr/sbin.
+    bsg_have_sbin ip || echo iproute2
+    # The tidy test (tests/tests/tidy.rs) lists the repository's files with `git ls-files`.
+    bsg_have git || echo git
     if ! bsg_have "$BSG_VENV_PYTHON"; then
         echo python3
         echo python3-venv

@@ -1,5 +1,5 @@
-//! The panel polling budget (DESIGN.md, "Where performance comes from"): 100 panels of
-//! about 200 points each, polled every 250 ms, must cost under 25 % of one core. This
+//! The panel polling budget (docs/DESIGN.md, "Where performance comes from"): 100 panels
+//! of about 200 points each, polled every 250 ms, must cost under 25 % of one core. This
 //! measures the whole process — the simulator serving the panels included — so the
 //! poller's own share is lower still. Run in release mode:
 //!

@@ -3,9 +3,10 @@
 //! Why not the tokio-modbus server: its service returns a response or an exception for
 //! every request and frames the answer itself, so it cannot answer with a wrong
 //! transaction id, stay silent while keeping the connection open, or cut the connection
-//! mid-request — exactly the faults the gateway must survive (see DESIGN.md, "Protocol
-//! facts that bite"). The protocol subset a panel needs is small: the MBAP header and
-//! function codes 1, 2, 3, 4, 5, 6, 15 and 16, with exceptions 1, 2 and 3.
+//! mid-request — exactly the faults the gateway must survive
+//! (see docs/DESIGN.md, "Protocol facts that bite"). The protocol subset a panel needs is
+//! small: the MBAP header and function codes 1, 2, 3, 4, 5, 6, 15 and 16, with exceptions
+//! 1, 2 and 3.
 //!
 //! Everything here is pure and bounded: a header with a bad protocol id or a length outside
 //! 2..=254 is a [`FrameError`] (the connection is closed), a PDU too short for its function

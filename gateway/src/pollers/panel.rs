@@ -1,7 +1,7 @@
 //! The panel poller: one task per alarm or access panel, reading its register map over
 //! Modbus TCP and emitting one [`Observation::Panel`] per poll cycle.
 //!
-//! Why it looks the way it does (DESIGN.md, "Protocol facts that bite"):
+//! Why it looks the way it does (docs/DESIGN.md, "Protocol facts that bite"):
 //! - tokio-modbus 0.17 has no timeout or reconnect, and after one timed-out request (or one
 //!   wrong transaction id) every later answer on that connection is out of step. So every
 //!   request runs under `cfg.timeout`, and a timeout, a header mismatch or any I/O or
