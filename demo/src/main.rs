@@ -76,26 +76,27 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn start_broker(port: u16) -> Result<()> {
+/// The embedded broker: an MQTT 3.1.1 listener on `port` (head office's listener and the
+/// demo's subscriber) and an MQTT 5 listener on `port5` (the gateway, which speaks MQTT 5 so
+/// that a refused publish is seen), both on one router.
+fn start_broker(port: u16, port5: u16) -> Result<()> {
     use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
-    let mut v4 = HashMap::new();
-    v4.insert(
-        "1".to_string(),
-        ServerSettings {
-            name: "v4-1".into(),
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-            tls: None,
-            next_connection_delay_ms: 1,
-            connections: ConnectionSettings {
-                connection_timeout_ms: 60_000,
-                max_payload_size: 1024 * 1024,
-                max_inflight_count: 200,
-                auth: None,
-                external_auth: None,
-                dynamic_filters: true,
-            },
+    let listener = |name: &str, port: u16| ServerSettings {
+        name: name.into(),
+        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 60_000,
+            max_payload_size: 1024 * 1024,
+            max_inflight_count: 200,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
         },
-    );
+    };
+    let v4 = HashMap::from([("1".to_string(), listener("v4-1", port))]);
+    let v5 = HashMap::from([("1".to_string(), listener("v5-1", port5))]);
     let config = Config {
         id: 0,
         router: RouterConfig {
@@ -108,6 +109,7 @@ fn start_broker(port: u16) -> Result<()> {
             shared_subscriptions_strategy: Default::default(),
         },
         v4: Some(v4),
+        v5: Some(v5),
         ..Default::default()
     };
     std::thread::Builder::new().name("broker".into()).spawn(move || {
@@ -116,9 +118,10 @@ fn start_broker(port: u16) -> Result<()> {
             eprintln!("branch-demo: embedded broker stopped: {e}");
         }
     })?;
-    // Wait until it accepts.
+    // Wait until both accept.
     for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        let up = |p: u16| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok();
+        if up(port) && up(port5) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -264,7 +267,8 @@ linked_cameras = ["cam-07"]
 
 async fn run(args: Args) -> Result<()> {
     let port = free_port()?;
-    start_broker(port)?;
+    let port5 = free_port()?;
+    start_broker(port, port5)?;
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let specs = (0..args.cameras)
         .map(|i| CameraSpec {
@@ -295,11 +299,11 @@ async fn run(args: Args) -> Result<()> {
 
     let dir = tempfile::tempdir()?;
     let cfg_path = dir.path().join("branch.toml");
-    std::fs::write(&cfg_path, site_config(dir.path(), port, &cams, &panels, &args.lang)?)?;
+    std::fs::write(&cfg_path, site_config(dir.path(), port5, &cams, &panels, &args.lang)?)?;
     let cfg = SiteConfig::load(&cfg_path, &ProfileStore).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     println!("Branch security gateway — demo");
-    println!("  broker      mqtt://127.0.0.1:{port} (embedded)");
+    println!("  broker      mqtt://127.0.0.1:{port} (embedded; MQTT 5 for the gateway on {port5})");
     println!("  branch      {BRANCH}: {} cameras, 1 alarm panel, 1 door controller (simulated)", args.cameras);
     println!("  site config {}", cfg_path.display());
     let db_url = match &args.hq_db {

@@ -18,6 +18,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use gateway::events::{EventSink, GatewayEvent};
+use gateway::health::{GatewayFaults, gateway_device};
+use gateway::messages::Lang;
+use gateway::mqtt::MqttVersion;
 use gateway::outbox::{Outbox, OutboxBounds};
 use gateway::uplink::{self, TlsFiles, UplinkSettings};
 use protocols::{
@@ -72,6 +76,17 @@ struct Args {
     keep_alive_secs: u64,
     #[arg(long, default_value_t = 30_000)]
     link_down_after_ms: u64,
+    /// MQTT protocol version: 5 or 3.1.1.
+    #[arg(long, default_value = "5", value_parser = parse_version)]
+    mqtt_version: MqttVersion,
+}
+
+fn parse_version(s: &str) -> Result<MqttVersion, String> {
+    match s {
+        "5" => Ok(MqttVersion::V5),
+        "3.1.1" => Ok(MqttVersion::V311),
+        _ => Err("expected 5 or 3.1.1".into()),
+    }
 }
 
 #[tokio::main]
@@ -86,7 +101,6 @@ async fn main() -> anyhow::Result<()> {
     let branch: BranchId = a.branch.parse().context("branch id")?;
     let topics = Topics::new(&a.prefix, branch.clone()).context("topic prefix")?;
     let outbox = Outbox::open(&a.dir, OutboxBounds { max_events: a.max_events, max_bytes: a.max_bytes })?;
-    outbox.report_overflow_as(branch.clone(), UplinkSettings::gateway_device("Burst gateway"));
 
     let mut s = UplinkSettings::new(
         a.host.clone(),
@@ -106,7 +120,13 @@ async fn main() -> anyhow::Result<()> {
         client_key_file: a.key.clone(),
     });
     s.tuning.link_down_alert_after = Duration::from_millis(a.link_down_after_ms);
+    s.version = a.mqtt_version;
     let stats = s.stats.clone();
+    // The gateway's own faults (link down, refused, dropped), made as the engine makes them.
+    let (sink, events) = EventSink::channel();
+    s.events = sink.clone();
+    let faults = GatewayFaults::new(branch.clone(), gateway_device("Burst gateway"), Lang::En);
+    tokio::spawn(gateway::app::run_gateway_faults(faults, events, outbox.clone()));
 
     let shutdown = CancellationToken::new();
     let (_retained_tx, retained_rx) = tokio::sync::mpsc::channel(16);
@@ -138,11 +158,13 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep_until(t0 + Duration::from_secs_f64(i as f64 / a.rate as f64)).await;
         }
         let permit = sem.clone().acquire_owned().await?;
-        let ob = outbox.clone();
+        let (ob, sink) = (outbox.clone(), sink.clone());
         let alert = burst_alert(&branch, start_seq + i + 1, a.priority_every);
         tokio::spawn(async move {
-            if let Err(e) = ob.append(alert).await {
-                tracing::error!(error = %e, "append failed");
+            match ob.append(alert).await {
+                Ok(ap) if ap.evicted > 0 => sink.emit(GatewayEvent::EventsDropped { count: ap.evicted }),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "append failed"),
             }
             drop(permit);
         });

@@ -1,7 +1,8 @@
 //! Wiring: builds the pipeline from a validated [`SiteConfig`] and runs it until shutdown.
 //!
 //! pollers ──Observation──▶ health engine ──Alert──▶ outbox (sled) ──▶ uplink (MQTT)
-//!                                      └──Retained (device state, coverage)──▶ uplink
+//!                            ▲         └──Retained (device state, coverage)──▶ uplink
+//!                            └──GatewayEvent (connected, link down, refused, dropped)── uplink, outbox
 //!
 //! Hand-over is through channels and the outbox's notify: nothing polls the outbox, and an
 //! alarm's path from register flip to PUBLISH is poller → engine → append+flush → publish.
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::config::{SiteConfig, broker_host_port};
+use crate::events::{EventSink, GatewayEvent};
 use crate::health::{Engine, Output};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxBounds};
@@ -45,7 +47,7 @@ pub fn uplink_settings(cfg: &SiteConfig) -> Result<UplinkSettings> {
     s.password = password;
     s.keep_alive = cfg.uplink.keep_alive;
     s.tls = tls;
-    s.gateway = UplinkSettings::gateway_device(&format!("{} gateway", cfg.branch.name));
+    s.version = cfg.uplink.mqtt_version;
     Ok(s)
 }
 
@@ -57,15 +59,15 @@ pub async fn run(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
 }
 
 async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
-    let settings = uplink_settings(&cfg)?;
+    let mut settings = uplink_settings(&cfg)?;
+    let (sink, mut gateway_events) = EventSink::channel();
+    settings.events = sink;
     let topics = settings.topics.clone();
     let storage = cfg.storage_path();
     std::fs::create_dir_all(&storage).with_context(|| format!("create storage directory {}", storage.display()))?;
     let outbox =
         Outbox::open(&storage, OutboxBounds { max_events: cfg.storage.max_events, max_bytes: cfg.storage.max_bytes })
             .with_context(|| format!("open the outbox in {}", storage.display()))?;
-    // The outbox reports its own overflows (coalesced), as a fault of the gateway itself.
-    outbox.report_overflow_as(cfg.branch_id(), settings.gateway.clone());
     info!(
         storage = %storage.display(),
         waiting = outbox.depth(),
@@ -115,12 +117,27 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
     drop(obs_tx);
 
     let mut engine = Engine::new(&cfg, topics, &roles, Instant::now());
+    // What the previous run left raised: held, not raised again; cleared when observed over.
+    match outbox.open_conditions() {
+        Ok(open) => {
+            if !open.is_empty() {
+                info!(open = open.len(), "conditions raised before the restart taken over");
+            }
+            let out = engine.restore(open);
+            deliver(&outbox, &retained_tx, &metrics, out).await;
+        }
+        Err(e) => error!(error = %e, "cannot read the open conditions; raise/clear pairs may break"),
+    }
+    let mut service = crate::service::Service::from_env();
+    service.ready();
     // Follow-ups (alarm snapshots) come back from their own tasks through this channel.
     let (follow_tx, mut follow_rx) = mpsc::channel::<protocols::Alert>(64);
     let snapshot_dir = storage.join("snapshots");
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // The watchdog is petted from here: a hung engine stops petting it.
+        service.alive(Instant::now());
         let mut out = tokio::select! {
             _ = shutdown.cancelled() => break,
             obs = obs_rx.recv() => match obs {
@@ -132,6 +149,7 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
             },
             _ = tick.tick() => engine.tick(Instant::now(), protocols::time::now()),
             Some(alert) = follow_rx.recv() => Output { alerts: vec![alert], ..Output::default() },
+            Some(ev) = gateway_events.recv() => engine.gateway_event(ev, Instant::now()),
         };
         for req in std::mem::take(&mut out.snapshots) {
             let (tx, cams, base, dir) =
@@ -148,10 +166,15 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
                     metrics.set_device_state(&id, ty, &state);
                 }
             }
-            deliver(&outbox, &retained_tx, &metrics, out).await;
+            let dropped = deliver(&outbox, &retained_tx, &metrics, out).await;
+            if dropped > 0 {
+                let out = engine.gateway_event(GatewayEvent::EventsDropped { count: dropped }, Instant::now());
+                deliver(&outbox, &retained_tx, &metrics, out).await;
+            }
         }
     }
 
+    service.stopping();
     info!("shutting down: stopping pollers");
     pollers_stop.cancel();
     for t in tasks {
@@ -174,13 +197,15 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
 }
 
 /// Stores the engine's alerts durably (one group commit for the batch) and hands retained
-/// state to the uplink.
-async fn deliver(outbox: &Arc<Outbox>, retained_tx: &mpsc::Sender<Retained>, metrics: &Metrics, out: Output) {
+/// state to the uplink. Returns how many events the outbox's bound dropped.
+async fn deliver(outbox: &Arc<Outbox>, retained_tx: &mpsc::Sender<Retained>, metrics: &Metrics, out: Output) -> u64 {
+    let mut dropped = 0;
     let appends = out.alerts.into_iter().map(|a| outbox.append(a));
     for r in futures::future::join_all(appends).await {
         match r {
             Ok(appended) => {
                 let a = &appended.alert;
+                dropped += appended.evicted;
                 metrics.count_dropped(appended.evicted);
                 metrics.count_alert(
                     a.kind().as_str(),
@@ -197,6 +222,42 @@ async fn deliver(outbox: &Arc<Outbox>, retained_tx: &mpsc::Sender<Retained>, met
     for r in out.retained {
         if retained_tx.send(r).await.is_err() {
             break;
+        }
+    }
+    dropped
+}
+
+/// The gateway's own faults for an uplink run without the health engine (the outbox burst
+/// tool, uplink tests): turns `events` into alerts with [`GatewayFaults`] (the engine's
+/// component for them, so the alerts are the same) and appends them, until the channel closes.
+/// Report evictions by emitting [`GatewayEvent::EventsDropped`] into the same channel.
+pub async fn run_gateway_faults(
+    mut faults: crate::health::GatewayFaults,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<GatewayEvent>,
+    outbox: Arc<Outbox>,
+) {
+    let bounds = outbox.bounds();
+    faults.set_bound(bounds.max_events, bounds.max_bytes);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let alerts = tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ev) => faults.on_event(ev, Instant::now()),
+                None => return,
+            },
+            _ = tick.tick() => faults.tick(Instant::now()).into_iter().collect(),
+        };
+        let mut queue = std::collections::VecDeque::from(alerts);
+        while let Some(a) = queue.pop_front() {
+            match outbox.append(a).await {
+                Ok(appended) if appended.evicted > 0 => {
+                    queue.extend(
+                        faults.on_event(GatewayEvent::EventsDropped { count: appended.evicted }, Instant::now()),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => error!(error = %e, "could not store a gateway fault alert"),
+            }
         }
     }
 }

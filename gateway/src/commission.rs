@@ -3,7 +3,8 @@
 //!
 //! It runs the same pollers as the gateway (one cycle each, all devices in parallel), so a
 //! branch that commissions clean behaves the same in service. The uplink is checked by a real
-//! MQTT CONNECT with the configured TLS files and credentials.
+//! MQTT CONNECT with the configured TLS files and credentials, then a test publish into the
+//! branch's own subtree (refused by the broker's ACL when the username does not fit it).
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{CameraConfig, PanelConfig, SiteConfig};
+use crate::mqtt::{Link, LinkEvent, LinkOptions, MqttVersion, TryPublish};
 use crate::pollers::camera::spawn_camera_poller;
 use crate::pollers::panel::{load_profile, spawn_panel_poller};
 use crate::pollers::{CameraObservation, Observation, PanelFault, PanelOutcome, Reach, Video};
@@ -282,9 +284,8 @@ async fn uplink_report(cfg: SiteConfig) -> DeviceReport {
     let mut checks = Vec::new();
     match crate::app::uplink_settings(&cfg) {
         Err(e) => checks.push(fail("settings", format!("{e:#}"), "fix [uplink] in the site config")),
-        Ok(s) => match probe_connect(&s, Duration::from_secs(8)).await {
-            Ok(()) => checks.push(pass("broker", format!("CONNECT accepted by {}:{}", s.host, s.port))),
-            Err(e) => {
+        Ok(s) => match probe(&s, Duration::from_secs(8)).await {
+            Err(Probe::Connect(e)) => {
                 let lower = e.to_lowercase();
                 let fix = if lower.contains("auth") || lower.contains("password") || lower.contains("not authorized") {
                     "check [uplink] username and password_file / password_env against head office's broker credentials"
@@ -294,6 +295,37 @@ async fn uplink_report(cfg: SiteConfig) -> DeviceReport {
                     "check [uplink] broker host and port, DNS and the firewall towards head office"
                 };
                 checks.push(fail("broker", e, fix));
+                checks.push(skipped("publish"));
+            }
+            Err(Probe::Publish(e)) => {
+                checks.push(pass("broker", format!("CONNECT accepted by {}:{}", s.host, s.port)));
+                let user = s.username.as_deref().unwrap_or("(none)");
+                checks.push(fail(
+                    "publish",
+                    format!("the broker refused a test publish to {}: {e}", s.topics.commission()),
+                    format!(
+                        "head office's broker must let the user {user:?} publish under {}: with the shipped ACL \
+                         (pattern write {}/%u/#) the [uplink] username must equal the branch id {:?}; \
+                         otherwise ask head office to add this user to the ACL",
+                        s.topics.subtree(),
+                        s.topics.prefix(),
+                        s.topics.branch().as_str()
+                    ),
+                ));
+            }
+            Ok(()) => {
+                checks.push(pass("broker", format!("CONNECT accepted by {}:{}", s.host, s.port)));
+                checks.push(match s.version {
+                    MqttVersion::V5 => {
+                        pass("publish", format!("a test publish to {} was accepted", s.topics.commission()))
+                    }
+                    // Under 3.1.1 a refused publish is acknowledged too: say what was not checked.
+                    MqttVersion::V311 => pass(
+                        "publish",
+                        "not verifiable under MQTT 3.1.1 (a broker acknowledges a publish its ACL refused); set \
+                         [uplink] mqtt_version = \"5\" if the broker supports it",
+                    ),
+                });
             }
         },
     }
@@ -307,39 +339,73 @@ async fn uplink_report(cfg: SiteConfig) -> DeviceReport {
     }
 }
 
-/// One MQTT CONNECT with the gateway's broker, TLS files and credentials, under its own
-/// client id (`…-commission`, clean session, no Will) so that it never takes over the running
-/// gateway's session.
-async fn probe_connect(s: &crate::uplink::UplinkSettings, deadline: Duration) -> Result<(), String> {
-    use rumqttc::{AsyncClient, ConnectReturnCode, Event, Incoming, MqttOptions, Transport};
-    let mut o = MqttOptions::new(format!("{}-commission", s.client_id), s.host.clone(), s.port);
-    o.set_clean_session(true);
-    o.set_keep_alive(Duration::from_secs(10));
-    if let Some(user) = &s.username {
-        o.set_credentials(user.clone(), s.password.clone().unwrap_or_default());
-    }
-    if let Some(files) = &s.tls {
-        let tls = crate::uplink::load_tls(files).map_err(|e| format!("TLS files: {e:#}"))?;
-        o.set_transport(Transport::tls_with_config(tls));
-    }
-    let (client, mut el) = AsyncClient::new(o, 8);
+enum Probe {
+    Connect(String),
+    Publish(String),
+}
+
+/// One MQTT CONNECT with the gateway's broker, protocol version, TLS files and credentials,
+/// under its own client id (`…-commission`, clean session, no Will) so that it never takes over
+/// the running gateway's session; then one QoS 1 publish to the branch's `commission` topic,
+/// whose PUBACK says (under MQTT 5) whether the broker lets this branch publish at all.
+async fn probe(s: &crate::uplink::UplinkSettings, deadline: Duration) -> Result<(), Probe> {
+    let tls = match &s.tls {
+        Some(files) => Some(crate::uplink::load_tls(files).map_err(|e| Probe::Connect(format!("TLS files: {e:#}")))?),
+        None => None,
+    };
+    let o = LinkOptions {
+        version: s.version,
+        host: s.host.clone(),
+        port: s.port,
+        client_id: format!("{}-commission", s.client_id),
+        username: s.username.clone(),
+        password: s.password.clone(),
+        keep_alive: Duration::from_secs(10),
+        tls,
+        clean: true,
+        will: None,
+        capacity: 8,
+        inflight: 8,
+        max_packet_bytes: 64 * 1024,
+        connect_timeout_secs: deadline.as_secs().max(1),
+    };
+    let mut link = Link::connect(&o);
+    let payload = format!("{{\"probe\":\"commission\",\"at\":\"{}\"}}", chrono::Utc::now().to_rfc3339());
     let result = tokio::time::timeout(deadline, async {
+        let mut published = None;
         loop {
-            match el.poll().await {
-                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
-                    return match ack.code {
-                        ConnectReturnCode::Success => Ok(()),
-                        code => Err(format!("broker refused the connection: {code:?} (not authorized?)")),
+            match link.events.recv().await {
+                Some(Ok(LinkEvent::ConnAck(Ok(_)))) => {
+                    if !matches!(
+                        link.try_publish(s.topics.commission(), false, payload.clone().into_bytes()),
+                        TryPublish::Queued
+                    ) {
+                        return Err(Probe::Publish("could not queue the test publish".into()));
+                    }
+                }
+                Some(Ok(LinkEvent::ConnAck(Err(why)))) => {
+                    return Err(Probe::Connect(format!("broker refused the connection: {why}")));
+                }
+                Some(Ok(LinkEvent::Published(pkid))) => published = Some(pkid),
+                Some(Ok(LinkEvent::PubAck { pkid, refused })) if Some(pkid) == published => {
+                    return match refused {
+                        None => Ok(()),
+                        Some(reason) => Err(Probe::Publish(reason)),
                     };
                 }
-                Ok(_) => {}
-                Err(e) => return Err(format!("{e}")),
+                Some(Ok(_)) => {}
+                Some(Err(e)) if published.is_some() => return Err(Probe::Publish(e)),
+                Some(Err(e)) => return Err(Probe::Connect(e)),
+                None => return Err(Probe::Connect("the connection ended".into())),
             }
         }
     })
     .await
-    .unwrap_or_else(|_| Err(format!("no answer from {}:{} within {} s", s.host, s.port, deadline.as_secs())));
-    let _ = client.disconnect().await;
+    .unwrap_or_else(|_| {
+        Err(Probe::Connect(format!("no answer from {}:{} within {} s", s.host, s.port, deadline.as_secs())))
+    });
+    link.try_disconnect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
     result
 }
 

@@ -72,6 +72,10 @@ pub struct UplinkConfig {
     pub keep_alive: Duration,
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// `"5"` (default: a publish the broker refuses stays in the outbox) or `"3.1.1"` for
+    /// brokers without MQTT 5 (a refused publish is then acknowledged and lost: see CONFIG.md).
+    #[serde(default)]
+    pub mqtt_version: crate::mqtt::MqttVersion,
 }
 
 fn default_prefix() -> String {
@@ -492,6 +496,34 @@ impl SiteConfig {
     /// The outbox directory, relative paths resolved against the config file.
     pub fn storage_path(&self) -> PathBuf {
         self.base_dir.join(&self.storage.path)
+    }
+
+    /// Things that are valid but probably wrong, each as `(field, what, why)`; the gateway runs
+    /// with them and `check-config` prints them.
+    pub fn warnings(&self) -> Vec<(&'static str, String)> {
+        let mut w = Vec::new();
+        if let Some(user) = &self.uplink.username
+            && user != &self.branch.id
+        {
+            w.push((
+                "uplink.username",
+                format!(
+                    "is {user:?} but the branch id is {:?}: head office's shipped ACL (pattern write {}/%u/#) lets a \
+                     user publish only under its own name, so the broker would refuse every alert unless head office \
+                     added this user to its ACL (branch-gateway commission checks it)",
+                    self.branch.id, self.uplink.topic_prefix
+                ),
+            ));
+        }
+        if self.uplink.mqtt_version == crate::mqtt::MqttVersion::V311 {
+            w.push((
+                "uplink.mqtt_version",
+                "is \"3.1.1\": a publish the broker refuses is acknowledged like a delivered one and is lost; use \"5\" \
+                 unless the broker cannot speak MQTT 5"
+                    .to_string(),
+            ));
+        }
+        w
     }
 
     /// Every problem in the file; empty when it is usable.

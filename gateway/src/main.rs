@@ -29,6 +29,9 @@ enum Command {
     Run {
         /// The site configuration (TOML).
         config: PathBuf,
+        /// Log lines as text (colours only on a terminal) or as one JSON object per line.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Validate configuration files and list every problem; exit 2 if any.
     CheckConfig {
@@ -81,7 +84,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::CheckConfig { files } => check_config(&files),
-        Command::Run { config } => run(config),
+        Command::Run { config, log_format } => run(config, log_format),
         Command::Commission { config, json } => commission(config, json),
         Command::Discover { config, timeout, interface_addr, target, json } => {
             discover(config, timeout, interface_addr, target, json)
@@ -147,16 +150,21 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut bad = false;
     for f in files {
         match SiteConfig::load(f, &ProfileStore) {
-            Ok(cfg) => println!(
-                "{}: ok (branch {}, {} camera(s), {} panel(s), {} zone(s), {} alarm zone(s), {} door(s))",
-                f.display(),
-                cfg.branch.id,
-                cfg.cameras.len(),
-                cfg.panels.len(),
-                cfg.zones.len(),
-                cfg.alarm_zones.len(),
-                cfg.doors.len()
-            ),
+            Ok(cfg) => {
+                println!(
+                    "{}: ok (branch {}, {} camera(s), {} panel(s), {} zone(s), {} alarm zone(s), {} door(s))",
+                    f.display(),
+                    cfg.branch.id,
+                    cfg.cameras.len(),
+                    cfg.panels.len(),
+                    cfg.zones.len(),
+                    cfg.alarm_zones.len(),
+                    cfg.doors.len()
+                );
+                for (field, what) in cfg.warnings() {
+                    println!("{}: warning: {field} {what}", f.display());
+                }
+            }
             Err(e) => {
                 bad = true;
                 eprintln!("{e}");
@@ -199,13 +207,25 @@ fn commission(config: PathBuf, json: bool) -> ExitCode {
     if report.ready { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=warn,rumqttc=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
-fn run(config: PathBuf) -> ExitCode {
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=warn,rumqttc=warn"));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        // journald and log files get no ANSI escape codes.
+        LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => fmt.json().with_current_span(true).with_span_list(false).init(),
+    }
+}
+
+fn run(config: PathBuf, log_format: LogFormat) -> ExitCode {
     let cfg = match SiteConfig::load(&config, &ProfileStore) {
         Ok(c) => c,
         Err(e) => {
@@ -215,7 +235,7 @@ fn run(config: PathBuf) -> ExitCode {
             };
         }
     };
-    init_logging();
+    init_logging(log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -83,6 +83,32 @@ pub enum Msg<'a> {
         device: &'a str,
         fault: &'a str,
     },
+    /// The gateway's link to head office.
+    LinkDown {
+        secs: u64,
+    },
+    LinkRestored {
+        secs: u64,
+    },
+    LinkRestoredAfterRestart,
+    PublishRefused {
+        topic: &'a str,
+        reason: &'a str,
+    },
+    PublishAccepted,
+    EventsDropped {
+        count: u64,
+    },
+    /// Appended to a clear found at the first observation after a gateway restart.
+    ObservedAfterRestart,
+    /// Appended to a clear made because the device left the configuration.
+    RemovedFromConfig,
+    /// Appended to a clear made because the device is now in maintenance.
+    InMaintenance,
+    /// A condition raised before a restart that can no longer be observed.
+    Ended {
+        raised: &'a str,
+    },
     /// Follow-up of an alarm: `taken` of `total` linked cameras gave a picture.
     Snapshots {
         what: &'a str,
@@ -133,6 +159,18 @@ impl Msg<'_> {
             Msg::Snapshots { what, taken, total } => {
                 format!("Snapshots for {what}: {taken} of {total} linked camera(s) gave a picture")
             }
+            Msg::LinkDown { secs } => format!("Link to head office down for {secs} s"),
+            Msg::LinkRestored { secs } => format!("Link to head office restored after {secs} s"),
+            Msg::LinkRestoredAfterRestart => "Link to head office restored (observed after a gateway restart)".into(),
+            Msg::PublishRefused { topic, reason } => format!(
+                "Head office's broker refuses the gateway's messages ({reason}, topic {topic}); they are kept and retried: check the broker's user and ACL for this branch"
+            ),
+            Msg::PublishAccepted => "Head office's broker accepts the gateway's messages again".into(),
+            Msg::EventsDropped { count } => format!("Outbox full: {count} buffered events were dropped"),
+            Msg::ObservedAfterRestart => " (observed after a gateway restart)".into(),
+            Msg::RemovedFromConfig => " (removed from the configuration)".into(),
+            Msg::InMaintenance => " (now in maintenance)".into(),
+            Msg::Ended { raised } => format!("Ended: {raised}"),
         }
     }
 
@@ -166,6 +204,18 @@ impl Msg<'_> {
             Msg::Fault { device, fault, detail } => format!("{device}：{} — {detail}", fault_zh(fault)),
             Msg::FaultCleared { device, fault } => format!("{device}：{}已恢复", fault_zh(fault)),
             Msg::Snapshots { what, taken, total } => format!("{what} 联动抓图：{total} 台摄像机中 {taken} 台已抓图"),
+            Msg::LinkDown { secs } => format!("与总行的上行链路中断已 {secs} 秒"),
+            Msg::LinkRestored { secs } => format!("与总行的上行链路已恢复（中断 {secs} 秒）"),
+            Msg::LinkRestoredAfterRestart => "与总行的上行链路已恢复（网关重启后确认）".into(),
+            Msg::PublishRefused { topic, reason } => format!(
+                "总行 MQTT 服务器拒绝接收本网关的消息（{reason}，主题 {topic}）；消息已保留并将重试，请核对该支行的用户名和 ACL 配置"
+            ),
+            Msg::PublishAccepted => "总行 MQTT 服务器已恢复接收本网关的消息".into(),
+            Msg::EventsDropped { count } => format!("本地缓存已满：丢弃了 {count} 条缓存事件"),
+            Msg::ObservedAfterRestart => "（网关重启后确认）".into(),
+            Msg::RemovedFromConfig => "（已从配置中删除）".into(),
+            Msg::InMaintenance => "（设备已进入维护状态）".into(),
+            Msg::Ended { raised } => format!("已结束：{raised}"),
         }
     }
 }
@@ -204,6 +254,7 @@ fn fault_zh(fault: &str) -> &str {
         "reader-fault" => "读卡器故障",
         "uplink-down" => "上行链路中断",
         "outbox-overflow" => "缓存溢出",
+        "uplink-denied" => "上行消息被拒收",
         other => other,
     }
 }

@@ -179,6 +179,12 @@ impl Metrics {
         );
         counter(
             &mut s,
+            "bsg_uplink_refused_total",
+            "Publishes the broker refused (MQTT 5 PUBACK reason code >= 0x80); the events were kept.",
+            uplink.refused.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
             "bsg_uplink_published_total",
             "Alerts handed to the network.",
             uplink.published.load(Ordering::Relaxed),

@@ -33,8 +33,8 @@
 //!   valuable it is the one dropped (it still consumes its seq, so head office sees the gap).
 //!   Priority events are never evicted and never dropped: if only they remain, the outbox goes
 //!   over the bound and logs a warning. [`Appended::evicted`] reports how many events one append
-//!   cost; with [`Outbox::report_overflow_as`] the outbox itself also appends a coalesced
-//!   `device-fault`/`outbox-overflow` alert (at most one per minute, carrying the count).
+//!   cost; the caller hands that to the health engine, which makes the coalesced
+//!   `device-fault`/`outbox-overflow` alert (the outbox makes no alerts of its own).
 //! * **Counters.** Depth and bytes are kept exactly in memory (sled's `len()` is O(n)) and
 //!   recovered on open by one scan.
 //! * **Acks** (removals after PUBACK) are not flushed individually: sled's background flusher
@@ -51,7 +51,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use protocols::{Alert, AlertBody, AlertKind, AlertState, BranchId, DeviceFaultDetails, DeviceRef, Seq, Severity};
+use protocols::{Alert, AlertKind, AlertState, Seq, Severity};
+use sled::Transactional as _;
 use tokio::sync::{Notify, watch};
 
 /// Why the outbox failed.
@@ -111,6 +112,8 @@ impl Lane {
 const LANES: usize = 5;
 const LANE_TREES: [&str; LANES] = ["priority", "normal-info", "normal-warning", "normal-major", "normal-critical"];
 const META_TREE: &str = "meta";
+/// Open conditions: [`Alert::condition_key`] → the JSON of the `raised` alert not yet cleared.
+const CONDITIONS_TREE: &str = "conditions";
 const META_LAST_SEQ: &[u8] = b"last_seq";
 /// Names the live generation directory (`gen-N`).
 const CURRENT: &str = "CURRENT";
@@ -122,9 +125,6 @@ const ROTATE_CHECK_EVERY: Duration = Duration::from_secs(10);
 const FORMAT: u8 = 1;
 const HEADER: usize = 10;
 const KEY: u64 = 8;
-
-/// How often the coalesced overflow alert may be appended.
-const OVERFLOW_REPORT_EVERY: Duration = Duration::from_secs(60);
 
 fn severity_rank(s: Severity) -> u8 {
     match s {
@@ -230,9 +230,6 @@ impl Counts {
 struct WriteState {
     last_seq: u64,
     counts: Counts,
-    overflow_unreported: u64,
-    last_overflow_report: Option<Instant>,
-    reporter: Option<(BranchId, DeviceRef)>,
     last_rotate_check: Option<Instant>,
 }
 
@@ -262,20 +259,39 @@ struct Store {
     db: sled::Db,
     lanes: [sled::Tree; LANES],
     meta: sled::Tree,
+    conditions: sled::Tree,
     generation: u64,
     path: PathBuf,
 }
 
 impl Store {
     fn open(path: &Path, generation: u64) -> Result<Store, OutboxError> {
-        let db = sled::Config::new().path(path).cache_capacity(64 * 1024 * 1024).flush_every_ms(Some(500)).open()?;
+        let config = sled::Config::new().path(path).cache_capacity(64 * 1024 * 1024).flush_every_ms(Some(500));
+        // sled releases its file lock only when its last background I/O of a closed database
+        // has finished: reopening right after a close (the tests, a restart in-process) can
+        // find it still held for a moment. Another process holding it is an error after 2 s.
+        let mut attempts = 0;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::Other
+                        && attempts < 40
+                        && e.to_string().contains("could not acquire lock") =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                r => break r?,
+            }
+        };
         let mut trees = Vec::with_capacity(LANES);
         for name in LANE_TREES {
             trees.push(db.open_tree(name)?);
         }
         let lanes: [sled::Tree; LANES] = trees.try_into().map_err(|_| OutboxError::Storage("lane trees".into()))?;
         let meta = db.open_tree(META_TREE)?;
-        Ok(Store { db, lanes, meta, generation, path: path.to_path_buf() })
+        let conditions = db.open_tree(CONDITIONS_TREE)?;
+        Ok(Store { db, lanes, meta, conditions, generation, path: path.to_path_buf() })
     }
 }
 
@@ -395,14 +411,7 @@ impl OutboxCore {
             depth: AtomicU64::new(counts.total_events()),
             bytes: AtomicU64::new(counts.total_bytes()),
             last_seq: AtomicU64::new(last_seq),
-            write: Mutex::new(WriteState {
-                last_seq,
-                counts,
-                overflow_unreported: 0,
-                last_overflow_report: None,
-                reporter: None,
-                last_rotate_check: None,
-            }),
+            write: Mutex::new(WriteState { last_seq, counts, last_rotate_check: None }),
             durable_rx,
             durable_tx,
             flush: FlushShared {
@@ -417,15 +426,6 @@ impl OutboxCore {
         self.store.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Makes the outbox append its own `device-fault` / `outbox-overflow` alert (severity major,
-    /// about `gateway`) when the bound drops events: the first overflow is reported at once,
-    /// later ones coalesced into at most one alert a minute carrying the count. Without this the
-    /// caller reports overflows from [`Appended::evicted`] (and should coalesce them likewise:
-    /// each report is itself an append into a full outbox).
-    pub fn report_overflow_as(&self, branch: BranchId, gateway: DeviceRef) {
-        lock(&self.write).reporter = Some((branch, gateway));
-    }
-
     /// Assigns the next seq to `alert` (overwriting `alert.seq`), stores it, applies the bound,
     /// and returns once it is durable (group commit).
     pub async fn append(&self, alert: Alert) -> Result<Appended, OutboxError> {
@@ -433,7 +433,6 @@ impl OutboxCore {
             let mut w = lock(&self.write);
             let st = self.store();
             let appended = self.insert_locked(&st, &mut w, alert)?;
-            self.maybe_report_overflow(&st, &mut w)?;
             (appended, w.last_seq)
         };
         self.request_flush(upto);
@@ -490,50 +489,48 @@ impl OutboxCore {
                 }
             }
         }
+        // The condition it opens or closes is written with it, atomically (one sled
+        // transaction over both trees): after a crash the engine's memory of what is raised
+        // agrees with what was queued. Written even when the bound dropped the event: the
+        // engine holds the condition raised either way.
+        let condition = alert.condition_key();
+        let json = &value[HEADER..];
+        let cond_op = |c: &sled::transaction::TransactionalTree,
+                       key: &str|
+         -> Result<(), sled::transaction::UnabortableTransactionError> {
+            match alert.state {
+                AlertState::Raised => c.insert(key.as_bytes(), json).map(|_| ()),
+                AlertState::Cleared => c.remove(key.as_bytes()).map(|_| ()),
+            }
+        };
+        match (&condition, stored) {
+            (Some(key), true) => {
+                (&st.lanes[lane.index()], &st.conditions)
+                    .transaction(|(l, c)| {
+                        l.insert(&seq.to_key()[..], value.as_slice())?;
+                        cond_op(c, key)?;
+                        Ok(())
+                    })
+                    .map_err(tx_error)?;
+            }
+            (Some(key), false) => {
+                st.conditions.transaction(|c| Ok(cond_op(c, key)?)).map_err(tx_error)?;
+            }
+            (None, true) => {
+                st.lanes[lane.index()].insert(seq.to_key(), value.as_slice())?;
+            }
+            (None, false) => {}
+        }
         if stored {
-            st.lanes[lane.index()].insert(seq.to_key(), value)?;
             w.counts.events[lane.index()] += 1;
             w.counts.bytes[lane.index()] += size;
         }
         if evicted > 0 {
             tracing::warn!(seq = seq.0, evicted, stored, "outbox bound reached; events dropped");
-            w.overflow_unreported += evicted;
         }
         w.last_seq = seq.0;
         self.publish_counts(w);
         Ok(Appended { alert, evicted, stored })
-    }
-
-    fn maybe_report_overflow(&self, st: &Store, w: &mut WriteState) -> Result<(), OutboxError> {
-        let Some((branch, device)) = w.reporter.clone() else {
-            return Ok(());
-        };
-        let due = w.last_overflow_report.is_none_or(|t| t.elapsed() >= OVERFLOW_REPORT_EVERY);
-        if w.overflow_unreported == 0 || !due {
-            return Ok(());
-        }
-        let n = std::mem::take(&mut w.overflow_unreported);
-        w.last_overflow_report = Some(Instant::now());
-        let alert = Alert::new(
-            branch,
-            device,
-            AlertState::Raised,
-            Severity::Major,
-            protocols::time::now(),
-            format!("Outbox full: {n} buffered events were dropped"),
-            AlertBody::DeviceFault(DeviceFaultDetails {
-                fault: "outbox-overflow".into(),
-                reason: format!(
-                    "the outbox bound ({} events, {} bytes) was reached while head office was unreachable",
-                    self.bounds.max_events, self.bounds.max_bytes
-                ),
-                dropped_events: Some(n),
-                outage_ms: None,
-                waiting_events: None,
-            }),
-        );
-        self.insert_locked(st, w, alert)?;
-        Ok(())
     }
 
     fn publish_counts(&self, w: &WriteState) {
@@ -621,6 +618,23 @@ impl OutboxCore {
                     if out.len() >= limit {
                         return Ok(out);
                     }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The conditions raised and not yet cleared, as their `raised` alerts (see
+    /// [`Alert::condition_key`]); the engine loads them at start. An entry that no longer
+    /// decodes is skipped with an error in the log.
+    pub fn open_conditions(&self) -> Result<Vec<Alert>, OutboxError> {
+        let mut out = Vec::new();
+        for kv in self.store().conditions.iter() {
+            let (k, v) = kv?;
+            match serde_json::from_slice::<Alert>(&v) {
+                Ok(a) => out.push(a),
+                Err(e) => {
+                    tracing::error!(key = %String::from_utf8_lossy(&k), error = %e, "an open condition does not decode; skipped")
                 }
             }
         }
@@ -746,6 +760,10 @@ impl OutboxCore {
         }
         let new = Store::open(&path, generation)?;
         new.meta.insert(META_LAST_SEQ, &Seq(w.last_seq).to_key())?;
+        for kv in old.conditions.iter() {
+            let (k, v) = kv?;
+            new.conditions.insert(k, v)?;
+        }
         new.db.flush()?;
         write_current(&self.dir, generation).map_err(io)?;
         *self.store.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
@@ -757,6 +775,13 @@ impl OutboxCore {
         }
         tracing::info!(generation = generation, reclaimed_bytes = on_disk, "outbox rotated to a fresh database");
         Ok(())
+    }
+}
+
+fn tx_error(e: sled::transaction::TransactionError<()>) -> OutboxError {
+    match e {
+        sled::transaction::TransactionError::Storage(e) => OutboxError::Sled(e),
+        sled::transaction::TransactionError::Abort(()) => OutboxError::Storage("a transaction was aborted".into()),
     }
 }
 

@@ -16,9 +16,14 @@
 //!   the sender sleeps on the outbox's `Notify` when it has caught up (no polling of the outbox).
 //! * rumqttc has no reconnect backoff: we sleep between attempts, exponentially with jitter.
 //!   A broker that is down at start-up is just a long outage: appends keep going to sled.
-//! * The link being down longer than `link_down_alert_after` (GB 50394: 30 s) is itself an
-//!   alert: `device-fault`/`uplink-down` about the gateway, appended to the outbox and delivered
-//!   when the link returns, followed by the cleared alert with the outage length.
+//! * MQTT 5 by default ([`crate::mqtt`]): a PUBACK with a reason code ≥ 0x80 (0x87: not
+//!   authorized by the broker's ACL) is a refusal, not a delivery. The event stays in the
+//!   outbox; the session ends with a clean DISCONNECT and the uplink retries with the same
+//!   backoff as after a lost link, so that once head office fixes the ACL every waiting event
+//!   is delivered, in order. (MQTT 3.1.1 cannot tell: its PUBACK has no reason code.)
+//! * The uplink makes no alerts: it reports what happens to it ([`GatewayEvent`]: connected,
+//!   down past `link_down_alert_after` (GB 50394: 30 s), publish refused, accepted again) and
+//!   the health engine turns those into the gateway's `uplink-down` / `uplink-denied` faults.
 //! * Gateway status (`{p}/{b}/gateway`, retained): the MQTT Will says `offline`
 //!   (`connection-lost`); every ConnAck publishes `online`; a clean shutdown drains the outbox
 //!   (bounded), publishes `offline` (`shutdown`), waits for its PUBACK and disconnects.
@@ -32,26 +37,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use protocols::{
-    AlertBody, AlertState, DeviceFaultDetails, DeviceId, DeviceRef, DeviceType, GatewayState, GatewayStatus, Severity,
-    Topics,
-};
-use rumqttc::{
-    AsyncClient, ClientError, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions,
-    Outgoing, QoS, Request, TlsConfiguration, Transport,
-};
+use protocols::{AlertKind, GatewayState, GatewayStatus, Topics};
+use rumqttc::TlsConfiguration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::events::Retained;
+use crate::events::{EventSink, GatewayEvent};
+use crate::mqtt::{Link, LinkEvent, LinkOptions, MqttVersion, TryPublish};
 use crate::outbox::{Cursor, EventRef, Outbox};
-
-/// A retained state message (device health, coverage): latest value wins, re-sent after
-/// every reconnect, not stored in the outbox.
-#[derive(Debug, Clone)]
-pub struct Retained {
-    pub topic: String,
-    pub payload: Vec<u8>,
-}
 
 /// Everything the uplink needs, resolved from the config (secrets already read).
 #[derive(Clone)]
@@ -64,16 +58,16 @@ pub struct UplinkSettings {
     pub keep_alive: Duration,
     pub tls: Option<TlsFiles>,
     pub topics: Topics,
-    /// The gateway itself, as the device of its own `uplink-down` alerts
-    /// (see [`UplinkSettings::gateway_device`]).
-    pub gateway: DeviceRef,
+    pub version: MqttVersion,
+    /// Where the uplink reports what happens to it (the engine makes the alerts).
+    pub events: EventSink,
     /// Counters for metrics; share the `Arc` with whoever reports them.
     pub stats: Arc<UplinkStats>,
     pub tuning: UplinkTuning,
 }
 
 impl UplinkSettings {
-    /// Settings with the default gateway device and tuning.
+    /// Settings with MQTT 5, no event sink and the default tuning.
     pub fn new(host: impl Into<String>, port: u16, client_id: impl Into<String>, topics: Topics) -> Self {
         UplinkSettings {
             host: host.into(),
@@ -84,21 +78,10 @@ impl UplinkSettings {
             keep_alive: Duration::from_secs(30),
             tls: None,
             topics,
-            gateway: Self::gateway_device("Branch gateway"),
+            version: MqttVersion::default(),
+            events: EventSink::default(),
             stats: Arc::new(UplinkStats::default()),
             tuning: UplinkTuning::default(),
-        }
-    }
-
-    /// The gateway as a device: id `gateway`, type `gateway`.
-    pub fn gateway_device(name: &str) -> DeviceRef {
-        DeviceRef {
-            // A constant that satisfies the id rules (checked by a unit test).
-            #[allow(clippy::expect_used)]
-            id: DeviceId::new("gateway").expect("`gateway` is a valid device id"),
-            device_type: DeviceType::Gateway,
-            name: name.to_string(),
-            zones: Vec::new(),
         }
     }
 }
@@ -114,6 +97,7 @@ impl std::fmt::Debug for UplinkSettings {
             .field("keep_alive", &self.keep_alive)
             .field("tls", &self.tls)
             .field("topics", &self.topics)
+            .field("version", &self.version)
             .field("tuning", &self.tuning)
             .finish()
     }
@@ -134,7 +118,7 @@ pub struct UplinkTuning {
     /// First reconnect delay; doubles up to `backoff_max`, with jitter.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
-    /// How long the link may be down before the `uplink-down` alert is raised.
+    /// How long the link may be down before [`GatewayEvent::LinkDown`] (the `uplink-down` fault).
     pub link_down_alert_after: Duration,
     /// How long a clean shutdown waits for pending events to be acknowledged.
     pub drain_timeout: Duration,
@@ -171,6 +155,8 @@ pub struct UplinkStats {
     pub acked: AtomicU64,
     /// Failed connection attempts and lost connections.
     pub connection_errors: AtomicU64,
+    /// Publishes the broker refused (MQTT 5 PUBACK reason code ≥ 0x80).
+    pub refused: AtomicU64,
 }
 
 impl UplinkStats {
@@ -194,7 +180,7 @@ pub async fn run(
 /// What a queued publish is, to pair its pkid with what to do on its PUBACK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tag {
-    Event(EventRef),
+    Event(EventRef, AlertKind),
     Online,
     Offline,
     Retained,
@@ -210,18 +196,8 @@ struct Out {
 enum SessionEnd {
     Shutdown,
     Lost(String),
-}
-
-struct Link {
-    client: AsyncClient,
-    events: mpsc::Receiver<Result<Event, ConnectionError>>,
-    poller: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.poller.abort();
-    }
+    /// The broker refused a publish; the session was ended cleanly to retry later.
+    Refused,
 }
 
 struct Uplink {
@@ -233,8 +209,11 @@ struct Uplink {
     tls: Option<TlsConfiguration>,
     // Link-down bookkeeping.
     down_since: Instant,
-    down_alert_raised: bool,
+    down_reported: bool,
     ever_connected: bool,
+    /// The broker refused a publish and has accepted none since: not a link problem (no
+    /// `uplink-down`), and the backoff keeps growing across reconnects until one is accepted.
+    refusing: bool,
     backoff: Duration,
 }
 
@@ -258,8 +237,9 @@ impl Uplink {
             shutdown,
             tls,
             down_since: Instant::now(),
-            down_alert_raised: false,
+            down_reported: false,
             ever_connected: false,
+            refusing: false,
             backoff,
         })
     }
@@ -270,10 +250,12 @@ impl Uplink {
                 tracing::info!("uplink stopped (not connected)");
                 return Ok(());
             }
-            let link = self.connect();
+            let link = Link::connect(&self.link_options());
             match self.session(link).await {
                 SessionEnd::Shutdown => return Ok(()),
                 SessionEnd::Lost(why) => {
+                    // A link problem now, whatever the broker said before: `uplink-down` may be due.
+                    self.refusing = false;
                     self.s.stats.connection_errors.fetch_add(1, Ordering::Relaxed);
                     if self.s.stats.connected.swap(false, Ordering::Relaxed) {
                         self.down_since = Instant::now();
@@ -281,6 +263,10 @@ impl Uplink {
                     } else {
                         tracing::debug!(host = %self.s.host, port = self.s.port, error = %why, "uplink connect failed");
                     }
+                }
+                SessionEnd::Refused => {
+                    self.s.stats.connected.store(false, Ordering::Relaxed);
+                    self.down_since = Instant::now();
                 }
             }
             // Exponential backoff with jitter ("equal jitter": half fixed, half random).
@@ -295,12 +281,12 @@ impl Uplink {
         }
     }
 
-    /// Waits `d` while disconnected: keeps the latest retained state and raises the link-down
-    /// alert when due. False if shutdown was requested.
+    /// Waits `d` while disconnected: keeps the latest retained state and reports the link down
+    /// when due. False if shutdown was requested.
     async fn idle(&mut self, d: Duration) -> bool {
         let until = tokio::time::Instant::now() + d;
         loop {
-            self.check_link_down().await;
+            self.check_link_down();
             let tick = tokio::time::sleep_until(until.min(tokio::time::Instant::now() + Duration::from_millis(500)));
             tokio::select! {
                 _ = self.shutdown.cancelled() => return false,
@@ -327,51 +313,18 @@ impl Uplink {
         }
     }
 
-    async fn check_link_down(&mut self) {
-        if self.down_alert_raised
+    fn check_link_down(&mut self) {
+        if self.down_reported
+            || self.refusing
             || self.s.stats.is_connected()
             || self.down_since.elapsed() < self.s.tuning.link_down_alert_after
         {
             return;
         }
-        self.down_alert_raised = true;
-        let down = self.down_since.elapsed();
-        let alert = self.gateway_alert(
-            AlertState::Raised,
-            Severity::Major,
-            format!("Link to head office down for {} s", down.as_secs()),
-            DeviceFaultDetails {
-                fault: "uplink-down".into(),
-                reason: format!("cannot reach the broker at {}:{}", self.s.host, self.s.port),
-                dropped_events: None,
-                outage_ms: None,
-                waiting_events: None,
-            },
-        );
-        match self.outbox.append(alert).await {
-            Ok(a) => tracing::warn!(seq = a.alert.seq.0, "uplink down; fault alert queued"),
-            Err(e) => tracing::error!(error = %e, "cannot queue the uplink-down alert"),
-        }
-    }
-
-    fn gateway_alert(
-        &self,
-        state: AlertState,
-        severity: Severity,
-        message: String,
-        d: DeviceFaultDetails,
-    ) -> protocols::Alert {
-        let occurred = chrono::Utc::now() - chrono::Duration::from_std(self.down_since.elapsed()).unwrap_or_default();
-        let occurred = if state == AlertState::Raised { occurred } else { chrono::Utc::now() };
-        protocols::Alert::new(
-            self.s.topics.branch().clone(),
-            self.s.gateway.clone(),
-            state,
-            severity,
-            occurred,
-            message,
-            AlertBody::DeviceFault(d),
-        )
+        self.down_reported = true;
+        let down_for = self.down_since.elapsed();
+        tracing::warn!(down_s = down_for.as_secs(), host = %self.s.host, port = self.s.port, "uplink down; reporting it");
+        self.s.events.emit(GatewayEvent::LinkDown { down_for, broker: format!("{}:{}", self.s.host, self.s.port) });
     }
 
     fn status_payload(&self, state: GatewayState, reason: Option<&str>) -> Vec<u8> {
@@ -390,43 +343,24 @@ impl Uplink {
         serde_json::to_vec(&st).unwrap_or_default()
     }
 
-    fn connect(&self) -> Link {
+    fn link_options(&self) -> LinkOptions {
         let t = &self.s.tuning;
-        let mut o = MqttOptions::new(self.s.client_id.clone(), self.s.host.clone(), self.s.port);
-        let ka =
-            if self.s.keep_alive.is_zero() { Duration::ZERO } else { self.s.keep_alive.max(Duration::from_secs(1)) };
-        o.set_keep_alive(ka);
-        o.set_clean_session(self.s.client_id.is_empty());
-        o.set_inflight(u16::try_from(t.window + 64).unwrap_or(u16::MAX).max(2));
-        o.set_request_channel_capacity(t.window + 64);
-        o.set_max_packet_size(t.max_packet_bytes, t.max_packet_bytes);
-        o.set_last_will(LastWill::new(
-            self.s.topics.gateway(),
-            self.status_payload(GatewayState::Offline, Some("connection-lost")),
-            QoS::AtLeastOnce,
-            true,
-        ));
-        if let Some(user) = &self.s.username {
-            o.set_credentials(user.clone(), self.s.password.clone().unwrap_or_default());
+        LinkOptions {
+            version: self.s.version,
+            host: self.s.host.clone(),
+            port: self.s.port,
+            client_id: self.s.client_id.clone(),
+            username: self.s.username.clone(),
+            password: self.s.password.clone(),
+            keep_alive: self.s.keep_alive,
+            tls: self.tls.clone(),
+            clean: self.s.client_id.is_empty(),
+            will: Some((self.s.topics.gateway(), self.status_payload(GatewayState::Offline, Some("connection-lost")))),
+            capacity: t.window + 64,
+            inflight: u16::try_from(t.window + 64).unwrap_or(u16::MAX),
+            max_packet_bytes: t.max_packet_bytes,
+            connect_timeout_secs: t.connect_timeout_secs,
         }
-        if let Some(tls) = &self.tls {
-            o.set_transport(Transport::tls_with_config(tls.clone()));
-        }
-        let (client, mut eventloop): (AsyncClient, EventLoop) = AsyncClient::new(o, t.window + 64);
-        let mut net = eventloop.network_options();
-        net.set_connection_timeout(t.connect_timeout_secs.max(1));
-        eventloop.set_network_options(net);
-        let (tx, rx) = mpsc::channel(1024);
-        let poller = tokio::spawn(async move {
-            loop {
-                let r = eventloop.poll().await;
-                let stop = r.is_err();
-                if tx.send(r).await.is_err() || stop {
-                    break;
-                }
-            }
-        });
-        Link { client, events: rx, poller }
     }
 
     /// One connection, from CONNECT to its loss or to a clean shutdown.
@@ -435,20 +369,18 @@ impl Uplink {
         loop {
             tokio::select! {
                 ev = link.events.recv() => match ev {
-                    Some(Ok(Event::Incoming(Incoming::ConnAck(ack)))) => {
-                        if ack.code != ConnectReturnCode::Success {
-                            return SessionEnd::Lost(format!("connection refused: {:?}", ack.code));
-                        }
-                        self.on_connected(ack.session_present).await;
+                    Some(Ok(LinkEvent::ConnAck(Ok(session_present)))) => {
+                        self.on_connected(session_present);
                         break;
                     }
+                    Some(Ok(LinkEvent::ConnAck(Err(why)))) => return SessionEnd::Lost(format!("connection refused: {why}")),
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => return SessionEnd::Lost(e.to_string()),
+                    Some(Err(e)) => return SessionEnd::Lost(e),
                     None => return SessionEnd::Lost("event loop ended".into()),
                 },
                 _ = self.shutdown.cancelled() => return SessionEnd::Shutdown,
                 r = recv_opt(&mut self.retained_rx) => { self.keep_retained(r); }
-                _ = tokio::time::sleep(Duration::from_millis(500)) => self.check_link_down().await,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => self.check_link_down(),
             }
         }
 
@@ -468,8 +400,11 @@ impl Uplink {
             if let Err(e) = s.fill(&self.outbox, &self.s.topics) {
                 tracing::error!(error = %e, "cannot read the outbox");
             }
-            if let Err(why) = s.push(&link.client) {
+            if let Err(why) = s.push(&link) {
                 return SessionEnd::Lost(why);
+            }
+            if let Some(refused) = s.refused.take() {
+                return self.end_refused(link, refused).await;
             }
             if let Some(deadline) = draining
                 && (s.drained() || tokio::time::Instant::now() >= deadline)
@@ -485,8 +420,13 @@ impl Uplink {
             tokio::select! {
                 biased;
                 ev = link.events.recv() => match ev {
-                    Some(Ok(ev)) => s.on_event(ev, &self.outbox, &self.s.stats),
-                    Some(Err(e)) => return SessionEnd::Lost(e.to_string()),
+                    Some(Ok(ev)) => {
+                        s.on_event(ev, &self.outbox, &self.s.stats, &self.s.topics);
+                        if std::mem::take(&mut s.accepted_first) {
+                            self.on_accepted();
+                        }
+                    }
+                    Some(Err(e)) => return SessionEnd::Lost(e),
                     None => return SessionEnd::Lost("event loop ended".into()),
                 },
                 _ = self.outbox.wait_new(), if s.has_room() => s.maybe_more = true,
@@ -505,43 +445,57 @@ impl Uplink {
         }
     }
 
-    async fn on_connected(&mut self, session_present: bool) {
+    fn on_connected(&mut self, session_present: bool) {
         let stats = &self.s.stats;
         stats.connected.store(true, Ordering::Relaxed);
         if self.ever_connected {
             stats.reconnects.fetch_add(1, Ordering::Relaxed);
         }
+        let outage = self.ever_connected.then(|| self.down_since.elapsed());
         self.ever_connected = true;
-        self.backoff = self.s.tuning.backoff_min;
-        let outage = self.down_since.elapsed();
+        if !self.refusing {
+            self.backoff = self.s.tuning.backoff_min;
+        }
+        self.down_reported = false;
+        let waiting = self.outbox.depth();
         tracing::info!(
             host = %self.s.host,
             port = self.s.port,
+            mqtt = self.s.version.as_str(),
             tls = self.tls.is_some(),
             session_present,
-            pending = self.outbox.depth(),
-            outage_ms = outage.as_millis() as u64,
+            pending = waiting,
+            outage_ms = outage.map(|o| o.as_millis() as u64),
             "uplink connected"
         );
-        if self.down_alert_raised {
-            self.down_alert_raised = false;
-            let waiting = self.outbox.depth();
-            let alert = self.gateway_alert(
-                AlertState::Cleared,
-                Severity::Major,
-                format!("Link to head office restored after {} s", outage.as_secs()),
-                DeviceFaultDetails {
-                    fault: "uplink-down".into(),
-                    reason: "the broker is reachable again".into(),
-                    dropped_events: None,
-                    outage_ms: Some(outage.as_millis() as u64),
-                    waiting_events: Some(waiting),
-                },
-            );
-            if let Err(e) = self.outbox.append(alert).await {
-                tracing::error!(error = %e, "cannot queue the uplink-restored alert");
-            }
+        self.s.events.emit(GatewayEvent::Connected { outage, waiting });
+    }
+
+    /// The broker accepted a publish (first in this connection, or first since a refusal).
+    fn on_accepted(&mut self) {
+        if self.refusing {
+            self.refusing = false;
+            self.backoff = self.s.tuning.backoff_min;
+            tracing::info!(host = %self.s.host, "the broker accepts the gateway's publishes again");
         }
+        self.s.events.emit(GatewayEvent::PublishAccepted);
+    }
+
+    /// A publish was refused: report it, leave the event in the outbox and end the session
+    /// with a DISCONNECT (so the Will does not fire), to retry after the backoff.
+    async fn end_refused(&mut self, link: Link, (topic, reason): (String, String)) -> SessionEnd {
+        tracing::error!(
+            topic = %topic,
+            reason = %reason,
+            username = self.s.username.as_deref().unwrap_or(""),
+            pending = self.outbox.depth(),
+            retry_in_ms = self.backoff.as_millis() as u64,
+            "the broker refused a publish; the event stays in the outbox and is retried (check the broker's user and ACL for this branch)"
+        );
+        self.refusing = true;
+        self.s.events.emit(GatewayEvent::PublishRefused { topic, reason });
+        disconnect(link).await;
+        SessionEnd::Refused
     }
 
     /// Clean end of a connected session: `offline` (QoS 1, retained), wait for its PUBACK,
@@ -560,28 +514,33 @@ impl Uplink {
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         while !s.offline_acked {
-            if s.push(&link.client).is_err() {
+            if s.push(&link).is_err() {
                 break;
             }
             match tokio::time::timeout_at(deadline, link.events.recv()).await {
-                Ok(Some(Ok(ev))) => s.on_event(ev, &self.outbox, &self.s.stats),
+                Ok(Some(Ok(ev))) => s.on_event(ev, &self.outbox, &self.s.stats, &self.s.topics),
                 _ => break,
             }
         }
         if !s.offline_acked {
             tracing::warn!("no PUBACK for the offline status before the deadline");
         }
-        if link.client.try_disconnect().is_ok() {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-            while let Ok(Some(Ok(ev))) = tokio::time::timeout_at(deadline, link.events.recv()).await {
-                if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
-                    break;
-                }
-            }
-        }
+        disconnect(link).await;
         self.s.stats.connected.store(false, Ordering::Relaxed);
         tracing::info!(host = %self.s.host, port = self.s.port, "uplink disconnected (shutdown)");
         SessionEnd::Shutdown
+    }
+}
+
+/// Sends DISCONNECT and waits (up to 1 s) until it is out.
+async fn disconnect(mut link: Link) {
+    if link.try_disconnect() {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(Some(Ok(ev))) = tokio::time::timeout_at(deadline, link.events.recv()).await {
+            if ev == LinkEvent::DisconnectSent {
+                break;
+            }
+        }
     }
 }
 
@@ -591,7 +550,7 @@ struct Session {
     cursor: Cursor,
     /// Publishes not yet accepted by the client channel.
     outq: VecDeque<Out>,
-    /// Tags of publishes queued to rumqttc, waiting for their `Outgoing::Publish(pkid)`.
+    /// Tags of publishes queued to rumqttc, waiting for their `Published(pkid)`.
     tags: VecDeque<Tag>,
     /// pkid → tag, waiting for the PUBACK.
     inflight: HashMap<u16, Tag>,
@@ -600,6 +559,12 @@ struct Session {
     /// The outbox may hold events beyond the cursor.
     maybe_more: bool,
     offline_acked: bool,
+    /// The first refused publish of this session (topic, reason).
+    refused: Option<(String, String)>,
+    /// No publish was accepted yet in this session.
+    none_accepted: bool,
+    /// Set when the first publish of the session was accepted; read and reset by the uplink.
+    accepted_first: bool,
 }
 
 impl Session {
@@ -613,6 +578,9 @@ impl Session {
             in_flight_events: 0,
             maybe_more: true,
             offline_acked: false,
+            refused: None,
+            none_accepted: true,
+            accepted_first: false,
         }
     }
 
@@ -621,7 +589,7 @@ impl Session {
     }
 
     fn has_room(&self) -> bool {
-        self.in_flight_events < self.window
+        self.in_flight_events < self.window && self.refused.is_none()
     }
 
     fn drained(&self) -> bool {
@@ -641,7 +609,7 @@ impl Session {
         for p in got {
             self.in_flight_events += 1;
             self.outq.push_back(Out {
-                tag: Tag::Event(p.id),
+                tag: Tag::Event(p.id, p.kind),
                 topic: topics.alert(p.kind),
                 payload: p.payload,
                 retain: false,
@@ -651,52 +619,73 @@ impl Session {
     }
 
     /// Hands queued publishes to rumqttc until its channel is full.
-    fn push(&mut self, client: &AsyncClient) -> Result<(), String> {
+    fn push(&mut self, link: &Link) -> Result<(), String> {
         while let Some(o) = self.outq.pop_front() {
-            match client.try_publish(o.topic, QoS::AtLeastOnce, o.retain, o.payload) {
-                Ok(()) => self.tags.push_back(o.tag),
-                Err(ClientError::TryRequest(Request::Publish(p))) => {
-                    self.outq.push_front(Out {
-                        tag: o.tag,
-                        topic: p.topic,
-                        payload: p.payload.to_vec(),
-                        retain: p.retain,
-                    });
+            let Out { tag, topic, payload, retain } = o;
+            match link.try_publish(topic.clone(), retain, payload) {
+                TryPublish::Queued => self.tags.push_back(tag),
+                TryPublish::Full(payload) => {
+                    self.outq.push_front(Out { tag, topic, payload, retain });
                     return Ok(());
                 }
-                Err(e) => return Err(format!("cannot queue a publish: {e}")),
+                TryPublish::Closed(e) => return Err(format!("cannot queue a publish: {e}")),
             }
         }
         Ok(())
     }
 
-    fn on_event(&mut self, ev: Event, outbox: &Outbox, stats: &UplinkStats) {
+    fn on_event(&mut self, ev: LinkEvent, outbox: &Outbox, stats: &UplinkStats, topics: &Topics) {
         match ev {
-            Event::Outgoing(Outgoing::Publish(pkid)) => {
+            LinkEvent::Published(pkid) => {
                 let Some(tag) = self.tags.pop_front() else {
                     tracing::error!(pkid, "publish without a tag; pairing lost");
                     return;
                 };
-                if matches!(tag, Tag::Event(_)) {
+                if matches!(tag, Tag::Event(..)) {
                     stats.published.fetch_add(1, Ordering::Relaxed);
                 }
                 if let Some(old) = self.inflight.insert(pkid, tag) {
                     tracing::error!(pkid, ?old, "pkid reused while in flight");
                 }
             }
-            Event::Incoming(Incoming::PubAck(ack)) => match self.inflight.remove(&ack.pkid) {
-                Some(Tag::Event(id)) => {
+            LinkEvent::PubAck { pkid, refused } => {
+                let Some(tag) = self.inflight.remove(&pkid) else {
+                    tracing::warn!(pkid, "PUBACK for an unknown packet id");
+                    return;
+                };
+                if let Tag::Event(..) = tag {
                     self.in_flight_events = self.in_flight_events.saturating_sub(1);
-                    stats.acked.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = outbox.ack(id) {
-                        tracing::error!(seq = id.seq.0, error = %e, "cannot remove an acknowledged event");
-                    }
                 }
-                Some(Tag::Offline) => self.offline_acked = true,
-                Some(Tag::Online | Tag::Retained) => {}
-                None => tracing::warn!(pkid = ack.pkid, "PUBACK for an unknown packet id"),
-            },
-            _ => {}
+                if let Some(reason) = refused {
+                    stats.refused.fetch_add(1, Ordering::Relaxed);
+                    if tag == Tag::Offline {
+                        self.offline_acked = true;
+                    }
+                    if self.refused.is_none() {
+                        let topic = match tag {
+                            Tag::Event(_, kind) => topics.alert(kind),
+                            Tag::Online | Tag::Offline => topics.gateway(),
+                            Tag::Retained => format!("{} (retained state)", topics.subtree()),
+                        };
+                        self.refused = Some((topic, reason));
+                    }
+                    return;
+                }
+                if std::mem::take(&mut self.none_accepted) {
+                    self.accepted_first = true;
+                }
+                match tag {
+                    Tag::Event(id, _) => {
+                        stats.acked.fetch_add(1, Ordering::Relaxed);
+                        if let Err(e) = outbox.ack(id) {
+                            tracing::error!(seq = id.seq.0, error = %e, "cannot remove an acknowledged event");
+                        }
+                    }
+                    Tag::Offline => self.offline_acked = true,
+                    Tag::Online | Tag::Retained => {}
+                }
+            }
+            LinkEvent::ConnAck(_) | LinkEvent::Other | LinkEvent::DisconnectSent => {}
         }
     }
 }
@@ -726,10 +715,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gateway_device_is_valid_and_password_is_redacted() {
-        let d = UplinkSettings::gateway_device("GW");
-        assert_eq!(d.id.as_str(), "gateway");
-        assert_eq!(d.device_type, DeviceType::Gateway);
+    fn password_is_redacted() {
         let topics = Topics::new("branches", "b01".parse().expect("branch")).expect("topics");
         let mut s = UplinkSettings::new("h", 1883, "c", topics);
         s.password = Some("hunter2".into());

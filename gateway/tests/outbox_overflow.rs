@@ -32,10 +32,23 @@ fn camera(sev: Severity) -> Alert {
 async fn overflow_is_reported_once_with_the_count() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ob = Outbox::open(dir.path(), OutboxBounds { max_events: 10, max_bytes: 1 << 20 }).expect("open");
-    ob.report_overflow_as("b01".parse().expect("branch"), gateway::uplink::UplinkSettings::gateway_device("GW"));
+    // As the gateway does: evictions go to the engine's gateway faults, whose (coalesced)
+    // report is appended like any alert.
+    let mut faults = gateway::health::GatewayFaults::new(
+        "b01".parse().expect("branch"),
+        gateway::health::gateway_device("GW"),
+        gateway::messages::Lang::En,
+    );
     let mut evicted = 0;
+    let now = std::time::Instant::now();
     for _ in 0..30 {
-        evicted += ob.append(camera(Severity::Info)).await.expect("append").evicted;
+        let n = ob.append(camera(Severity::Info)).await.expect("append").evicted;
+        evicted += n;
+        if n > 0 {
+            for report in faults.on_event(gateway::events::GatewayEvent::EventsDropped { count: n }, now) {
+                ob.append(report).await.expect("append the report");
+            }
+        }
     }
     let mut c = Cursor::START;
     let all = ob.pending_from(&mut c, usize::MAX).expect("read");
@@ -82,4 +95,35 @@ async fn seq_survives_delivery_rotation_and_restart() {
         .filter(|e| e.file_name().to_string_lossy().starts_with("gen-"))
         .collect();
     assert_eq!(gens.len(), 1, "old generation not removed");
+}
+
+/// The open conditions live beside the queue: a raise opens one, its clear closes it, a
+/// follow-up or a one-off report opens none, and they survive delivery, rotation and reopening.
+#[tokio::test]
+async fn open_conditions_follow_raises_and_clears_and_survive_rotation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bounds = OutboxBounds { max_events: 100, max_bytes: 1 << 20 };
+    {
+        let ob = Outbox::open(dir.path(), bounds).expect("open");
+        ob.append(camera(Severity::Major)).await.expect("raise");
+        assert_eq!(ob.open_conditions().expect("read").len(), 1);
+        let mut clear = camera(Severity::Info);
+        clear.state = AlertState::Cleared;
+        ob.append(clear).await.expect("clear");
+        assert!(ob.open_conditions().expect("read").is_empty(), "the clear did not close it");
+        let raised = ob.append(camera(Severity::Major)).await.expect("raise again").alert;
+        let mut c = Cursor::START;
+        for p in ob.pending_from(&mut c, 100).expect("read") {
+            ob.ack(p.id).expect("ack");
+        }
+        assert!(ob.compact_now().expect("compact"), "an empty outbox rotates");
+        let open = ob.open_conditions().expect("read");
+        assert_eq!(open.len(), 1, "lost in the rotation");
+        assert_eq!(open[0].id, raised.id);
+        assert_eq!(open[0].seq, raised.seq, "the stored raise carries its seq");
+    }
+    let ob = Outbox::open(dir.path(), bounds).expect("reopen");
+    let open = ob.open_conditions().expect("read");
+    assert_eq!(open.len(), 1, "lost on reopen");
+    assert_eq!(open[0].condition_key().as_deref(), Some("camera-offline/cam-1/"));
 }

@@ -153,6 +153,24 @@ impl Alert {
     pub fn is_priority(&self) -> bool {
         self.body.is_priority()
     }
+
+    /// The condition this alert raises or clears, as one string: kind, device and subject
+    /// (`details.zone` of an `alarm-link`, `details.door` of a `door-status`, `details.fault`
+    /// of a `device-fault`), which is how a `cleared` alert names the `raised` one it ends
+    /// (CONTRACT.md 4.3). `None` for alerts that are no condition: an alarm's follow-up with
+    /// snapshots, and the one-off `outbox-overflow` report.
+    pub fn condition_key(&self) -> Option<String> {
+        let subject = match &self.body {
+            AlertBody::CameraOffline(_) => "",
+            AlertBody::AlarmLink(d) if d.follow_up_of.is_some() => return None,
+            AlertBody::AlarmLink(d) => d.zone.as_str(),
+            AlertBody::DoorStatus(d) if d.follow_up_of.is_some() => return None,
+            AlertBody::DoorStatus(d) => d.door.as_str(),
+            AlertBody::DeviceFault(d) if d.fault == "outbox-overflow" => return None,
+            AlertBody::DeviceFault(d) => d.fault.as_str(),
+        };
+        Some(format!("{}/{}/{}", self.kind().as_str(), self.device.id, subject))
+    }
 }
 
 /// Kind-specific content; serialises as `"kind": "...", "details": {...}`.

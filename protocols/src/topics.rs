@@ -45,6 +45,12 @@ impl Topics {
     pub fn coverage(&self) -> String {
         format!("{}/{}/coverage", self.prefix, self.branch)
     }
+    /// `{p}/{b}/commission` — `branch-gateway commission`'s test publish (QoS 1, not retained),
+    /// which shows that the broker lets this branch publish into its subtree. Head office
+    /// does not subscribe to it.
+    pub fn commission(&self) -> String {
+        format!("{}/{}/commission", self.prefix, self.branch)
+    }
     /// The subtree of this branch, for ACLs: `{p}/{b}/#`.
     pub fn subtree(&self) -> String {
         format!("{}/{}/#", self.prefix, self.branch)

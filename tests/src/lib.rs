@@ -150,6 +150,13 @@ impl Mosquitto {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
+    /// SIGHUP: mosquitto re-reads its password and ACL files (connections stay).
+    pub fn reload(&self) {
+        if let Some(p) = &self.proc {
+            p.signal("HUP");
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use device_sim::camera::{AuthMode, CameraFault, CameraFleet, CameraSpec};
-use device_sim::panel::{PanelFleet, PanelSpec};
+use device_sim::panel::{PanelFaultSim, PanelFleet, PanelSpec};
 use harness::{Mosquitto, PahoSubscriber, Proc, Received, TcpProxy, assert_contiguous_seq, spawn_bin, write_file};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -303,6 +303,196 @@ async fn a_broker_down_at_startup_does_not_stop_the_gateway() {
             && m.json()["reason"] == "shutdown")
             .is_some()
     );
+    b.cams.shutdown().await;
+    b.panels.shutdown().await;
+}
+
+/// The condition an alert raises or clears: kind, device and subject (CONTRACT.md 4.3).
+fn condition(a: &serde_json::Value) -> String {
+    let d = &a["details"];
+    let subject = d["zone"].as_str().or(d["door"].as_str()).or(d["fault"].as_str()).unwrap_or("");
+    format!("{}/{}/{}", a["kind"].as_str().unwrap_or(""), a["device"]["id"].as_str().unwrap_or(""), subject)
+}
+
+/// Raise/clear pairs survive restarts. A camera lost, an alarm and a forced door are raised;
+/// the gateway is killed (SIGKILL); the alarm zone returns to normal while it is down; after
+/// the restart the alarm is cleared (saying it was observed after a restart) and the camera
+/// and the door, still true, are not raised again. Then a clean restart (SIGTERM) around the
+/// camera's and the door's recovery: each is cleared once. At head office every raise has
+/// exactly one clear, and `seq` runs on without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raise_clear_pairs_survive_kill_and_clean_restarts() {
+    let broker = Mosquitto::start().unwrap();
+    let b = branch().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = site(dir.path(), broker.port, &b, "spine-3");
+    let cfg = cfg.to_str().unwrap().to_string();
+    let mut sub = PahoSubscriber::start(broker.port, &["branches/spine-3/#"]).unwrap();
+    let run = || spawn_bin("branch-gateway", &["run", &cfg], dir.path(), &[("RUST_LOG", "info")]).unwrap();
+    let t = Duration::from_secs(20);
+    let alert = |m: &Received, kind: &str, state: &str| {
+        m.topic.ends_with(&format!("/alerts/{kind}")) && m.json()["state"] == state
+    };
+
+    let gw = run();
+    assert!(sub.wait_for(t, |m| m.topic.ends_with("/coverage")).is_some(), "no coverage report");
+    b.cams.set_fault("cam-1", CameraFault::Down, true).unwrap();
+    b.panels.set_point("alarm-1", "zone.1", "alarm").unwrap();
+    b.panels.set_point("access-1", "door.1", "forced").unwrap();
+    for kind in ["camera-offline", "alarm-link", "door-status"] {
+        assert!(sub.wait_for(t, |m| alert(m, kind, "raised")).is_some(), "{kind} not raised");
+    }
+    gw.signal("KILL");
+    assert!(sub.wait_for(t, |m| gateway_status(m).as_deref() == Some("offline")).is_some(), "no Will");
+
+    // While the gateway is down the alarm zone returns to normal; the camera and door stay.
+    b.panels.set_point("alarm-1", "zone.1", "normal").unwrap();
+    let mut gw = run();
+    let cleared = sub.wait_for(t, |m| alert(m, "alarm-link", "cleared")).unwrap_or_else(|| {
+        let log = std::fs::read_to_string(dir.path().join("branch-gateway.log")).unwrap_or_default();
+        panic!("alarm not cleared after restart; gateway log:\n{log}")
+    });
+    let msg = cleared.json()["message"].as_str().unwrap_or("").to_string();
+    assert!(msg.contains("restart"), "the clear does not say it was observed after a restart: {msg}");
+    // Several polls of every device: nothing still true is raised again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // A clean restart around the camera's and the door's recovery.
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(Duration::from_secs(15)), Some(0), "no clean exit");
+    b.cams.set_fault("cam-1", CameraFault::Down, false).unwrap();
+    b.panels.set_point("access-1", "door.1", "closed").unwrap();
+    let mut gw = run();
+    assert!(sub.wait_for(t, |m| alert(m, "camera-offline", "cleared")).is_some(), "camera not cleared");
+    assert!(sub.wait_for(t, |m| alert(m, "door-status", "cleared")).is_some(), "door not cleared");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(Duration::from_secs(15)), Some(0));
+    sub.drain_for(Duration::from_millis(500));
+
+    // At least once: a kill -9 may re-deliver what was already delivered. Dedupe on the id,
+    // as head office does.
+    let mut ids = std::collections::BTreeSet::new();
+    let alerts: Vec<serde_json::Value> =
+        sub.alerts().into_iter().filter(|a| ids.insert(a["id"].as_str().unwrap_or("").to_string())).collect();
+    let mut pairs: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+    for a in &alerts {
+        let e = pairs.entry(condition(a)).or_default();
+        if a["state"] == "raised" { e.0 += 1 } else { e.1 += 1 }
+    }
+    for kind in ["camera-offline/cam-1/", "alarm-link/alarm-1/vault-contact", "door-status/access-1/staff-door"] {
+        assert_eq!(pairs.get(kind), Some(&(1, 1)), "{kind}: (raised, cleared) at head office; all: {pairs:?}");
+    }
+    for (k, (r, c)) in &pairs {
+        assert!(r == c || k.ends_with("/outbox-overflow"), "{k}: raised {r}, cleared {c}");
+    }
+    assert_contiguous_seq(&alerts).unwrap();
+    let log = std::fs::read_to_string(dir.path().join("branch-gateway.log")).unwrap();
+    assert!(!log.contains('\u{1b}'), "ANSI escape codes in a log that is not a terminal");
+    b.cams.shutdown().await;
+    b.panels.shutdown().await;
+}
+
+/// A camera that never answers correctly is `unknown` until proven (not `online`), never
+/// counts as live video, and goes `offline` after the configured failures; the zone it alone
+/// watches is reported uncovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_never_answered_is_unknown_not_online() {
+    let broker = Mosquitto::start().unwrap();
+    let b = branch().await;
+    b.cams.set_fault("cam-1", CameraFault::Hung, true).unwrap();
+    b.panels.set_fault("alarm-1", PanelFaultSim::WrongTransactionId, true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = site(dir.path(), broker.port, &b, "spine-4");
+    let mut sub = PahoSubscriber::start(broker.port, &["branches/spine-4/#"]).unwrap();
+    let mut gw = spawn_bin("branch-gateway", &["run", cfg.to_str().unwrap()], dir.path(), &[]).unwrap();
+    let t = Duration::from_secs(30);
+    let state_of = |m: &Received, dev: &str| {
+        m.topic.ends_with(&format!("/devices/{dev}")).then(|| m.json()["state"].as_str().unwrap_or("").to_string())
+    };
+    let raised =
+        sub.wait_for(t, |m| m.topic.ends_with("/alerts/camera-offline") && m.json()["device"]["id"] == "cam-1");
+    assert!(raised.is_some(), "the hung camera was never reported lost");
+    assert!(sub.wait_for(t, |m| state_of(m, "alarm-1").as_deref() == Some("offline")).is_some(), "panel not offline");
+    sub.drain_for(Duration::from_millis(300));
+    for dev in ["cam-1", "alarm-1"] {
+        let states: Vec<String> = sub.seen.iter().filter_map(|m| state_of(m, dev)).collect();
+        assert!(!states.is_empty(), "{dev}: no state published");
+        assert!(!states.iter().any(|s| s == "online"), "{dev} was reported online before any good answer: {states:?}");
+    }
+    // The vault (cam-1 alone) was never counted as watched.
+    for m in sub.seen.iter().filter(|m| m.topic.ends_with("/coverage")) {
+        let j = m.json();
+        let vault = j["zones"].as_array().and_then(|z| z.iter().find(|z| z["id"] == "vault")).cloned();
+        if let Some(v) = vault {
+            assert_ne!(v["covered"], true, "the vault counted as covered by an unproven camera: {j}");
+        }
+    }
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(Duration::from_secs(15)), Some(0));
+    b.cams.shutdown().await;
+    b.panels.shutdown().await;
+}
+
+/// The systemd protocol, with the test as the service manager: `READY=1` once the pipeline
+/// runs, `WATCHDOG=1` at half of `WATCHDOG_USEC` from the engine loop, `STOPPING=1` on SIGTERM.
+/// With `--log-format json` every log line is one JSON object, and no line carries ANSI codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_watchdog_and_stopping_and_logs_are_json() {
+    let broker = Mosquitto::start().unwrap();
+    let b = branch().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = site(dir.path(), broker.port, &b, "spine-5");
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    // systemd sets WATCHDOG_PID to the main process's pid: a shell that execs the gateway
+    // knows it in advance ($$ survives exec).
+    let log = std::fs::File::create(dir.path().join("branch-gateway.log")).unwrap();
+    let child = std::process::Command::new("sh")
+        .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\""])
+        .arg(harness::bin("branch-gateway"))
+        .args(["run", "--log-format", "json", cfg.to_str().unwrap()])
+        .envs([("NOTIFY_SOCKET", sock_path.to_str().unwrap()), ("WATCHDOG_USEC", "1000000"), ("RUST_LOG", "info")])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut gw = Proc { child, name: "branch-gateway".into() };
+    let mut heard: Vec<(std::time::Instant, String)> = Vec::new();
+    let listen = |heard: &mut Vec<(std::time::Instant, String)>, until: std::time::Instant, want: &str| {
+        let mut buf = [0u8; 512];
+        while std::time::Instant::now() < until {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                heard.push((std::time::Instant::now(), msg.clone()));
+                if msg.lines().any(|l| l == want) {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    let soon = || std::time::Instant::now() + Duration::from_secs(20);
+    assert!(listen(&mut heard, soon(), "READY=1"), "no READY=1: {heard:?}");
+    let t = std::time::Instant::now();
+    listen(&mut heard, t + Duration::from_secs(3), "never");
+    let pets = heard.iter().filter(|(at, m)| *at >= t && m.lines().any(|l| l == "WATCHDOG=1")).count();
+    assert!((3..=12).contains(&pets), "{pets} WATCHDOG=1 in 3 s at a 1 s watchdog: {heard:?}");
+    gw.signal("TERM");
+    assert!(listen(&mut heard, soon(), "STOPPING=1"), "no STOPPING=1: {heard:?}");
+    assert_eq!(gw.wait_exit(Duration::from_secs(15)), Some(0));
+
+    let log = std::fs::read_to_string(dir.path().join("branch-gateway.log")).unwrap();
+    assert!(!log.contains('\u{1b}'), "ANSI escape codes in a non-terminal log");
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{log}");
+    for l in &lines {
+        let j: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(j["level"].is_string() && j["fields"].is_object(), "{l}");
+    }
+    assert!(lines.iter().any(|l| l.contains("\"branch\":\"spine-5\"")), "no span with the branch id: {log}");
     b.cams.shutdown().await;
     b.panels.shutdown().await;
 }

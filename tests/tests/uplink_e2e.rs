@@ -234,15 +234,78 @@ fn write_passwd(dir: &std::path::Path, users: &[(&str, &str)]) {
     }
 }
 
-/// The shipped ACL: branch b01's credentials cannot publish into b02's subtree (head office
-/// never sees it) and can publish into their own.
+/// The shipped configuration against an impostor: a gateway started with branch b02's
+/// credentials but branch b01's id and b01's client id. The ACL refuses its publishes into
+/// b01's subtree (MQTT 5: PUBACK 0x87, so it keeps them), and since the broker takes the client
+/// id from the username it cannot take over b01's session: the real b01 gateway is never
+/// disconnected and head office gets exactly b01's own events.
 #[test]
-fn acl_confines_a_branch_to_its_subtree() {
+fn an_impostor_with_another_branchs_credentials_can_neither_publish_nor_disconnect() {
     let rt = runtime();
     let etc = tempfile::tempdir().expect("tempdir");
     let certs = make_certs(etc.path()).expect("certificates");
     write_passwd(etc.path(), &[("b01", "pw-b01"), ("b02", "pw-b02"), ("headoffice", "pw-ho")]);
     std::fs::copy(harness::workspace_root().join("deploy/mosquitto/acl"), etc.path().join("acl")).expect("acl");
+    let conf = deploy_conf(etc.path(), false).expect("conf");
+    assert!(conf.contains("use_username_as_clientid true"), "the shipped mosquitto.conf must bind client ids to users");
+    let broker = Mosquitto::start_with(&conf).expect("mosquitto");
+    let ca = certs.ca.display().to_string();
+    let mut sub = PahoSubscriber::start_args(
+        broker.port,
+        &["branches/#"],
+        &["--user", "headoffice", "--password", "pw-ho", "--cafile", &ca],
+    )
+    .expect("head-office subscriber");
+    let tls = TlsFiles { ca_file: certs.ca.clone(), client_cert_file: None, client_key_file: None };
+
+    // The real b01 gateway.
+    let mut good = settings(broker.port, B);
+    good.username = Some("b01".into());
+    good.password = Some("pw-b01".into());
+    good.tls = Some(tls.clone());
+    let real_client_id = good.client_id.clone();
+    let gw = InProc::start(&rt, good, big_bounds()).expect("gateway");
+    assert!(wait_until(Duration::from_secs(15), || gw.stats.is_connected()), "b01 never connected");
+
+    // b02's credentials, b01's id, b01's client id.
+    let mut evil = settings(broker.port, B);
+    evil.client_id = real_client_id;
+    evil.username = Some("b02".into());
+    evil.password = Some("pw-b02".into());
+    evil.tls = Some(tls);
+    let impostor = InProc::start(&rt, evil, big_bounds()).expect("impostor");
+    rt.block_on(impostor.outbox.append(alert(B, 999, true))).expect("append");
+
+    rt.block_on(burst(gw.outbox.clone(), B, 20, 8, 10)).expect("burst");
+    let missing = wait_all(&mut sub, B, 20, Duration::from_secs(20));
+    assert!(missing.is_empty(), "b01's own events missing: {missing:?}");
+    assert!(
+        wait_until(Duration::from_secs(10), || impostor.stats.refused.load(std::sync::atomic::Ordering::Relaxed) > 0),
+        "the broker's refusal was not seen"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(impostor.outbox.depth() >= 1, "the refused event was deleted");
+    assert_eq!(gw.stats.reconnects.load(std::sync::atomic::Ordering::Relaxed), 0, "the impostor threw b01 off");
+    assert_eq!(gw.stats.connection_errors.load(std::sync::atomic::Ordering::Relaxed), 0, "b01's link broke");
+    sub.drain_for(Duration::from_millis(500));
+    let forged: Vec<_> = sub.alerts().into_iter().filter(|a| a["message"] == "e2e event 999").collect();
+    assert!(forged.is_empty(), "the impostor's event reached head office: {forged:?}");
+    let leaked: Vec<_> = sub.seen.iter().filter(|m| m.topic.starts_with("branches/b02/")).collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
+}
+
+/// An installer typed a username that is not the branch id: the shipped ACL refuses every
+/// publish. Under MQTT 5 nothing is deleted and an `uplink-denied` fault waits with the alarms;
+/// once head office adds the user to the ACL and reloads mosquitto (SIGHUP), every alarm raised
+/// meanwhile arrives, in order, with no gap, followed by the fault's raise and clear.
+#[test]
+fn a_refusing_broker_loses_nothing_and_delivers_after_the_acl_is_fixed() {
+    let rt = runtime();
+    let etc = tempfile::tempdir().expect("tempdir");
+    let certs = make_certs(etc.path()).expect("certificates");
+    write_passwd(etc.path(), &[("branch-01", "pw-typo"), ("headoffice", "pw-ho")]);
+    let acl = etc.path().join("acl");
+    std::fs::copy(harness::workspace_root().join("deploy/mosquitto/acl"), &acl).expect("acl");
     let broker = Mosquitto::start_with(&deploy_conf(etc.path(), false).expect("conf")).expect("mosquitto");
     let ca = certs.ca.display().to_string();
     let mut sub = PahoSubscriber::start_args(
@@ -252,32 +315,50 @@ fn acl_confines_a_branch_to_its_subtree() {
     )
     .expect("head-office subscriber");
 
-    let tls = TlsFiles { ca_file: certs.ca.clone(), client_cert_file: None, client_key_file: None };
-    // b01's credentials, b02's topics: an impostor.
-    let mut evil = settings(broker.port, "b02");
-    evil.client_id = format!("impostor-{}", std::process::id());
-    evil.username = Some("b01".into());
-    evil.password = Some("pw-b01".into());
-    evil.tls = Some(tls.clone());
-    let impostor = InProc::start(&rt, evil, big_bounds()).expect("impostor");
-    rt.block_on(impostor.outbox.append(alert("b02", 1, true))).expect("append");
+    let mut s = settings(broker.port, B);
+    s.username = Some("branch-01".into());
+    s.password = Some("pw-typo".into());
+    s.tls = Some(TlsFiles { ca_file: certs.ca.clone(), client_cert_file: None, client_key_file: None });
+    let gw = InProc::start(&rt, s, big_bounds()).expect("gateway");
+    rt.block_on(async {
+        for n in 1..=6 {
+            gw.outbox.append(alert(B, n, true)).await.expect("append");
+        }
+    });
+    let refused = || gw.stats.refused.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(wait_until(Duration::from_secs(15), || refused() > 0), "no refusal seen");
+    std::thread::sleep(Duration::from_secs(2));
+    sub.drain_for(Duration::from_millis(200));
+    assert!(sub.alerts().is_empty(), "a refused publish reached head office: {:?}", sub.alerts());
+    assert!(gw.outbox.depth() >= 6, "refused events were deleted: depth {}", gw.outbox.depth());
 
-    // b01 into its own subtree.
-    let mut good = settings(broker.port, B);
-    good.username = Some("b01".into());
-    good.password = Some("pw-b01".into());
-    good.tls = Some(tls);
-    let gw = InProc::start(&rt, good, big_bounds()).expect("gateway");
-    rt.block_on(burst(gw.outbox.clone(), B, 20, 8, 0)).expect("burst");
+    // Head office fixes its ACL and reloads.
+    let mut text = std::fs::read_to_string(&acl).expect("read acl");
+    text.push_str("\nuser branch-01\ntopic write branches/b01/#\n");
+    std::fs::write(&acl, text).expect("write acl");
+    broker.reload();
 
-    let missing = wait_all(&mut sub, B, 20, Duration::from_secs(20));
-    assert!(missing.is_empty(), "own-subtree events missing: {missing:?}");
-    // The impostor connected and its publish was acknowledged (MQTT 3.1.1 mosquitto acks a
-    // denied publish), yet nothing reached head office.
-    assert!(wait_until(Duration::from_secs(10), || impostor.outbox.depth() == 0), "impostor's event not acked");
+    let alarms = |sub: &PahoSubscriber| sub.alerts().into_iter().filter(|a| a["kind"] == "alarm-link").count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alarms(&sub) < 6 && Instant::now() < deadline {
+        sub.drain_for(Duration::from_millis(200));
+    }
+    let fault = |a: &serde_json::Value, state: &str| {
+        a["kind"] == "device-fault" && a["details"]["fault"] == "uplink-denied" && a["state"] == state
+    };
+    let cleared = sub.wait_for(Duration::from_secs(15), |m| fault(&m.json(), "cleared"));
+    assert!(cleared.is_some(), "no cleared uplink-denied");
     sub.drain_for(Duration::from_millis(500));
-    let leaked: Vec<_> = sub.seen.iter().filter(|m| m.topic.starts_with("branches/b02/")).collect();
-    assert!(leaked.is_empty(), "b01's credentials published into b02's subtree: {leaked:?}");
+    let all = sub.alerts();
+    let seqs: Vec<u64> = all.iter().filter(|a| a["kind"] == "alarm-link").filter_map(|a| a["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=6).collect::<Vec<_>>(), "the alarms raised meanwhile, in order, no gap");
+    let raised: Vec<_> = all.iter().filter(|a| fault(a, "raised")).collect();
+    assert_eq!(raised.len(), 1, "uplink-denied raised once: {raised:?}");
+    assert!(raised[0]["details"]["reason"].as_str().unwrap_or("").contains("0x87"), "{}", raised[0]);
+    assert_eq!(raised[0]["severity"], "major");
+    assert_eq!(all.iter().filter(|a| fault(a, "cleared")).count(), 1);
+    assert!(all.iter().all(|a| a["details"]["fault"] != "uplink-down"), "a refusal is not a link outage");
+    assert!(wait_until(Duration::from_secs(10), || gw.outbox.depth() == 0), "outbox not drained");
 }
 
 /// The broker is unreachable at start-up and the outbox overflows: the alarms all survive,
@@ -292,7 +373,6 @@ fn overflow_keeps_alarms_and_reports_the_count() {
     let dir = tempfile::tempdir().expect("tempdir");
     let outbox =
         Outbox::open(&dir.path().join("outbox"), OutboxBounds { max_events: 40, max_bytes: 1 << 20 }).expect("outbox");
-    outbox.report_overflow_as(B.parse().expect("branch"), gateway::uplink::UplinkSettings::gateway_device("GW"));
     let gw = InProc::start_with(&rt, settings(proxy.port, B), dir, outbox);
 
     let mut evicted = 0;
@@ -300,6 +380,9 @@ fn overflow_keeps_alarms_and_reports_the_count() {
         for i in 0..100u64 {
             let alarm = i % 5 == 0; // 20 alarms, 80 camera events
             let a = gw.outbox.append(alert(B, i + 1, alarm)).await.expect("append");
+            if a.evicted > 0 {
+                gw.sink.emit(gateway::events::GatewayEvent::EventsDropped { count: a.evicted });
+            }
             evicted += a.evicted;
         }
     });
@@ -391,4 +474,84 @@ fn link_down_raises_and_clears_the_uplink_fault() {
     assert!(cleared["details"]["waiting_events"].as_u64().unwrap_or(0) >= 5, "{cleared}");
     assert_eq!(cleared["device"]["id"], "gateway");
     assert_eq!(cleared["device"]["type"], "gateway");
+}
+
+/// `commission` publishes a probe into the branch's own subtree: with a username the shipped
+/// ACL does not fit, the uplink check fails (exit 1) with the fix, and `check-config` warns.
+/// With the right username it passes.
+#[test]
+fn commission_fails_with_the_fix_when_the_broker_refuses_publishes() {
+    let etc = tempfile::tempdir().expect("tempdir");
+    let certs = make_certs(etc.path()).expect("certificates");
+    write_passwd(etc.path(), &[("branch-01", "pw-typo"), ("b01", "pw-b01")]);
+    std::fs::copy(harness::workspace_root().join("deploy/mosquitto/acl"), etc.path().join("acl")).expect("acl");
+    let broker = Mosquitto::start_with(&deploy_conf(etc.path(), false).expect("conf")).expect("mosquitto");
+    let closed = harness::free_port();
+    let site = |user: &str, pw: &str| {
+        format!(
+            r#"
+[branch]
+id = "b01"
+name = "Commission test"
+[uplink]
+broker = "mqtts://127.0.0.1:{port}"
+username = "{user}"
+password = "{pw}"
+[uplink.tls]
+ca_file = "{ca}"
+[storage]
+path = "outbox"
+[[camera]]
+id = "cam-01"
+name = "Entrance"
+onvif = "http://127.0.0.1:{closed}/onvif/device_service"
+username = "admin"
+password = "pw"
+timeout = "300ms"
+"#,
+            port = broker.port,
+            ca = certs.ca.display()
+        )
+    };
+    let uplink_checks = |file: &std::path::Path| -> (Option<i32>, serde_json::Value) {
+        let out = std::process::Command::new(harness::bin("branch-gateway"))
+            .args(["commission", "--json"])
+            .arg(file)
+            .output()
+            .expect("run commission");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("commission --json");
+        let uplink = report["devices"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["id"] == "uplink"))
+            .cloned()
+            .expect("an uplink report");
+        (out.status.code(), uplink)
+    };
+    let check = |uplink: &serde_json::Value, name: &str| {
+        uplink["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == name)).cloned().expect(name)
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let typo = harness::write_file(dir.path(), "typo.toml", &site("branch-01", "pw-typo")).expect("site");
+    let (code, uplink) = uplink_checks(&typo);
+    assert_eq!(code, Some(1), "{uplink}");
+    assert_eq!(check(&uplink, "broker")["verdict"], "pass", "{uplink}");
+    let publish = check(&uplink, "publish");
+    assert_eq!(publish["verdict"], "fail", "{uplink}");
+    assert!(publish["detail"].as_str().unwrap_or("").contains("0x87"), "{publish}");
+    let fix = publish["fix"].as_str().unwrap_or("");
+    assert!(fix.contains("must equal the branch id") && fix.contains("\"b01\""), "{fix}");
+    let out = std::process::Command::new(harness::bin("branch-gateway"))
+        .arg("check-config")
+        .arg(&typo)
+        .output()
+        .expect("check-config");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "a warning is not an error: {text}");
+    assert!(text.contains("warning: uplink.username"), "{text}");
+
+    let good = harness::write_file(dir.path(), "good.toml", &site("b01", "pw-b01")).expect("site");
+    let (_, uplink) = uplink_checks(&good);
+    assert_eq!(check(&uplink, "publish")["verdict"], "pass", "{uplink}");
+    assert_eq!(uplink["ready"], true, "{uplink}");
 }

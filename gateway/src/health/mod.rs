@@ -4,7 +4,7 @@
 //! decisions is the order of observations. It is synchronous and pure apart from the clock
 //! values handed in, so every rule here is unit-tested without sockets.
 //!
-//! Rules (see DESIGN.md, "Health semantics"):
+//! Rules (see docs/DESIGN.md, "Health semantics"):
 //! - a device is lost after `offline_after` consecutive failed polls and back after
 //!   `online_after` good ones; the alert is raised once and cleared once;
 //! - a camera that keeps coming and going is reported `flapping` and held raised until it has
@@ -27,10 +27,13 @@ use protocols::{
 
 use crate::config::{PanelKind, SiteConfig};
 use crate::coverage::{CameraView, Coverage};
+use crate::events::{GatewayEvent, Retained};
 use crate::linkage::{CameraLive, any_down, linked_cameras};
 use crate::messages::{Lang, Msg};
 use crate::pollers::{CameraObservation, Observation, PanelFault, PanelObservation, PanelOutcome, Reach, Video};
-use crate::uplink::Retained;
+
+pub mod gateway;
+pub use gateway::{GatewayFaults, gateway_device};
 
 /// Raise/clear cycles within [`FLAP_WINDOW`] after which a camera counts as flapping.
 const FLAP_CYCLES: usize = 2;
@@ -55,6 +58,14 @@ impl Output {
     pub fn is_empty(&self) -> bool {
         self.alerts.is_empty() && self.retained.is_empty() && self.snapshots.is_empty()
     }
+}
+
+/// What became of a condition raised before a restart.
+enum Restored {
+    /// Held raised until its device is observed.
+    Held,
+    /// Cannot be observed any more: cleared now, with this note.
+    Gone(Msg<'static>),
 }
 
 /// Take a picture from each of these cameras for the alarm `alert`, then send a follow-up.
@@ -115,6 +126,11 @@ struct CameraState {
     debounce: Debounce,
     /// Observed at least once.
     known: bool,
+    /// Had at least one fully good probe: until then the camera is `unknown` and never counts
+    /// as live video, whatever the debounce says.
+    proven: bool,
+    /// Its `camera-offline` was left raised by the previous run: the first probe decides.
+    restored: bool,
     last: Option<CameraObservation>,
     /// The status the raised alert carries (`unreachable`, `frozen`…).
     raised_status: Option<String>,
@@ -122,6 +138,9 @@ struct CameraState {
     cycles: VecDeque<Instant>,
     flapping: bool,
     settle: Duration,
+    /// When it last settled after flapping: flapping again within the flap window doubles
+    /// the settle time (up to an hour); later, it starts over.
+    settled_at: Option<Instant>,
     good_since: Option<Instant>,
     /// Active camera-pushed faults (signal-loss, tamper, storage-failure).
     active_events: BTreeMap<String, bool>,
@@ -145,12 +164,20 @@ struct PanelState {
     /// A partition of this panel is armed (updated on each of its observations).
     armed: bool,
     published_state: Option<String>,
+    /// Had at least one successful read (until then the panel is `unknown`).
+    proven: bool,
+    /// Its unreadable fault was left raised by the previous run: the first poll decides.
+    restored: bool,
+    /// Fault-point codes left raised by the previous run: the first read decides.
+    restored_faults: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Default)]
 struct AlarmZoneState {
     state: Option<String>,
     raised: bool,
+    /// Raised by the previous run: the first read decides.
+    restored: bool,
 }
 
 #[derive(Debug, Default)]
@@ -158,6 +185,8 @@ struct DoorRuntime {
     state: Option<String>,
     open_since: Option<Instant>,
     raised: Option<DoorState>,
+    /// Raised by the previous run: the first read decides.
+    restored: bool,
 }
 
 /// The health engine of one branch.
@@ -174,7 +203,8 @@ pub struct Engine {
     started: Instant,
     coverage_started: bool,
     last_coverage_publish: Option<Instant>,
-    gateway: DeviceRef,
+    /// The gateway's own faults (link down, publishes refused, events dropped).
+    faults: GatewayFaults,
     lang: Lang,
     /// A camera's published state changed since coverage was last computed. Coverage is
     /// recomputed only then (or when due): recomputing per observation cost O(cameras) per
@@ -210,11 +240,14 @@ impl Engine {
                     maintenance: c.maintenance,
                     debounce: Debounce::default(),
                     known: false,
+                    proven: false,
+                    restored: false,
                     last: None,
                     raised_status: None,
                     cycles: VecDeque::new(),
                     flapping: false,
                     settle: FLAP_SETTLE_START,
+                    settled_at: None,
                     good_since: None,
                     active_events: BTreeMap::new(),
                     published_state: None,
@@ -243,15 +276,18 @@ impl Engine {
                     roles: roles.get(&p.id).map(|v| v.iter().cloned().collect()).unwrap_or_default(),
                     armed: false,
                     published_state: None,
+                    proven: false,
+                    restored: false,
+                    restored_faults: Default::default(),
                 },
             );
         }
-        let gateway = DeviceRef {
-            id: DeviceId::new("gateway").unwrap_or_else(|_| unreachable!("\"gateway\" is a valid id")),
-            device_type: DeviceType::Gateway,
-            name: format!("{} gateway", cfg.branch.name),
-            zones: vec![],
-        };
+        let mut faults = GatewayFaults::new(
+            branch.clone(),
+            gateway_device(&format!("{} gateway", cfg.branch.name)),
+            cfg.branch.language,
+        );
+        faults.set_bound(cfg.storage.max_events, cfg.storage.max_bytes);
         Engine {
             branch,
             topics,
@@ -263,7 +299,7 @@ impl Engine {
             started: now,
             coverage_started: false,
             last_coverage_publish: None,
-            gateway,
+            faults,
             lang: cfg.branch.language,
             coverage_dirty: true,
             armed: false,
@@ -292,7 +328,132 @@ impl Engine {
 
     /// The gateway itself, as a device (for its own faults).
     pub fn gateway_device(&self) -> &DeviceRef {
-        &self.gateway
+        self.faults.device()
+    }
+
+    /// Takes over the conditions the previous run left raised (the outbox keeps them with the
+    /// alerts that raised them): each is held raised without a new alert, and the first
+    /// observation of its device clears it if it is no longer true (the cleared alert says it
+    /// was observed after a restart). What belongs to a device, zone or door no longer in the
+    /// configuration, or to a device now in maintenance, is cleared at once.
+    pub fn restore(&mut self, open: Vec<Alert>) -> Output {
+        let mut out = Output::default();
+        for raised in open {
+            if raised.branch != self.branch {
+                tracing::warn!(branch = %raised.branch, "an open condition of another branch id is dropped");
+                continue;
+            }
+            let key = raised.condition_key().unwrap_or_default();
+            match self.restore_one(&raised) {
+                Restored::Held => tracing::info!(condition = %key, "held raised until observed"),
+                Restored::Gone(note) => {
+                    tracing::info!(condition = %key, "cleared: cannot be observed any more");
+                    out.alerts.push(self.ended(&raised, note));
+                }
+            }
+        }
+        out
+    }
+
+    fn restore_one(&mut self, raised: &Alert) -> Restored {
+        let id = &raised.device.id;
+        if raised.device.device_type == DeviceType::Gateway {
+            return match &raised.body {
+                AlertBody::DeviceFault(d) if self.faults.restore(&d.fault) => Restored::Held,
+                _ => Restored::Gone(Msg::ObservedAfterRestart),
+            };
+        }
+        if let Some(cam) = self.cameras.get_mut(id) {
+            if cam.maintenance {
+                return Restored::Gone(Msg::InMaintenance);
+            }
+            match &raised.body {
+                AlertBody::CameraOffline(d) => {
+                    cam.debounce.raised = true;
+                    cam.raised_status = Some(d.status.clone());
+                    cam.restored = true;
+                }
+                AlertBody::DeviceFault(d) => {
+                    cam.active_events.insert(d.fault.clone(), true);
+                }
+                _ => return Restored::Gone(Msg::ObservedAfterRestart),
+            }
+            return Restored::Held;
+        }
+        let Some(p) = self.panels.get_mut(id) else { return Restored::Gone(Msg::RemovedFromConfig) };
+        if p.maintenance {
+            return Restored::Gone(Msg::InMaintenance);
+        }
+        match &raised.body {
+            AlertBody::DeviceFault(d) => {
+                let fault = match d.fault.as_str() {
+                    "unreachable" => Some(PanelFault::Unreachable),
+                    "modbus-exception" => Some(PanelFault::Exception),
+                    "protocol-error" => Some(PanelFault::Protocol),
+                    _ => None,
+                };
+                if let Some(f) = fault {
+                    p.debounce.raised = true;
+                    p.restored = true;
+                    p.last_fault = Some((f, d.reason.clone()));
+                } else if d.fault == "heartbeat-stopped" {
+                    p.heartbeat_raised = true;
+                } else {
+                    p.restored_faults.insert(d.fault.clone());
+                }
+            }
+            AlertBody::AlarmLink(d) => {
+                let Some(rt) = self.alarm_zones.get_mut(d.zone.as_str()) else {
+                    return Restored::Gone(Msg::RemovedFromConfig);
+                };
+                rt.raised = true;
+                rt.restored = true;
+                rt.state = Some(d.zone_state.clone());
+            }
+            AlertBody::DoorStatus(d) => {
+                let Some(rt) = self.doors.get_mut(d.door.as_str()) else {
+                    return Restored::Gone(Msg::RemovedFromConfig);
+                };
+                rt.raised = Some(d.door_state);
+                rt.restored = true;
+            }
+            AlertBody::CameraOffline(_) => return Restored::Gone(Msg::RemovedFromConfig),
+        }
+        Restored::Held
+    }
+
+    /// The `cleared` alert for a condition raised before a restart that cannot be observed any
+    /// more: the raise's device and details, its message prefixed with "ended" and `note`.
+    fn ended(&self, raised: &Alert, note: Msg<'_>) -> Alert {
+        let mut body = raised.body.clone();
+        if let AlertBody::CameraOffline(d) = &mut body {
+            d.status = "online".into();
+            d.consecutive_failures = 0;
+            d.uncovered_zones.clear();
+        }
+        let message = format!("{}{}", Msg::Ended { raised: &raised.message }.render(self.lang), note.render(self.lang));
+        Alert::new(
+            self.branch.clone(),
+            raised.device.clone(),
+            AlertState::Cleared,
+            Severity::Info,
+            protocols::time::now(),
+            message,
+            body,
+        )
+    }
+
+    /// Appends `note` to the messages of the alerts pushed since `from`.
+    fn note(&self, out: &mut Output, from: usize, note: Msg<'_>) {
+        let text = note.render(self.lang);
+        for a in out.alerts.iter_mut().skip(from) {
+            a.message.push_str(&text);
+        }
+    }
+
+    /// Feeds one event of the gateway's own plumbing (uplink, outbox).
+    pub fn gateway_event(&mut self, ev: GatewayEvent, now: Instant) -> Output {
+        Output { alerts: self.faults.on_event(ev, now), ..Output::default() }
     }
 
     /// Feeds one observation.
@@ -318,6 +479,10 @@ impl Engine {
                 && now.duration_since(since) >= d.held_open_limit
             {
                 rt.raised = Some(DoorState::HeldOpen);
+                // Watched but silent in maintenance, like every other rule.
+                if self.panels.values().any(|p| p.device.id.as_str() == d.panel && p.maintenance) {
+                    continue;
+                }
                 let panel = self.panel_ref(&d.panel);
                 let held = now.duration_since(since);
                 let alert = self.door_alert(d, panel, DoorState::HeldOpen, AlertState::Raised, wall, Some(held));
@@ -363,25 +528,9 @@ impl Engine {
                 self.clear_camera(&id, now, wall, &mut out);
             }
         }
+        out.alerts.extend(self.faults.tick(now));
         self.refresh_coverage(now, true, &mut out);
         out
-    }
-
-    /// An alert for the gateway itself (outbox overflow, uplink down).
-    pub fn gateway_fault(&self, state: AlertState, fault: &str, reason: String, dropped: Option<u64>) -> Alert {
-        let mut a = self.fault_alert(
-            self.gateway.clone(),
-            state,
-            if state == AlertState::Raised { Severity::Major } else { Severity::Info },
-            protocols::time::now(),
-            fault,
-            reason,
-            None,
-        );
-        if let AlertBody::DeviceFault(d) = &mut a.body {
-            d.dropped_events = dropped;
-        }
-        a
     }
 
     /// Whether any alarm partition is armed right now.
@@ -435,6 +584,17 @@ impl Engine {
         let Some(cam) = self.cameras.get_mut(&id) else { return };
 
         let (ok, status) = camera_verdict(&obs);
+        cam.proven |= ok;
+        if std::mem::take(&mut cam.restored) && ok {
+            // Raised before the restart and fine now: cleared at once, saying why.
+            cam.last = Some(obs.clone());
+            cam.good_since = Some(now);
+            cam.debounce = Debounce { oks: 1, first_ok_at: Some(obs.at), raised: true, ..Debounce::default() };
+            let before = out.alerts.len();
+            self.clear_camera(&id, now, obs.at, out);
+            self.note(out, before, Msg::ObservedAfterRestart);
+            return;
+        }
         let edge = cam.debounce.observe(ok, obs.at, offline_after, online_after);
         cam.good_since = if ok { cam.good_since.or(Some(now)) } else { None };
         cam.last = Some(obs.clone());
@@ -449,8 +609,10 @@ impl Engine {
                 };
                 if flapping && !cam.flapping {
                     cam.flapping = true;
-                } else if flapping {
-                    cam.settle = (cam.settle * 2).min(FLAP_SETTLE_MAX);
+                    cam.settle = match cam.settled_at {
+                        Some(t) if now.duration_since(t) <= FLAP_WINDOW => (cam.settle * 2).min(FLAP_SETTLE_MAX),
+                        _ => FLAP_SETTLE_START,
+                    };
                 }
                 if !cam.maintenance {
                     let views = self.camera_views();
@@ -524,6 +686,9 @@ impl Engine {
         cam.cycles.push_back(now);
         let was_flapping = cam.flapping;
         cam.flapping = false;
+        if was_flapping {
+            cam.settled_at = Some(now);
+        }
         let status = cam.raised_status.take().unwrap_or_else(|| "offline".into());
         if !cam.maintenance {
             let last = cam.last.as_ref();
@@ -581,7 +746,7 @@ impl Engine {
         let Some(cam) = self.cameras.get_mut(id) else { return };
         let state = if cam.maintenance {
             "maintenance".to_string()
-        } else if !cam.known {
+        } else if !cam.known || (!cam.proven && !cam.debounce.raised) {
             "unknown".to_string()
         } else if cam.debounce.raised {
             if cam.flapping { "flapping".into() } else { cam.raised_status.clone().unwrap_or_else(|| "offline".into()) }
@@ -615,7 +780,7 @@ impl Engine {
             .values()
             .find(|p| p.device.id.as_str() == panel)
             .map(|p| p.device.clone())
-            .unwrap_or_else(|| self.gateway.clone())
+            .unwrap_or_else(|| self.faults.device().clone())
     }
 
     fn observe_panel(&mut self, obs: PanelObservation, now: Instant, out: &mut Output) {
@@ -626,7 +791,16 @@ impl Engine {
         if let PanelOutcome::Failed { fault, reason } = &obs.outcome {
             p.last_fault = Some((*fault, reason.clone()));
         }
-        let edge = p.debounce.observe(ok, obs.at, offline_after, online_after);
+        p.proven |= ok;
+        let restored = std::mem::take(&mut p.restored);
+        let edge = if restored && ok {
+            // Unreadable before the restart and read now: cleared at once.
+            p.debounce = Debounce { oks: 1, first_ok_at: Some(obs.at), ..Debounce::default() };
+            Edge::Clear
+        } else {
+            p.debounce.observe(ok, obs.at, offline_after, online_after)
+        };
+        let before = out.alerts.len();
         let maintenance = p.maintenance;
         let dev = p.device.clone();
         match edge {
@@ -665,6 +839,9 @@ impl Engine {
                     "readable again".into(),
                     Some(Msg::PanelReadable { name: &dev.name }),
                 ));
+                if restored {
+                    self.note(out, before, Msg::ObservedAfterRestart);
+                }
             }
             _ => {}
         }
@@ -693,6 +870,8 @@ impl Engine {
         if let Some((_, hb)) = points.iter().find(|(k, _)| roles.get(*k).map(String::as_str) == Some("heartbeat")) {
             match p.heartbeat {
                 Some((v, _)) if v == hb.raw => {}
+                // Hung before a restart: it has to change (not merely be read) to clear.
+                None if p.heartbeat_raised => p.heartbeat = Some((hb.raw, now)),
                 _ => {
                     p.heartbeat = Some((hb.raw, now));
                     if p.heartbeat_raised {
@@ -724,6 +903,10 @@ impl Engine {
             let active = state != "ok";
             let was = p.fault_points.get(pid).cloned();
             match (was, active) {
+                (None, true) if p.restored_faults.remove(&state) => {
+                    // Still true after a restart: already raised.
+                    p.fault_points.insert(pid.clone(), state.clone());
+                }
                 (None, true) => {
                     p.fault_points.insert(pid.clone(), state.clone());
                     fault_edges.push((AlertState::Raised, state, pid.clone()));
@@ -737,6 +920,7 @@ impl Engine {
         }
         p.points = points;
         let dev = p.device.clone();
+        let gone = std::mem::take(&mut p.restored_faults);
         if !maintenance {
             for (st, code, pid) in fault_edges {
                 let sev = if st == AlertState::Raised { Severity::Major } else { Severity::Info };
@@ -745,6 +929,21 @@ impl Engine {
                     AlertState::Cleared => format!("point {pid} no longer reports {code}"),
                 };
                 out.alerts.push(self.fault_alert(dev.clone(), st, sev, at, &code, reason, None));
+            }
+            // Raised before a restart and reported by no point now.
+            for code in gone {
+                let before = out.alerts.len();
+                let reason = format!("no point reports {code}");
+                out.alerts.push(self.fault_alert(
+                    dev.clone(),
+                    AlertState::Cleared,
+                    Severity::Info,
+                    at,
+                    &code,
+                    reason,
+                    None,
+                ));
+                self.note(out, before, Msg::ObservedAfterRestart);
             }
         }
 
@@ -764,6 +963,7 @@ impl Engine {
                 _ => false,
             };
             let Some(rt) = self.alarm_zones.get_mut(&z.id) else { continue };
+            let restored = std::mem::take(&mut rt.restored);
             let changed = rt.state.as_deref() != Some(state.as_str());
             rt.state = Some(state.clone());
             if !changed && firing == rt.raised {
@@ -789,6 +989,9 @@ impl Engine {
             .render(self.lang);
             if edge == AlertState::Raised && down {
                 message.push_str(&Msg::LinkedCameraDown.render(self.lang));
+            }
+            if restored {
+                message.push_str(&Msg::ObservedAfterRestart.render(self.lang));
             }
             let details = AlarmLinkDetails {
                 follow_up_of: None,
@@ -818,6 +1021,7 @@ impl Engine {
             let Some(p) = self.panels.get(id) else { return };
             let state = p.points.get(&d.point).and_then(|v| v.state.clone()).unwrap_or_else(|| "closed".into());
             let Some(rt) = self.doors.get_mut(&d.id) else { continue };
+            let restored = std::mem::take(&mut rt.restored);
             if rt.state.as_deref() == Some(state.as_str()) {
                 continue;
             }
@@ -854,7 +1058,11 @@ impl Engine {
             } else if clear {
                 rt.raised = None;
                 if !maintenance {
+                    let before = out.alerts.len();
                     out.alerts.push(self.door_alert(d, dev.clone(), DoorState::Closed, AlertState::Cleared, at, None));
+                    if restored {
+                        self.note(out, before, Msg::ObservedAfterRestart);
+                    }
                 }
             }
         }
@@ -922,6 +1130,8 @@ impl Engine {
             "maintenance"
         } else if p.debounce.raised {
             "offline"
+        } else if !p.proven {
+            "unknown"
         } else if p.heartbeat_raised {
             "hung"
         } else {
@@ -1066,7 +1276,8 @@ fn camera_view(c: &CameraState) -> CameraView {
         return CameraView::default();
     }
     if !c.debounce.raised {
-        return CameraView { known: true, online: true, live_video: true };
+        // Not lost, but not proven either: an unverified camera watches nothing.
+        return CameraView { known: true, online: c.proven, live_video: c.proven };
     }
     let online = matches!(c.raised_status.as_deref(), Some("stream-down" | "frozen" | "signal-lost"));
     CameraView { known: true, online, live_video: false }
@@ -1264,6 +1475,26 @@ linked_cameras = ["cam-2"]
         let out = e.tick(later, protocols::time::now());
         assert_eq!(out.alerts.len(), 1);
         assert_eq!(out.alerts[0].state, AlertState::Cleared);
+
+        // Flapping again soon after: the settle time doubles (60 s → 120 s).
+        let mut t = t + 121;
+        for _cycle in 0..3 {
+            for _ in 0..3 {
+                e.observe(cam("cam-2", Reach::Unreachable, Video::Unknown), t0 + Duration::from_secs(t));
+                t += 1;
+            }
+            for _ in 0..2 {
+                e.observe(cam("cam-2", Reach::Online, Video::Live), t0 + Duration::from_secs(t));
+                t += 1;
+            }
+        }
+        let id = DeviceId::new("cam-2").unwrap();
+        assert!(e.cameras[&id].flapping, "not flapping again");
+        assert_eq!(e.cameras[&id].settle, Duration::from_secs(120));
+        let early = e.tick(t0 + Duration::from_secs(t + 90), protocols::time::now());
+        assert!(early.alerts.is_empty(), "cleared before the doubled settle time");
+        let late = e.tick(t0 + Duration::from_secs(t + 125), protocols::time::now());
+        assert_eq!(late.alerts.len(), 1, "not cleared after the doubled settle time");
     }
 
     #[test]
@@ -1448,5 +1679,246 @@ linked_cameras = ["cam-2"]
         assert_eq!(v["totals"]["required_zones_uncovered"], 1);
         assert_eq!(v["zones"][0]["covered"], false);
         assert!(v["zones"][0]["uncovered_since"].is_string());
+    }
+
+    // ---- restarts: the conditions the outbox keeps ----
+
+    /// What the outbox does with the conditions of the alerts appended to it.
+    fn keep(open: &mut BTreeMap<String, Alert>, a: &Alert) {
+        if let Some(k) = a.condition_key() {
+            match a.state {
+                AlertState::Raised => open.insert(k, a.clone()),
+                AlertState::Cleared => open.remove(&k),
+            };
+        }
+    }
+
+    #[test]
+    fn a_restart_holds_what_is_still_true_and_clears_what_is_over() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        let mut open = BTreeMap::new();
+        let mut delivered = Vec::new();
+        let feed =
+            |e: &mut Engine, obs: Observation, delivered: &mut Vec<Alert>, open: &mut BTreeMap<String, Alert>| {
+                for a in e.observe(obs, t0).alerts {
+                    keep(open, &a);
+                    delivered.push(a);
+                }
+            };
+        let armed = |z1: &str| {
+            panel(
+                "alarm-1",
+                &[
+                    ("zone.1", 1.0, z1),
+                    ("zone.2", 0.0, "normal"),
+                    ("partition.1", 1.0, "armed"),
+                    ("fault.ac", 1.0, "ac-loss"),
+                ],
+            )
+        };
+        for _ in 0..3 {
+            feed(&mut e, cam("cam-1", Reach::Unreachable, Video::Unknown), &mut delivered, &mut open);
+        }
+        feed(&mut e, armed("alarm"), &mut delivered, &mut open);
+        feed(&mut e, panel("access-1", &[("door.1", 2.0, "forced")]), &mut delivered, &mut open);
+        assert_eq!(open.len(), 4, "camera, zone, door, ac-loss: {:?}", open.keys());
+
+        // Restart: the zone is back to normal, the rest still true.
+        let mut e = engine(t0);
+        let out = e.restore(open.values().cloned().collect());
+        assert!(out.alerts.is_empty(), "nothing is cleared before it is observed: {:?}", kinds(&out));
+        let before = delivered.len();
+        feed(&mut e, cam("cam-1", Reach::Unreachable, Video::Unknown), &mut delivered, &mut open);
+        feed(&mut e, armed("normal"), &mut delivered, &mut open);
+        feed(&mut e, panel("access-1", &[("door.1", 2.0, "forced")]), &mut delivered, &mut open);
+        let after: Vec<_> = delivered[before..].iter().map(|a| (a.kind(), a.state)).collect();
+        assert_eq!(after, [(protocols::AlertKind::AlarmLink, AlertState::Cleared)], "only the zone's clear");
+        assert!(delivered[before].message.contains("restart"), "{}", delivered[before].message);
+
+        // Another restart; everything is over now: one clear each, at the first observation.
+        let mut e = engine(t0);
+        assert!(e.restore(open.values().cloned().collect()).alerts.is_empty());
+        feed(&mut e, cam("cam-1", Reach::Online, Video::Live), &mut delivered, &mut open);
+        feed(
+            &mut e,
+            panel("alarm-1", &[("zone.1", 0.0, "normal"), ("partition.1", 1.0, "armed"), ("fault.ac", 0.0, "ok")]),
+            &mut delivered,
+            &mut open,
+        );
+        feed(&mut e, panel("access-1", &[("door.1", 0.0, "closed")]), &mut delivered, &mut open);
+        assert!(open.is_empty(), "still open: {:?}", open.keys());
+        let mut pairs: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+        for a in &delivered {
+            let p = pairs.entry(a.condition_key().unwrap_or_default()).or_default();
+            if a.state == AlertState::Raised { p.0 += 1 } else { p.1 += 1 }
+        }
+        assert!(pairs.values().all(|&(r, c)| r == 1 && c == 1), "{pairs:?}");
+    }
+
+    #[test]
+    fn conditions_of_removed_or_maintenance_devices_are_cleared_at_start() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        let mut open = BTreeMap::new();
+        for _ in 0..3 {
+            for a in e.observe(cam("cam-2", Reach::Unreachable, Video::Unknown), t0).alerts {
+                keep(&mut open, &a);
+            }
+        }
+        let mut gone = open.values().next().cloned().expect("cam-2 raised");
+        gone.device.id = DeviceId::new("cam-9").unwrap();
+        let out = engine(t0).restore(vec![gone]);
+        assert_eq!(out.alerts.len(), 1);
+        assert_eq!(out.alerts[0].state, AlertState::Cleared);
+        assert!(out.alerts[0].message.contains("removed from the configuration"), "{}", out.alerts[0].message);
+    }
+
+    #[test]
+    fn unproven_devices_are_unknown_and_watch_nothing() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        let out = e.observe(cam("cam-1", Reach::TcpOnly, Video::Unknown), t0);
+        let states: Vec<String> = out
+            .retained
+            .iter()
+            .filter(|r| r.topic.ends_with("/devices/cam-1"))
+            .map(|r| {
+                serde_json::from_slice::<serde_json::Value>(&r.payload).unwrap()["state"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(states, ["unknown"]);
+        assert!(!camera_view(&e.cameras[&DeviceId::new("cam-1").unwrap()]).live_video);
+        let out = e.observe(cam("cam-1", Reach::Online, Video::Live), t0);
+        assert!(
+            out.retained
+                .iter()
+                .any(|r| r.topic.ends_with("/devices/cam-1")
+                    && String::from_utf8_lossy(&r.payload).contains("\"online\""))
+        );
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            /// Flip one fact of the world: 0 camera, 1 vault zone, 2 panic zone, 3 door, 4 AC power.
+            Flip(u8),
+            /// Poll one device (0 cam-1, 1 alarm-1, 2 access-1).
+            Poll(u8),
+            /// Poll, then crash after storing only the first `keep` of its alerts, and restart.
+            PollAndCrash(u8, u8),
+            /// A clean restart.
+            Restart,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => (0u8..5).prop_map(Op::Flip),
+                6 => (0u8..3).prop_map(Op::Poll),
+                1 => ((0u8..3), (0u8..4)).prop_map(|(d, k)| Op::PollAndCrash(d, k)),
+                1 => Just(Op::Restart),
+            ]
+        }
+
+        #[derive(Default)]
+        struct World {
+            bad: [bool; 5],
+        }
+
+        impl World {
+            fn observe(&mut self, dev: u8) -> Observation {
+                let s = |b: bool, yes: &'static str, no: &'static str| if b { yes } else { no };
+                match dev {
+                    0 if self.bad[0] => cam("cam-1", Reach::Unreachable, Video::Unknown),
+                    0 => cam("cam-1", Reach::Online, Video::Live),
+                    1 => panel(
+                        "alarm-1",
+                        &[
+                            ("zone.1", 0.0, s(self.bad[1], "alarm", "normal")),
+                            ("zone.2", 0.0, s(self.bad[2], "alarm", "normal")),
+                            ("partition.1", 1.0, "armed"),
+                            ("fault.ac", 0.0, s(self.bad[4], "ac-loss", "ok")),
+                        ],
+                    ),
+                    _ => panel("access-1", &[("door.1", 0.0, s(self.bad[3], "forced", "closed"))]),
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            /// Observations, crashes mid-delivery and restarts in any order: the delivered stream
+            /// pairs every raise with exactly one clear, and once the world is all good and every
+            /// device was polled, nothing is left open.
+            #[test]
+            fn every_raise_gets_exactly_one_clear(ops in proptest::collection::vec(op(), 1..60)) {
+                let t0 = Instant::now();
+                let mut world = World::default();
+                let mut open: BTreeMap<String, Alert> = BTreeMap::new();
+                let mut delivered: Vec<Alert> = Vec::new();
+                let mut e = engine(t0);
+                let restart = |open: &BTreeMap<String, Alert>, delivered: &mut Vec<Alert>, open_mut: &mut Vec<Alert>| {
+                    let mut e = engine(t0);
+                    let out = e.restore(open.values().cloned().collect());
+                    open_mut.extend(out.alerts.iter().cloned());
+                    delivered.extend(out.alerts);
+                    e
+                };
+                for op in ops {
+                    match op {
+                        Op::Flip(i) => world.bad[i as usize] = !world.bad[i as usize],
+                        Op::Poll(d) => {
+                            for a in e.observe(world.observe(d), t0).alerts {
+                                keep(&mut open, &a);
+                                delivered.push(a);
+                            }
+                        }
+                        Op::PollAndCrash(d, k) => {
+                            for a in e.observe(world.observe(d), t0).alerts.into_iter().take(k as usize) {
+                                keep(&mut open, &a);
+                                delivered.push(a);
+                            }
+                            let mut extra = Vec::new();
+                            e = restart(&open, &mut delivered, &mut extra);
+                            for a in &extra { keep(&mut open, a); }
+                        }
+                        Op::Restart => {
+                            let mut extra = Vec::new();
+                            e = restart(&open, &mut delivered, &mut extra);
+                            for a in &extra { keep(&mut open, a); }
+                        }
+                    }
+                }
+                // The tail: the world all good, every device polled enough to clear.
+                world.bad = [false; 5];
+                for _ in 0..4 {
+                    for d in 0..3 {
+                        for a in e.observe(world.observe(d), t0).alerts {
+                            keep(&mut open, &a);
+                            delivered.push(a);
+                        }
+                    }
+                }
+                prop_assert!(open.is_empty(), "left open: {:?}", open.keys().collect::<Vec<_>>());
+                let mut last: BTreeMap<String, AlertState> = BTreeMap::new();
+                for a in &delivered {
+                    let Some(k) = a.condition_key() else { continue };
+                    let prev = last.insert(k.clone(), a.state);
+                    let ok = match a.state {
+                        AlertState::Raised => prev != Some(AlertState::Raised),
+                        AlertState::Cleared => prev == Some(AlertState::Raised),
+                    };
+                    prop_assert!(ok, "{k}: {:?} after {:?}", a.state, prev);
+                }
+                prop_assert!(last.values().all(|s| *s == AlertState::Cleared), "{last:?}");
+            }
+        }
     }
 }

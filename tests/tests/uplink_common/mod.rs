@@ -81,6 +81,8 @@ pub struct InProc {
     pub stats: Arc<uplink::UplinkStats>,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Where to report evictions (`GatewayEvent::EventsDropped`) of appends made by the test.
+    pub sink: gateway::events::EventSink,
 }
 
 pub fn settings(port: u16, branch: &str) -> UplinkSettings {
@@ -106,11 +108,21 @@ impl InProc {
         dir: tempfile::TempDir,
         outbox: Arc<Outbox>,
     ) -> InProc {
+        let mut s = s;
         let stats = s.stats.clone();
         let shutdown = CancellationToken::new();
         let (_tx, rx) = tokio::sync::mpsc::channel(16);
+        // The gateway's own faults, made as the engine makes them.
+        let (sink, events) = gateway::events::EventSink::channel();
+        s.events = sink.clone();
+        let faults = gateway::health::GatewayFaults::new(
+            s.topics.branch().clone(),
+            gateway::health::gateway_device("GW"),
+            gateway::messages::Lang::En,
+        );
+        rt.spawn(gateway::app::run_gateway_faults(faults, events, outbox.clone()));
         let task = rt.spawn(uplink::run(s, outbox.clone(), rx, shutdown.clone()));
-        InProc { dir, outbox, stats, shutdown, task }
+        InProc { dir, outbox, stats, shutdown, task, sink }
     }
 
     pub fn acked(&self) -> u64 {

@@ -1,0 +1,326 @@
+//! One MQTT connection, MQTT 5 or 3.1.1, behind one small interface: what the uplink and
+//! `commission` need (connect, publish at QoS 1, the broker's answers, disconnect).
+//!
+//! Why both, and why MQTT 5 by default: under MQTT 3.1.1 a broker that denies a publish by
+//! its ACL still acknowledges it (mosquitto logs `Denied PUBLISH` and sends a plain PUBACK), so
+//! a gateway with the wrong username would delete every event it "delivered". An MQTT 5 PUBACK
+//! carries a reason code: 0x87 (not authorized) and the other codes ≥ 0x80 are refusals, and
+//! the event stays in the outbox. rumqttc has a client for each protocol with different types;
+//! this module maps both onto [`LinkEvent`] so the uplink is written once.
+
+use std::time::Duration;
+
+use rumqttc::{Outgoing, QoS, TlsConfiguration, Transport};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+/// The MQTT protocol version the gateway speaks (`[uplink] mqtt_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum MqttVersion {
+    /// MQTT 5: refused publishes are seen (PUBACK reason codes) and kept for a retry.
+    #[default]
+    #[serde(rename = "5")]
+    V5,
+    /// MQTT 3.1.1, for brokers without MQTT 5: a publish denied by the broker's ACL is
+    /// acknowledged like a delivered one and so cannot be kept (see docs/CONFIG.md).
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+impl MqttVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MqttVersion::V5 => "5",
+            MqttVersion::V311 => "3.1.1",
+        }
+    }
+}
+
+/// How to connect.
+#[derive(Clone)]
+pub struct LinkOptions {
+    pub version: MqttVersion,
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub keep_alive: Duration,
+    pub tls: Option<TlsConfiguration>,
+    /// Start without any session state on the broker.
+    pub clean: bool,
+    /// The Will: topic and payload, published retained at QoS 1 by the broker if we vanish.
+    pub will: Option<(String, Vec<u8>)>,
+    /// Publishes the client may queue before `try_publish` reports [`TryPublish::Full`].
+    pub capacity: usize,
+    /// Most unacknowledged publishes on the wire.
+    pub inflight: u16,
+    pub max_packet_bytes: usize,
+    /// TCP + TLS + CONNECT deadline, whole seconds (rumqttc's unit).
+    pub connect_timeout_secs: u64,
+}
+
+/// What the connection reports, the same for both protocol versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// The broker's answer to CONNECT: accepted (`Ok(session_present)`) or refused, in words.
+    ConnAck(Result<bool, String>),
+    /// A queued publish went out under this packet id (in the order publishes were queued).
+    Published(u16),
+    /// The broker's PUBACK: `None` when accepted, `Some(reason)` when refused (MQTT 5 only).
+    PubAck { pkid: u16, refused: Option<String> },
+    /// Anything else (pings, our own DISCONNECT going out…).
+    Other,
+    /// Our DISCONNECT went out.
+    DisconnectSent,
+}
+
+/// The result of [`Link::try_publish`].
+pub enum TryPublish {
+    Queued,
+    /// The client's queue is full: the payload comes back, try again after events were read.
+    Full(Vec<u8>),
+    Closed(String),
+}
+
+enum Client {
+    V311(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+/// A connection being made or made: the client handle and the events of its event loop, which
+/// runs in its own task (its `poll` is not cancel-safe inside a `select!`). Dropping the link
+/// stops that task.
+pub struct Link {
+    client: Client,
+    pub events: mpsc::Receiver<Result<LinkEvent, String>>,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.poller.abort();
+    }
+}
+
+impl Link {
+    /// Starts connecting (the first event is the ConnAck or the error).
+    pub fn connect(o: &LinkOptions) -> Link {
+        let keep_alive = if o.keep_alive.is_zero() { Duration::ZERO } else { o.keep_alive.max(Duration::from_secs(1)) };
+        let (tx, events) = mpsc::channel(1024);
+        match o.version {
+            MqttVersion::V311 => {
+                let mut m = rumqttc::MqttOptions::new(o.client_id.clone(), o.host.clone(), o.port);
+                m.set_keep_alive(keep_alive);
+                m.set_clean_session(o.clean);
+                m.set_inflight(o.inflight.max(2));
+                m.set_request_channel_capacity(o.capacity);
+                m.set_max_packet_size(o.max_packet_bytes, o.max_packet_bytes);
+                if let Some((topic, payload)) = &o.will {
+                    m.set_last_will(rumqttc::LastWill::new(topic, payload.clone(), QoS::AtLeastOnce, true));
+                }
+                if let Some(user) = &o.username {
+                    m.set_credentials(user.clone(), o.password.clone().unwrap_or_default());
+                }
+                if let Some(tls) = &o.tls {
+                    m.set_transport(Transport::tls_with_config(tls.clone()));
+                }
+                let (client, mut el) = rumqttc::AsyncClient::new(m, o.capacity);
+                let mut net = el.network_options();
+                net.set_connection_timeout(o.connect_timeout_secs.max(1));
+                el.set_network_options(net);
+                let poller = tokio::spawn(async move {
+                    loop {
+                        let r = el.poll().await.map(map_v311).map_err(|e| describe_v311(&e));
+                        let stop = r.is_err();
+                        if tx.send(r).await.is_err() || stop {
+                            break;
+                        }
+                    }
+                });
+                Link { client: Client::V311(client), events, poller }
+            }
+            MqttVersion::V5 => {
+                let mut m = rumqttc::v5::MqttOptions::new(o.client_id.clone(), o.host.clone(), o.port);
+                m.set_keep_alive(keep_alive);
+                m.set_clean_start(o.clean);
+                m.set_outgoing_inflight_upper_limit(o.inflight.max(2));
+                m.set_request_channel_capacity(o.capacity);
+                m.set_max_packet_size(u32::try_from(o.max_packet_bytes).ok());
+                m.set_connection_timeout(o.connect_timeout_secs.max(1));
+                if let Some((topic, payload)) = &o.will {
+                    m.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+                        topic.clone(),
+                        payload.clone(),
+                        rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                        true,
+                        None,
+                    ));
+                }
+                if let Some(user) = &o.username {
+                    m.set_credentials(user.clone(), o.password.clone().unwrap_or_default());
+                }
+                if let Some(tls) = &o.tls {
+                    m.set_transport(Transport::tls_with_config(tls.clone()));
+                }
+                let (client, mut el) = rumqttc::v5::AsyncClient::new(m, o.capacity);
+                let poller = tokio::spawn(async move {
+                    loop {
+                        let r = el.poll().await.map(map_v5).map_err(|e| describe_v5(&e));
+                        let stop = r.is_err();
+                        if tx.send(r).await.is_err() || stop {
+                            break;
+                        }
+                    }
+                });
+                Link { client: Client::V5(client), events, poller }
+            }
+        }
+    }
+
+    /// Queues a QoS 1 publish without waiting.
+    pub fn try_publish(&self, topic: String, retain: bool, payload: Vec<u8>) -> TryPublish {
+        match &self.client {
+            Client::V311(c) => match c.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
+                Ok(()) => TryPublish::Queued,
+                Err(rumqttc::ClientError::TryRequest(rumqttc::Request::Publish(p))) => {
+                    TryPublish::Full(p.payload.to_vec())
+                }
+                Err(e) => TryPublish::Closed(e.to_string()),
+            },
+            Client::V5(c) => match c.try_publish(topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, retain, payload) {
+                Ok(()) => TryPublish::Queued,
+                Err(rumqttc::v5::ClientError::TryRequest(rumqttc::v5::Request::Publish(p))) => {
+                    TryPublish::Full(p.payload.to_vec())
+                }
+                Err(e) => TryPublish::Closed(e.to_string()),
+            },
+        }
+    }
+
+    /// Queues a DISCONNECT; false if the client is gone or its queue is full.
+    pub fn try_disconnect(&self) -> bool {
+        match &self.client {
+            Client::V311(c) => c.try_disconnect().is_ok(),
+            Client::V5(c) => c.try_disconnect().is_ok(),
+        }
+    }
+}
+
+fn map_v311(ev: rumqttc::Event) -> LinkEvent {
+    use rumqttc::{ConnectReturnCode, Event, Incoming};
+    match ev {
+        Event::Incoming(Incoming::ConnAck(ack)) => LinkEvent::ConnAck(match ack.code {
+            ConnectReturnCode::Success => Ok(ack.session_present),
+            ConnectReturnCode::BadUserNamePassword => Err("bad user name or password".into()),
+            ConnectReturnCode::NotAuthorized => Err("not authorized".into()),
+            code => Err(format!("refused: {code:?}")),
+        }),
+        // MQTT 3.1.1 has no refusal in a PUBACK.
+        Event::Incoming(Incoming::PubAck(ack)) => LinkEvent::PubAck { pkid: ack.pkid, refused: None },
+        Event::Outgoing(Outgoing::Publish(pkid)) => LinkEvent::Published(pkid),
+        Event::Outgoing(Outgoing::Disconnect) => LinkEvent::DisconnectSent,
+        _ => LinkEvent::Other,
+    }
+}
+
+fn map_v5(ev: rumqttc::v5::Event) -> LinkEvent {
+    use rumqttc::v5::Event;
+    use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, PubAckReason};
+    match ev {
+        Event::Incoming(Packet::ConnAck(ack)) => LinkEvent::ConnAck(match ack.code {
+            ConnectReturnCode::Success => Ok(ack.session_present),
+            ConnectReturnCode::BadUserNamePassword => Err("bad user name or password".into()),
+            ConnectReturnCode::NotAuthorized => Err("not authorized".into()),
+            code => Err(format!("refused: {code:?}")),
+        }),
+        Event::Incoming(Packet::PubAck(ack)) => {
+            let refused = match ack.reason {
+                PubAckReason::Success | PubAckReason::NoMatchingSubscribers => None,
+                r => Some(puback_reason(r).to_string()),
+            };
+            LinkEvent::PubAck { pkid: ack.pkid, refused }
+        }
+        Event::Outgoing(Outgoing::Publish(pkid)) => LinkEvent::Published(pkid),
+        Event::Outgoing(Outgoing::Disconnect) => LinkEvent::DisconnectSent,
+        _ => LinkEvent::Other,
+    }
+}
+
+/// A refusing PUBACK's reason code (MQTT 5, section 3.4.2.1), with its number.
+fn puback_reason(r: rumqttc::v5::mqttbytes::v5::PubAckReason) -> &'static str {
+    use rumqttc::v5::mqttbytes::v5::PubAckReason as R;
+    match r {
+        R::Success => "0x00 success",
+        R::NoMatchingSubscribers => "0x10 no matching subscribers",
+        R::UnspecifiedError => "0x80 unspecified error",
+        R::ImplementationSpecificError => "0x83 implementation specific error",
+        R::NotAuthorized => "0x87 not authorized",
+        R::TopicNameInvalid => "0x90 topic name invalid",
+        R::PacketIdentifierInUse => "0x91 packet identifier in use",
+        R::QuotaExceeded => "0x97 quota exceeded",
+        R::PayloadFormatInvalid => "0x99 payload format invalid",
+    }
+}
+
+fn describe_v311(e: &rumqttc::ConnectionError) -> String {
+    use rumqttc::{ConnectReturnCode, ConnectionError};
+    match e {
+        ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword) => {
+            "connection refused: bad user name or password".into()
+        }
+        ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized) => {
+            "connection refused: not authorized".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+fn describe_v5(e: &rumqttc::v5::ConnectionError) -> String {
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode;
+    use rumqttc::v5::{ConnectionError, StateError};
+    match e {
+        ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword) => {
+            "connection refused: bad user name or password".into()
+        }
+        ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized) => {
+            "connection refused: not authorized".into()
+        }
+        ConnectionError::MqttState(StateError::ServerDisconnect { reason_code, reason_string }) => {
+            let why = reason_string.as_deref().map(|s| format!(": {s}")).unwrap_or_default();
+            format!("the broker closed the connection ({reason_code:?}{why})")
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct V {
+        v: MqttVersion,
+    }
+
+    #[test]
+    fn versions_parse_from_the_config_spelling() {
+        let v5: V = toml::from_str("v = \"5\"").expect("5");
+        assert_eq!(v5.v, MqttVersion::V5);
+        let v3: V = toml::from_str("v = \"3.1.1\"").expect("3.1.1");
+        assert_eq!(v3.v, MqttVersion::V311);
+        assert!(toml::from_str::<V>("v = \"4\"").is_err());
+        assert_eq!(MqttVersion::default(), MqttVersion::V5);
+    }
+
+    #[test]
+    fn refusals_carry_their_reason_code() {
+        use rumqttc::v5::mqttbytes::v5::{PubAck, PubAckReason};
+        let mut ack = PubAck::new(7, None);
+        ack.reason = PubAckReason::NotAuthorized;
+        let ev = map_v5(rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::PubAck(ack)));
+        assert_eq!(ev, LinkEvent::PubAck { pkid: 7, refused: Some("0x87 not authorized".into()) });
+        let ok = map_v5(rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::PubAck(PubAck::new(8, None))));
+        assert_eq!(ok, LinkEvent::PubAck { pkid: 8, refused: None });
+    }
+}
