@@ -285,6 +285,12 @@ async fn uplink_report(cfg: SiteConfig) -> DeviceReport {
     match crate::app::uplink_settings(&cfg) {
         Err(e) => checks.push(fail("settings", format!("{e:#}"), "fix [uplink] in the site config")),
         Ok(s) => match probe(&s, Duration::from_secs(8)).await {
+            Err(Probe::Connect(e)) if crate::mqtt::explain_tls(&e, &s.host).is_some() => {
+                if let Some((what, fix)) = crate::mqtt::explain_tls(&e, &s.host) {
+                    checks.push(fail("broker", format!("{what} ({e})"), fix));
+                }
+                checks.push(skipped("publish"));
+            }
             Err(Probe::Connect(e)) => {
                 let lower = e.to_lowercase();
                 let fix = if lower.contains("auth") || lower.contains("password") || lower.contains("not authorized") {

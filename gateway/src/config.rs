@@ -59,7 +59,7 @@ pub struct BranchConfig {
 pub struct UplinkConfig {
     /// `mqtt://host:port` or `mqtts://host:port`.
     pub broker: String,
-    /// Defaults to `branch-gateway-{branch id}`.
+    /// Defaults to the username, else `branch-gateway-{branch id}`.
     #[serde(default)]
     pub client_id: Option<String>,
     #[serde(default = "default_prefix")]
@@ -490,7 +490,13 @@ impl SiteConfig {
     }
 
     pub fn client_id(&self) -> String {
-        self.uplink.client_id.clone().unwrap_or_else(|| format!("branch-gateway-{}", self.branch.id))
+        // Brokers that bind client ids to users (the shipped mosquitto and EMQX configurations)
+        // use the username anyway; saying so keeps the logs and the broker's view the same.
+        self.uplink
+            .client_id
+            .clone()
+            .or_else(|| self.uplink.username.clone())
+            .unwrap_or_else(|| format!("branch-gateway-{}", self.branch.id))
     }
 
     /// The outbox directory, relative paths resolved against the config file.

@@ -294,6 +294,77 @@ fn describe_v5(e: &rumqttc::v5::ConnectionError) -> String {
     }
 }
 
+/// A TLS failure said in an installer's words: what is wrong and how to fix it. `error` is the
+/// connection error as [`Link`] reports it, `host` the broker's address from `[uplink] broker`.
+/// `None` when the error is not one of the certificate problems recognised here.
+pub fn explain_tls(error: &str, host: &str) -> Option<(String, String)> {
+    // rustls's words, as rumqttc passes them on: "TLS error: …" comes from building the client
+    // configuration (our own files), "I/O: …" and "received fatal alert" from the handshake.
+    let local = error.contains("TLS error:");
+    let (what, fix) = if error.contains("UnsupportedCertVersion") && local {
+        (
+            "the gateway's client certificate (client_cert_file) is an X.509 version 1 certificate, which TLS refuses; a plain `openssl x509 -req` makes version 1".to_string(),
+            "re-issue it as version 3: add `-extfile client.ext` to the `openssl x509 -req` command, with basicConstraints=CA:FALSE, keyUsage=digitalSignature and extendedKeyUsage=clientAuth in client.ext".to_string(),
+        )
+    } else if error.contains("UnsupportedCertVersion") {
+        (
+            "the broker's certificate is an X.509 version 1 certificate, which TLS refuses".to_string(),
+            "ask head office to re-issue the broker's certificate as version 3 (with subjectAltName)".to_string(),
+        )
+    } else if error.contains("KeyMismatch") || error.contains("keys may not be consistent") {
+        (
+            "the client key (client_key_file) does not belong to the client certificate (client_cert_file)".to_string(),
+            "use the key the certificate was issued for: `openssl x509 -noout -pubkey -in CERT` and `openssl pkey -pubout -in KEY` must print the same key".to_string(),
+        )
+    } else if error.contains("UnknownIssuer") {
+        (
+            "the broker's certificate is not signed by the CA in [uplink.tls] ca_file".to_string(),
+            "set ca_file to head office's CA certificate, the one that signed the broker's certificate".to_string(),
+        )
+    } else if error.contains("not valid for name") || error.contains("NotValidForName") {
+        let valid = error
+            .split("only valid for")
+            .nth(1)
+            .map(|v| format!(" (it is valid for{})", v.trim_end()))
+            .unwrap_or_default();
+        (
+            format!("the broker's certificate is not issued for {host}, the address in [uplink] broker{valid}"),
+            "write the broker's address in [uplink] broker as its certificate names it (a DNS name the branch can resolve), or ask head office for a certificate that includes this address".to_string(),
+        )
+    } else if error.contains("Expired") && !error.contains("fatal alert") {
+        (
+            "the broker's certificate has expired, or this gateway's clock is wrong".to_string(),
+            "check the gateway's clock (`timedatectl`; it needs NTP); if the clock is right, head office must renew the broker's certificate".to_string(),
+        )
+    } else if error.contains("NotValidYet") {
+        (
+            "the broker's certificate is not valid yet: this gateway's clock is probably behind".to_string(),
+            "set the gateway's clock right (`timedatectl`; it needs NTP)".to_string(),
+        )
+    } else if error.contains("fatal alert: UnknownCA") || error.contains("fatal alert: BadCertificate") {
+        (
+            "the broker does not accept the gateway's client certificate: it is not signed by a CA the broker trusts"
+                .to_string(),
+            "use a client certificate issued by head office's CA (the broker's cafile), with the key it was issued for"
+                .to_string(),
+        )
+    } else if error.contains("fatal alert: CertificateExpired") {
+        (
+            "the broker refuses the gateway's client certificate as expired (or this gateway's clock is wrong)"
+                .to_string(),
+            "check the gateway's clock; if it is right, ask head office for a new client certificate".to_string(),
+        )
+    } else if error.contains("fatal alert: CertificateRequired") || error.contains("fatal alert: HandshakeFailure") {
+        (
+            "the broker wants a client certificate and the gateway sent none it accepts".to_string(),
+            "set client_cert_file and client_key_file in [uplink.tls] to the certificate head office issued for this branch".to_string(),
+        )
+    } else {
+        return None;
+    };
+    Some((what, fix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +382,21 @@ mod tests {
         assert_eq!(v3.v, MqttVersion::V311);
         assert!(toml::from_str::<V>("v = \"4\"").is_err());
         assert_eq!(MqttVersion::default(), MqttVersion::V5);
+    }
+
+    #[test]
+    fn tls_failures_are_explained_with_a_fix() {
+        let (what, fix) =
+            explain_tls("TLS: TLS error: invalid peer certificate: Other(OtherError(UnsupportedCertVersion))", "h")
+                .expect("v1");
+        assert!(what.contains("version 1") && fix.contains("-extfile"), "{what} / {fix}");
+        let (what, _) = explain_tls(
+            "TLS: I/O: invalid peer certificate: certificate not valid for name \"127.0.0.1\"; certificate is only valid for DnsName(\"other.example\")",
+            "127.0.0.1",
+        )
+        .expect("name");
+        assert!(what.contains("127.0.0.1") && what.contains("other.example"), "{what}");
+        assert!(explain_tls("I/O: Connection refused (os error 111)", "h").is_none());
     }
 
     #[test]

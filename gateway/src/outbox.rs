@@ -35,6 +35,15 @@
 //!   over the bound and logs a warning. [`Appended::evicted`] reports how many events one append
 //!   cost; the caller hands that to the health engine, which makes the coalesced
 //!   `device-fault`/`outbox-overflow` alert (the outbox makes no alerts of its own).
+//! * **Open conditions.** Each event's header names the condition it raises or clears
+//!   ([`Alert::condition_key`]); the `conditions` tree holds the latest state of each, with the
+//!   raised alert, so that the engine can take over after a restart. A condition change is
+//!   written by the flusher once the flush has made its event durable and before the event is
+//!   handed out: it is never recorded for an event a crash can still lose, and never written on
+//!   the appenders' path (a sled transaction there cost 4× the enqueue rate: it serialises
+//!   every append behind sled's global concurrency lock). One that a crash loses is replayed
+//!   at open from the newest stored event of its condition; cleared conditions stay as
+//!   tombstones so that an older stored event cannot reopen them.
 //! * **Counters.** Depth and bytes are kept exactly in memory (sled's `len()` is O(n)) and
 //!   recovered on open by one scan.
 //! * **Acks** (removals after PUBACK) are not flushed individually: sled's background flusher
@@ -52,7 +61,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use protocols::{Alert, AlertKind, AlertState, Seq, Severity};
-use sled::Transactional as _;
 use tokio::sync::{Notify, watch};
 
 /// Why the outbox failed.
@@ -112,8 +120,12 @@ impl Lane {
 const LANES: usize = 5;
 const LANE_TREES: [&str; LANES] = ["priority", "normal-info", "normal-warning", "normal-major", "normal-critical"];
 const META_TREE: &str = "meta";
-/// Open conditions: [`Alert::condition_key`] → the JSON of the `raised` alert not yet cleared.
+/// Open conditions: [`Alert::condition_key`] → `[seq (u64 BE), state]` and, for a raised one,
+/// the JSON of its `raised` alert (state 1); a cleared one is kept as a tombstone (state 2) so
+/// that an older event replayed at open can never reopen it.
 const CONDITIONS_TREE: &str = "conditions";
+const RAISED: u8 = 1;
+const CLEARED: u8 = 2;
 const META_LAST_SEQ: &[u8] = b"last_seq";
 /// Names the live generation directory (`gen-N`).
 const CURRENT: &str = "CURRENT";
@@ -121,8 +133,12 @@ const CURRENT: &str = "CURRENT";
 pub const ROTATE_MIN_BYTES: u64 = 64 * 1024 * 1024;
 const ROTATE_CHECK_EVERY: Duration = Duration::from_secs(10);
 
-/// Stored value: `[FORMAT, kind, enqueued_at_ms (u64 BE)] ++ alert JSON`.
-const FORMAT: u8 = 1;
+/// Stored value, format 2: `[2, kind, enqueued_at_ms (u64 BE), condition state (0 none, 1
+/// raised, 2 cleared), key length (u16 BE), condition key] ++ alert JSON`. Format 1 (`[1, kind,
+/// enqueued_at_ms] ++ JSON`, before conditions were kept) is still read.
+const FORMAT: u8 = 2;
+const FORMAT_1: u8 = 1;
+/// The part of the header both formats share.
 const HEADER: usize = 10;
 const KEY: u64 = 8;
 
@@ -152,19 +168,62 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// The condition an alert opens or closes: its key and state byte.
+fn condition_of(alert: &Alert) -> Option<(String, u8)> {
+    let key = alert.condition_key()?;
+    (key.len() <= u16::MAX as usize).then_some((key, if alert.state == AlertState::Raised { RAISED } else { CLEARED }))
+}
+
 fn encode(alert: &Alert) -> Result<Vec<u8>, OutboxError> {
     let json = serde_json::to_vec(alert)?;
-    let mut v = Vec::with_capacity(HEADER + json.len());
+    let cond = condition_of(alert);
+    let key = cond.as_ref().map(|(k, _)| k.as_bytes()).unwrap_or_default();
+    let mut v = Vec::with_capacity(HEADER + 3 + key.len() + json.len());
     v.push(FORMAT);
     v.push(kind_code(alert.kind()));
     v.extend_from_slice(&now_ms().to_be_bytes());
+    v.push(cond.as_ref().map_or(0, |(_, st)| *st));
+    v.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    v.extend_from_slice(key);
     v.extend_from_slice(&json);
     Ok(v)
 }
 
-/// The bytes an alert occupies in the outbox (key + header + JSON), as counted by the bound.
+/// A stored value's parts: kind code, condition (state, key) if any, alert JSON.
+type ValueParts<'a> = (u8, Option<(u8, &'a [u8])>, &'a [u8]);
+
+fn split_value(v: &[u8]) -> Option<ValueParts<'_>> {
+    if v.len() < HEADER {
+        return None;
+    }
+    match v[0] {
+        FORMAT_1 => Some((v[1], None, &v[HEADER..])),
+        FORMAT => {
+            let st = *v.get(HEADER)?;
+            let len = u16::from_be_bytes([*v.get(HEADER + 1)?, *v.get(HEADER + 2)?]) as usize;
+            let key = v.get(HEADER + 3..HEADER + 3 + len)?;
+            let json = v.get(HEADER + 3 + len..)?;
+            Some((v[1], (st != 0).then_some((st, key)), json))
+        }
+        _ => None,
+    }
+}
+
+/// The bytes an alert occupies in the outbox (key + header + condition key + JSON), as counted
+/// by the bound.
 pub fn stored_size(alert: &Alert) -> Result<u64, OutboxError> {
-    Ok(KEY + HEADER as u64 + serde_json::to_vec(alert)?.len() as u64)
+    let key = condition_of(alert).map_or(0, |(k, _)| k.len() as u64);
+    Ok(KEY + HEADER as u64 + 3 + key + serde_json::to_vec(alert)?.len() as u64)
+}
+
+/// A condition change waiting for the flush that makes its event durable (see
+/// [`OutboxCore::apply_conditions`]).
+struct ConditionOp {
+    seq: u64,
+    key: String,
+    state: u8,
+    /// The raised alert's JSON (none for a clear).
+    json: Vec<u8>,
 }
 
 /// A reference to one stored event: what the uplink keeps per in-flight publish to ack it.
@@ -231,6 +290,8 @@ struct WriteState {
     last_seq: u64,
     counts: Counts,
     last_rotate_check: Option<Instant>,
+    /// Condition changes of appended events, in seq order, not yet written.
+    condition_ops: std::collections::VecDeque<ConditionOp>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -292,6 +353,37 @@ impl Store {
         let meta = db.open_tree(META_TREE)?;
         let conditions = db.open_tree(CONDITIONS_TREE)?;
         Ok(Store { db, lanes, meta, conditions, generation, path: path.to_path_buf() })
+    }
+}
+
+impl Store {
+    /// After a crash, a stored event's condition change may not have been written yet (it is
+    /// written after the flush that made the event durable): apply the latest change of each
+    /// condition found among the stored events when it is newer than the recorded one.
+    fn replay_conditions(
+        &self,
+        latest: std::collections::HashMap<Vec<u8>, (u64, u8, usize)>,
+    ) -> Result<(), OutboxError> {
+        let mut replayed = 0u64;
+        for (key, (seq, state, lane)) in latest {
+            let recorded = self.conditions.get(&key)?.map(|v| condition_seq(&v)).unwrap_or(0);
+            if seq <= recorded {
+                continue;
+            }
+            let json = match state {
+                RAISED => match self.lanes[lane].get(Seq(seq).to_key())? {
+                    Some(v) => split_value(&v).map(|(_, _, j)| j.to_vec()).unwrap_or_default(),
+                    None => continue,
+                },
+                _ => Vec::new(),
+            };
+            self.conditions.insert(key, condition_value(seq, state, &json))?;
+            replayed += 1;
+        }
+        if replayed > 0 {
+            tracing::info!(replayed, "condition changes of stored events replayed after a crash");
+        }
+        Ok(())
     }
 }
 
@@ -378,14 +470,22 @@ impl OutboxCore {
         remove_other_generations(dir, generation);
         let store = Store::open(&dir.join(format!("gen-{generation}")), generation)?;
 
-        // One scan: exact counters and the highest stored seq.
+        // One scan: exact counters, the highest stored seq, and the latest condition change of
+        // each condition among the stored events.
         let mut counts = Counts { events: [0; LANES], bytes: [0; LANES] };
         let mut max_key = 0u64;
+        let mut latest: std::collections::HashMap<Vec<u8>, (u64, u8, usize)> = Default::default();
         for (i, tree) in store.lanes.iter().enumerate() {
             for kv in tree.iter() {
                 let (k, v) = kv?;
                 counts.events[i] += 1;
                 counts.bytes[i] += k.len() as u64 + v.len() as u64;
+                if let (Some(seq), Some((_, Some((state, key)), _))) = (Seq::from_key(&k), split_value(&v)) {
+                    let e = latest.entry(key.to_vec()).or_insert((0, 0, i));
+                    if seq.0 > e.0 {
+                        *e = (seq.0, state, i);
+                    }
+                }
             }
             if let Some((k, _)) = tree.last()?
                 && let Some(s) = Seq::from_key(&k)
@@ -395,6 +495,7 @@ impl OutboxCore {
         }
         let counter = store.meta.get(META_LAST_SEQ)?.and_then(|v| Seq::from_key(&v)).map(|s| s.0).unwrap_or(0);
         let last_seq = max_key.max(counter);
+        store.replay_conditions(latest)?;
         tracing::info!(
             dir = %dir.display(),
             generation = generation,
@@ -411,7 +512,12 @@ impl OutboxCore {
             depth: AtomicU64::new(counts.total_events()),
             bytes: AtomicU64::new(counts.total_bytes()),
             last_seq: AtomicU64::new(last_seq),
-            write: Mutex::new(WriteState { last_seq, counts, last_rotate_check: None }),
+            write: Mutex::new(WriteState {
+                last_seq,
+                counts,
+                last_rotate_check: None,
+                condition_ops: Default::default(),
+            }),
             durable_rx,
             durable_tx,
             flush: FlushShared {
@@ -489,37 +595,19 @@ impl OutboxCore {
                 }
             }
         }
-        // The condition it opens or closes is written with it, atomically (one sled
-        // transaction over both trees): after a crash the engine's memory of what is raised
-        // agrees with what was queued. Written even when the bound dropped the event: the
-        // engine holds the condition raised either way.
-        let condition = alert.condition_key();
-        let json = &value[HEADER..];
-        let cond_op = |c: &sled::transaction::TransactionalTree,
-                       key: &str|
-         -> Result<(), sled::transaction::UnabortableTransactionError> {
-            match alert.state {
-                AlertState::Raised => c.insert(key.as_bytes(), json).map(|_| ()),
-                AlertState::Cleared => c.remove(key.as_bytes()).map(|_| ()),
-            }
-        };
-        match (&condition, stored) {
-            (Some(key), true) => {
-                (&st.lanes[lane.index()], &st.conditions)
-                    .transaction(|(l, c)| {
-                        l.insert(&seq.to_key()[..], value.as_slice())?;
-                        cond_op(c, key)?;
-                        Ok(())
-                    })
-                    .map_err(tx_error)?;
-            }
-            (Some(key), false) => {
-                st.conditions.transaction(|c| Ok(cond_op(c, key)?)).map_err(tx_error)?;
-            }
-            (None, true) => {
-                st.lanes[lane.index()].insert(seq.to_key(), value.as_slice())?;
-            }
-            (None, false) => {}
+        if stored {
+            st.lanes[lane.index()].insert(seq.to_key(), value.as_slice())?;
+        }
+        // The condition it opens or closes is written once the event is durable (by the
+        // flusher, before it hands the event out), and also when the bound dropped the event:
+        // the engine holds the condition either way.
+        if let Some((key, state)) = condition_of(&alert) {
+            let json = if state == RAISED {
+                split_value(&value).map(|(_, _, j)| j.to_vec()).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            w.condition_ops.push_back(ConditionOp { seq: seq.0, key, state, json });
         }
         if stored {
             w.counts.events[lane.index()] += 1;
@@ -631,7 +719,10 @@ impl OutboxCore {
         let mut out = Vec::new();
         for kv in self.store().conditions.iter() {
             let (k, v) = kv?;
-            match serde_json::from_slice::<Alert>(&v) {
+            if v.get(8) != Some(&RAISED) {
+                continue;
+            }
+            match serde_json::from_slice::<Alert>(&v[9..]) {
                 Ok(a) => out.push(a),
                 Err(e) => {
                     tracing::error!(key = %String::from_utf8_lossy(&k), error = %e, "an open condition does not decode; skipped")
@@ -639,6 +730,27 @@ impl OutboxCore {
             }
         }
         Ok(out)
+    }
+
+    /// Writes the condition changes of the events up to `upto`, which are now durable, in seq
+    /// order. Called by the flusher after the flush and before the events are handed out, so
+    /// that a condition is never recorded for an event a crash could still lose; one whose
+    /// write a crash loses is replayed from its event at open ([`Store::replay_conditions`]).
+    fn apply_conditions(&self, upto: u64) {
+        let ops: Vec<ConditionOp> = {
+            let mut w = lock(&self.write);
+            let n = w.condition_ops.iter().take_while(|o| o.seq <= upto).count();
+            w.condition_ops.drain(..n).collect()
+        };
+        if ops.is_empty() {
+            return;
+        }
+        let st = self.store();
+        for op in ops {
+            if let Err(e) = st.conditions.insert(op.key.as_bytes(), condition_value(op.seq, op.state, &op.json)) {
+                tracing::error!(condition = %op.key, error = %e, "cannot record a condition");
+            }
+        }
     }
 
     /// Removes a delivered event (after its PUBACK). Returns whether it was still there
@@ -760,9 +872,12 @@ impl OutboxCore {
         }
         let new = Store::open(&path, generation)?;
         new.meta.insert(META_LAST_SEQ, &Seq(w.last_seq).to_key())?;
+        // The lanes are empty, so no older event can be replayed: tombstones are not needed.
         for kv in old.conditions.iter() {
             let (k, v) = kv?;
-            new.conditions.insert(k, v)?;
+            if v.get(8) == Some(&RAISED) {
+                new.conditions.insert(k, v)?;
+            }
         }
         new.db.flush()?;
         write_current(&self.dir, generation).map_err(io)?;
@@ -778,21 +893,26 @@ impl OutboxCore {
     }
 }
 
-fn tx_error(e: sled::transaction::TransactionError<()>) -> OutboxError {
-    match e {
-        sled::transaction::TransactionError::Storage(e) => OutboxError::Sled(e),
-        sled::transaction::TransactionError::Abort(()) => OutboxError::Storage("a transaction was aborted".into()),
-    }
-}
-
 fn decode(k: &[u8], v: &[u8], lane: Lane) -> Option<Pending> {
     let seq = Seq::from_key(k)?;
-    if v.len() < HEADER || v[0] != FORMAT {
+    let Some((kind, _, json)) = split_value(v) else {
         tracing::error!(seq = seq.0, "outbox entry with an unknown format; skipped");
         return None;
-    }
-    let kind = kind_of_code(v[1])?;
-    Some(Pending { id: EventRef { seq, lane }, kind, payload: v[HEADER..].to_vec() })
+    };
+    let kind = kind_of_code(kind)?;
+    Some(Pending { id: EventRef { seq, lane }, kind, payload: json.to_vec() })
+}
+
+fn condition_value(seq: u64, state: u8, json: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(9 + json.len());
+    v.extend_from_slice(&seq.to_be_bytes());
+    v.push(state);
+    v.extend_from_slice(json);
+    v
+}
+
+fn condition_seq(v: &[u8]) -> u64 {
+    v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0)
 }
 
 /// The group-commit loop: wait for a request, persist the seq counter, flush once for every
@@ -817,6 +937,7 @@ fn flusher(ob: Arc<OutboxCore>, mut done: u64) {
             done = target;
             match res {
                 Ok(_) => {
+                    ob.apply_conditions(target);
                     ob.durable_tx.send_modify(|d| d.upto = d.upto.max(target));
                     ob.new_events.notify_one();
                 }

@@ -260,6 +260,9 @@ impl Uplink {
                     if self.s.stats.connected.swap(false, Ordering::Relaxed) {
                         self.down_since = Instant::now();
                         tracing::warn!(host = %self.s.host, port = self.s.port, error = %why, "uplink disconnected");
+                    } else if let Some((what, fix)) = crate::mqtt::explain_tls(&why, &self.s.host) {
+                        // A certificate problem does not go away by retrying: say it each time.
+                        tracing::error!(host = %self.s.host, port = self.s.port, error = %why, fix = %fix, "uplink TLS: {what}");
                     } else {
                         tracing::debug!(host = %self.s.host, port = self.s.port, error = %why, "uplink connect failed");
                     }

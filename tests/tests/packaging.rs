@@ -166,7 +166,9 @@ fn unit_runs_sandboxed_as_its_own_user_and_writes_only_to_the_state_directory() 
     let unit = fs::read_to_string(u.root.join(UNIT)).expect("unit");
     let s = service_settings(&unit);
     let want = [
-        ("Type", "simple"),
+        ("Type", "notify"),
+        ("NotifyAccess", "main"),
+        ("WatchdogSec", "30s"),
         ("User", "branch-gateway"),
         ("Group", "branch-gateway"),
         ("ExecStartPre", "/usr/bin/branch-gateway check-config /etc/branch-gateway/branch.toml"),

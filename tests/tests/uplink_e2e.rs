@@ -555,3 +555,85 @@ timeout = "300ms"
     assert_eq!(check(&uplink, "publish")["verdict"], "pass", "{uplink}");
     assert_eq!(uplink["ready"], true, "{uplink}");
 }
+
+/// `commission` explains certificate problems in an installer's words, each with its fix,
+/// against a real mosquitto requiring client certificates, with certificates made here: a
+/// client certificate of X.509 version 1, one from a CA the broker does not trust, a client key
+/// that is not the certificate's, a broker certificate for another name, an expired broker
+/// certificate, and a ca_file that is not the broker's CA.
+#[test]
+fn commission_explains_certificate_problems_with_the_fix() {
+    let etc = tempfile::tempdir().expect("tempdir");
+    let d = etc.path();
+    let certs = make_certs(d).expect("certificates");
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    std::fs::write(
+        d.join("wrong.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:other.example\n",
+    )
+    .expect("ext");
+    // (name, extfile or none for version 1, days)
+    for (name, ext, days) in
+        [("v1", None, "2"), ("wrongname", Some("wrong.ext"), "2"), ("expired", Some("server.ext"), "-1")]
+    {
+        let (key, csr, crt) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"));
+        let mut a = vec!["req"];
+        a.extend_from_slice(&ec);
+        a.extend_from_slice(&["-keyout", &key, "-out", &csr, "-subj", "/CN=b01"]);
+        openssl(d, &a).expect("key");
+        let mut a = vec!["x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial"];
+        a.extend_from_slice(&["-out", &crt, "-days", days]);
+        if let Some(ext) = ext {
+            a.extend_from_slice(&["-extfile", ext]);
+        }
+        openssl(d, &a).expect("certificate");
+    }
+    let p = |f: &str| d.join(f).display().to_string();
+    // (broker's certificate, client certificate, client key, ca_file, what the detail must say, what the fix must say)
+    let cases = [
+        ("server", "client", "client", "ca", "", ""),
+        ("server", "v1", "v1", "ca", "version 1", "-extfile"),
+        ("server", "rogue", "rogue", "ca", "not signed by a CA the broker trusts", "head office's CA"),
+        ("server", "client", "rogue", "ca", "does not belong to the client certificate", "openssl pkey -pubout"),
+        ("wrongname", "client", "client", "ca", "not issued for 127.0.0.1", "[uplink] broker"),
+        ("expired", "client", "client", "ca", "has expired", "clock"),
+        ("server", "client", "client", "rogue-ca", "not signed by the CA in [uplink.tls] ca_file", "ca_file"),
+    ];
+    for (server, cert, key, ca, what, fix) in cases {
+        let conf = format!(
+            "listener {{port}} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\nallow_anonymous true\n{}",
+            certs.ca.display(),
+            p(&format!("{server}.crt")),
+            p(&format!("{server}.key")),
+            keep_root()
+        );
+        let broker = Mosquitto::start_with(&conf).expect("mosquitto");
+        let site = format!(
+            "[branch]\nid = \"b01\"\nname = \"TLS\"\n[uplink]\nbroker = \"mqtts://127.0.0.1:{}\"\n[uplink.tls]\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"\n[storage]\npath = \"outbox\"\n",
+            broker.port,
+            p(&format!("{ca}.crt")),
+            p(&format!("{cert}.crt")),
+            p(&format!("{key}.key")),
+        );
+        let file = harness::write_file(d, "site.toml", &site).expect("site");
+        let out = std::process::Command::new(harness::bin("branch-gateway"))
+            .args(["commission", "--json"])
+            .arg(&file)
+            .output()
+            .expect("commission");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let uplink = report["devices"].as_array().and_then(|v| v.iter().find(|d| d["id"] == "uplink")).cloned();
+        let uplink = uplink.expect("uplink report");
+        let broker_check = uplink["checks"].as_array().and_then(|c| c.first()).cloned().expect("broker check");
+        let case = format!("{server}/{cert}/{key}/{ca}");
+        if what.is_empty() {
+            assert_eq!(uplink["ready"], true, "{case}: {uplink}");
+            continue;
+        }
+        assert_eq!(broker_check["verdict"], "fail", "{case}: {uplink}");
+        let detail = broker_check["detail"].as_str().unwrap_or("");
+        assert!(detail.contains(what), "{case}: detail {detail:?} lacks {what:?}");
+        let got = broker_check["fix"].as_str().unwrap_or("");
+        assert!(got.contains(fix), "{case}: fix {got:?} lacks {fix:?}");
+    }
+}

@@ -277,6 +277,24 @@ mod tests {
     }
 
     #[test]
+    fn a_zh_cn_branch_gets_its_gateway_faults_in_chinese() {
+        let mut f = faults(Lang::ZhCn);
+        let t = Instant::now();
+        let mut all = f.on_event(GatewayEvent::LinkDown { down_for: Duration::from_secs(31), broker: "h:1".into() }, t);
+        all.extend(f.on_event(GatewayEvent::Connected { outage: Some(Duration::from_secs(40)), waiting: 2 }, t));
+        all.extend(
+            f.on_event(GatewayEvent::PublishRefused { topic: "t".into(), reason: "0x87 not authorized".into() }, t),
+        );
+        all.extend(f.on_event(GatewayEvent::PublishAccepted, t));
+        all.extend(f.on_event(GatewayEvent::EventsDropped { count: 3 }, t));
+        assert_eq!(all.len(), 5);
+        for a in &all {
+            let chinese = a.message.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+            assert!(chinese && !a.message.contains("Link") && !a.message.contains("Outbox"), "{}", a.message);
+        }
+    }
+
+    #[test]
     fn a_restored_fault_is_cleared_by_the_first_sign_it_is_over() {
         let mut f = faults(Lang::En);
         assert!(f.restore("uplink-down") && f.restore("uplink-denied") && !f.restore("tamper"));

@@ -277,7 +277,7 @@ pub struct Certs {
     pub rogue_key: PathBuf,
 }
 
-fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
+pub fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
     let out = Command::new("openssl").args(args).current_dir(dir).output().context("run openssl (is it installed?)")?;
     if !out.status.success() {
         bail!("openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
@@ -374,14 +374,16 @@ pub fn deploy_conf(dir: &Path, require_certificate: bool) -> Result<String> {
         out.push_str(&repl);
         out.push('\n');
     }
-    // Run as root (CI containers), mosquitto drops to the `mosquitto` user, which cannot read
-    // a private temporary directory: keep root for the test.
-    use std::os::unix::fs::MetadataExt;
-    if std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
-        out.push_str("user root\n");
-    }
+    out.push_str(keep_root());
     if !out.contains("listener {port}") || !out.contains(&format!("{d}acl")) || !out.contains(&format!("{d}passwd")) {
         bail!("deploy/mosquitto/mosquitto.conf no longer has the expected listener/acl/password lines");
     }
     Ok(out)
+}
+
+/// Run as root (CI containers), mosquitto drops to the `mosquitto` user, which cannot read a
+/// private temporary directory: the config line that keeps root for a test, or nothing.
+pub fn keep_root() -> &'static str {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) { "user root\n" } else { "" }
 }
