@@ -101,14 +101,11 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
     let pollers_stop = shutdown.child_token();
     let (obs_tx, mut obs_rx) = mpsc::channel::<Observation>(4096);
     let mut tasks = Vec::new();
-    let mut roles: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut roles: BTreeMap<String, Vec<(String, protocols::modbus::Role)>> = BTreeMap::new();
     for p in &cfg.panels {
         let profile = load_profile(&p.profile, &cfg.base_dir)
             .map_err(|e| anyhow::anyhow!("panel {}: profile {:?}: {e}", p.id, p.profile))?;
-        roles.insert(
-            p.id.clone(),
-            profile.points().iter().map(|pt| (pt.id.clone(), pt.role.as_str().to_string())).collect(),
-        );
+        roles.insert(p.id.clone(), profile.points().iter().map(|pt| (pt.id.clone(), pt.role)).collect());
         tasks.push(spawn_panel_poller(p.clone(), profile, obs_tx.clone(), pollers_stop.clone()));
     }
     for c in &cfg.cameras {
@@ -116,7 +113,11 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
     }
     drop(obs_tx);
 
-    let mut engine = Engine::new(&cfg, topics, &roles, Instant::now());
+    let site = crate::site::Site::new(&cfg, &roles).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the site file cannot be used: {}", list.join("; "))
+    })?;
+    let mut engine = Engine::new(&site, topics, Instant::now());
     // What the previous run left raised: held, not raised again; cleared when observed over.
     match outbox.open_conditions() {
         Ok(open) => {

@@ -10,7 +10,7 @@ use protocols::coverage::COVERAGE_SCHEMA;
 use protocols::time::Timestamp;
 use protocols::{BranchId, CoverageReport, CoverageTotals, DeviceId, ZoneCoverage, ZoneId};
 
-use crate::config::SiteConfig;
+use crate::site::Site;
 
 /// What coverage needs to know about one camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,28 +42,19 @@ pub struct Coverage {
 }
 
 impl Coverage {
-    pub fn new(cfg: &SiteConfig) -> Coverage {
-        let zones = cfg
+    pub fn new(site: &Site) -> Coverage {
+        let zones = site
             .zones
             .iter()
-            .filter_map(|z| {
-                let id = ZoneId::new(z.id.clone()).ok()?;
-                let cameras = cfg
-                    .cameras
-                    .iter()
-                    .filter(|c| c.zones.iter().any(|cz| cz == &z.id))
-                    .filter_map(|c| DeviceId::new(c.id.clone()).ok())
-                    .collect();
-                Some(ZoneDef {
-                    id,
-                    name: z.name.clone(),
-                    required: z.coverage_required,
-                    min_live: z.min_live_cameras,
-                    cameras,
-                })
+            .map(|z| ZoneDef {
+                id: z.id.clone(),
+                name: z.name.clone(),
+                required: z.required,
+                min_live: z.min_live,
+                cameras: site.cameras.iter().filter(|c| c.zones.contains(&z.id)).map(|c| c.id.clone()).collect(),
             })
             .collect();
-        Coverage { branch: cfg.branch_id(), zones, uncovered_since: BTreeMap::new(), last: None }
+        Coverage { branch: site.branch.clone(), zones, uncovered_since: BTreeMap::new(), last: None }
     }
 
     /// Required zones that would be left below their minimum if `lost` went down, given the

@@ -19,5 +19,6 @@ pub mod mqtt;
 pub mod outbox;
 pub mod pollers;
 pub mod service;
+pub mod site;
 pub mod snapshots;
 pub mod uplink;

@@ -17,15 +17,14 @@ pub struct CameraLive {
     pub snapshot_uri: Option<String>,
 }
 
-/// The linked cameras of an alarm zone or door, in configured order. Unknown ids (rejected
-/// by `check-config`, so only possible with a hand-built config) are skipped.
-pub fn linked_cameras(ids: &[String], cameras: &BTreeMap<DeviceId, CameraLive>) -> Vec<LinkedCamera> {
+/// The linked cameras of an alarm zone or door, in configured order (the ids are resolved
+/// when the site is typed, see `site.rs`).
+pub fn linked_cameras(ids: &[DeviceId], cameras: &BTreeMap<DeviceId, CameraLive>) -> Vec<LinkedCamera> {
     ids.iter()
         .filter_map(|id| {
-            let id = DeviceId::new(id.clone()).ok()?;
-            let c = cameras.get(&id)?;
+            let c = cameras.get(id)?;
             Some(LinkedCamera {
-                id,
+                id: id.clone(),
                 name: c.name.clone(),
                 online: c.online,
                 stream_alive: c.stream_alive,
