@@ -234,6 +234,47 @@ fn write_passwd(dir: &std::path::Path, users: &[(&str, &str)]) {
     }
 }
 
+/// The shipped broker configuration (deploy/mosquitto: TLS, passwords, the ACL) on a free port,
+/// with `users` in its password file.
+struct Deployed {
+    etc: tempfile::TempDir,
+    certs: Certs,
+    broker: Mosquitto,
+}
+
+fn deployed(users: &[(&str, &str)]) -> Deployed {
+    let etc = tempfile::tempdir().expect("tempdir");
+    let certs = make_certs(etc.path()).expect("certificates");
+    write_passwd(etc.path(), users);
+    std::fs::copy(harness::workspace_root().join("deploy/mosquitto/acl"), etc.path().join("acl")).expect("acl");
+    let conf = deploy_conf(etc.path(), false).expect("conf");
+    assert!(conf.contains("use_username_as_clientid true"), "the shipped mosquitto.conf must bind client ids to users");
+    let broker = Mosquitto::start_with(&conf).expect("mosquitto");
+    Deployed { etc, certs, broker }
+}
+
+impl Deployed {
+    /// Head office's read-only subscriber to every branch (user `headoffice`, `pw-ho`).
+    fn head_office(&self) -> PahoSubscriber {
+        let ca = self.certs.ca.display().to_string();
+        PahoSubscriber::start_args(
+            self.broker.port,
+            &["branches/#"],
+            &["--user", "headoffice", "--password", "pw-ho", "--cafile", &ca],
+        )
+        .expect("head-office subscriber")
+    }
+
+    /// Uplink settings for `branch` with these credentials, over TLS with the test CA.
+    fn gateway(&self, branch: &str, user: &str, password: &str) -> gateway::uplink::UplinkSettings {
+        let mut s = settings(self.broker.port, branch);
+        s.username = Some(user.into());
+        s.password = Some(password.into());
+        s.tls = Some(TlsFiles { ca_file: self.certs.ca.clone(), client_cert_file: None, client_key_file: None });
+        s
+    }
+}
+
 /// The shipped configuration against an impostor: a gateway started with branch b02's
 /// credentials but branch b01's id and b01's client id. The ACL refuses its publishes into
 /// b01's subtree (MQTT 5: PUBACK 0x87, so it keeps them), and since the broker takes the client
@@ -242,37 +283,18 @@ fn write_passwd(dir: &std::path::Path, users: &[(&str, &str)]) {
 #[test]
 fn an_impostor_with_another_branchs_credentials_can_neither_publish_nor_disconnect() {
     let rt = runtime();
-    let etc = tempfile::tempdir().expect("tempdir");
-    let certs = make_certs(etc.path()).expect("certificates");
-    write_passwd(etc.path(), &[("b01", "pw-b01"), ("b02", "pw-b02"), ("headoffice", "pw-ho")]);
-    std::fs::copy(harness::workspace_root().join("deploy/mosquitto/acl"), etc.path().join("acl")).expect("acl");
-    let conf = deploy_conf(etc.path(), false).expect("conf");
-    assert!(conf.contains("use_username_as_clientid true"), "the shipped mosquitto.conf must bind client ids to users");
-    let broker = Mosquitto::start_with(&conf).expect("mosquitto");
-    let ca = certs.ca.display().to_string();
-    let mut sub = PahoSubscriber::start_args(
-        broker.port,
-        &["branches/#"],
-        &["--user", "headoffice", "--password", "pw-ho", "--cafile", &ca],
-    )
-    .expect("head-office subscriber");
-    let tls = TlsFiles { ca_file: certs.ca.clone(), client_cert_file: None, client_key_file: None };
+    let d = deployed(&[("b01", "pw-b01"), ("b02", "pw-b02"), ("headoffice", "pw-ho")]);
+    let mut sub = d.head_office();
 
     // The real b01 gateway.
-    let mut good = settings(broker.port, B);
-    good.username = Some("b01".into());
-    good.password = Some("pw-b01".into());
-    good.tls = Some(tls.clone());
+    let good = d.gateway(B, "b01", "pw-b01");
     let real_client_id = good.client_id.clone();
     let gw = InProc::start(&rt, good, big_bounds()).expect("gateway");
     assert!(wait_until(Duration::from_secs(15), || gw.stats.is_connected()), "b01 never connected");
 
     // b02's credentials, b01's id, b01's client id.
-    let mut evil = settings(broker.port, B);
+    let mut evil = d.gateway(B, "b02", "pw-b02");
     evil.client_id = real_client_id;
-    evil.username = Some("b02".into());
-    evil.password = Some("pw-b02".into());
-    evil.tls = Some(tls);
     let impostor = InProc::start(&rt, evil, big_bounds()).expect("impostor");
     rt.block_on(impostor.outbox.append(alert(B, 999, true))).expect("append");
 
@@ -301,25 +323,10 @@ fn an_impostor_with_another_branchs_credentials_can_neither_publish_nor_disconne
 #[test]
 fn a_refusing_broker_loses_nothing_and_delivers_after_the_acl_is_fixed() {
     let rt = runtime();
-    let etc = tempfile::tempdir().expect("tempdir");
-    let certs = make_certs(etc.path()).expect("certificates");
-    write_passwd(etc.path(), &[("branch-01", "pw-typo"), ("headoffice", "pw-ho")]);
-    let acl = etc.path().join("acl");
-    std::fs::copy(harness::workspace_root().join("deploy/mosquitto/acl"), &acl).expect("acl");
-    let broker = Mosquitto::start_with(&deploy_conf(etc.path(), false).expect("conf")).expect("mosquitto");
-    let ca = certs.ca.display().to_string();
-    let mut sub = PahoSubscriber::start_args(
-        broker.port,
-        &["branches/#"],
-        &["--user", "headoffice", "--password", "pw-ho", "--cafile", &ca],
-    )
-    .expect("head-office subscriber");
-
-    let mut s = settings(broker.port, B);
-    s.username = Some("branch-01".into());
-    s.password = Some("pw-typo".into());
-    s.tls = Some(TlsFiles { ca_file: certs.ca.clone(), client_cert_file: None, client_key_file: None });
-    let gw = InProc::start(&rt, s, big_bounds()).expect("gateway");
+    let d = deployed(&[("branch-01", "pw-typo"), ("headoffice", "pw-ho")]);
+    let acl = d.etc.path().join("acl");
+    let mut sub = d.head_office();
+    let gw = InProc::start(&rt, d.gateway(B, "branch-01", "pw-typo"), big_bounds()).expect("gateway");
     rt.block_on(async {
         for n in 1..=6 {
             gw.outbox.append(alert(B, n, true)).await.expect("append");
@@ -336,7 +343,7 @@ fn a_refusing_broker_loses_nothing_and_delivers_after_the_acl_is_fixed() {
     let mut text = std::fs::read_to_string(&acl).expect("read acl");
     text.push_str("\nuser branch-01\ntopic write branches/b01/#\n");
     std::fs::write(&acl, text).expect("write acl");
-    broker.reload();
+    d.broker.reload();
 
     let alarms = |sub: &PahoSubscriber| sub.alerts().into_iter().filter(|a| a["kind"] == "alarm-link").count();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -481,11 +488,8 @@ fn link_down_raises_and_clears_the_uplink_fault() {
 /// With the right username it passes.
 #[test]
 fn commission_fails_with_the_fix_when_the_broker_refuses_publishes() {
-    let etc = tempfile::tempdir().expect("tempdir");
-    let certs = make_certs(etc.path()).expect("certificates");
-    write_passwd(etc.path(), &[("branch-01", "pw-typo"), ("b01", "pw-b01")]);
-    std::fs::copy(harness::workspace_root().join("deploy/mosquitto/acl"), etc.path().join("acl")).expect("acl");
-    let broker = Mosquitto::start_with(&deploy_conf(etc.path(), false).expect("conf")).expect("mosquitto");
+    let d = deployed(&[("branch-01", "pw-typo"), ("b01", "pw-b01")]);
+    let (broker, certs) = (&d.broker, &d.certs);
     let closed = harness::free_port();
     let site = |user: &str, pw: &str| {
         format!(
