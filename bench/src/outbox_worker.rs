@@ -28,6 +28,9 @@ pub enum Task {
     Enqueue,
     Replay,
     Fill,
+    /// Open an existing outbox (a gateway's restart): the counters' scan and the replay of
+    /// open conditions from the stored events.
+    Open,
 }
 
 /// A camera-offline alert of realistic size (about 540 bytes stored).
@@ -105,8 +108,11 @@ async fn work(task: Task, dir: &Path, events: u64, port: Option<u16>) -> Result<
     // The bounds an installer gets without writing any (docs/CONFIG.md, [storage]).
     let defaults = StorageConfig::default();
     let bounds = OutboxBounds { max_events: defaults.max_events, max_bytes: defaults.max_bytes };
+    let t_open = Instant::now();
     let outbox = Outbox::open(dir, bounds).with_context(|| format!("open the outbox in {}", dir.display()))?;
+    let opened = t_open.elapsed();
     match task {
+        Task::Open => Ok(json!({ "seconds": opened.as_secs_f64(), "depth": outbox.depth() })),
         Task::Enqueue => {
             // Warm up sled (tree creation, first segment) before timing.
             fill(&outbox, &branch, 1_000, 64).await?;

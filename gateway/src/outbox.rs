@@ -35,15 +35,16 @@
 //!   over the bound and logs a warning. [`Appended::evicted`] reports how many events one append
 //!   cost; the caller hands that to the health engine, which makes the coalesced
 //!   `device-fault`/`outbox-overflow` alert (the outbox makes no alerts of its own).
-//! * **Open conditions.** Each event's header names the condition it raises or clears
-//!   ([`Alert::condition_key`]); the `conditions` tree holds the latest state of each, with the
-//!   raised alert, so that the engine can take over after a restart. A condition change is
+//! * **Open conditions.** The `conditions` tree holds the latest state of each condition
+//!   ([`Alert::condition_key`]) with the raised alert, so that the engine can take over after a
+//!   restart. A condition change is
 //!   written by the flusher once the flush has made its event durable and before the event is
 //!   handed out: it is never recorded for an event a crash can still lose, and never written on
 //!   the appenders' path (a sled transaction there cost 4× the enqueue rate: it serialises
 //!   every append behind sled's global concurrency lock). One that a crash loses is replayed
-//!   at open from the newest stored event of its condition; cleared conditions stay as
-//!   tombstones so that an older stored event cannot reopen them.
+//!   at open from the newest stored event of its condition (the open scan decodes each stored
+//!   event for this); cleared conditions stay as tombstones so that an older stored event
+//!   cannot reopen them. A raise over a raise is not rewritten.
 //! * **Counters.** Depth and bytes are kept exactly in memory (sled's `len()` is O(n)) and
 //!   recovered on open by one scan.
 //! * **Acks** (removals after PUBACK) are not flushed individually: sled's background flusher
@@ -133,12 +134,8 @@ const CURRENT: &str = "CURRENT";
 pub const ROTATE_MIN_BYTES: u64 = 64 * 1024 * 1024;
 const ROTATE_CHECK_EVERY: Duration = Duration::from_secs(10);
 
-/// Stored value, format 2: `[2, kind, enqueued_at_ms (u64 BE), condition state (0 none, 1
-/// raised, 2 cleared), key length (u16 BE), condition key] ++ alert JSON`. Format 1 (`[1, kind,
-/// enqueued_at_ms] ++ JSON`, before conditions were kept) is still read.
-const FORMAT: u8 = 2;
-const FORMAT_1: u8 = 1;
-/// The part of the header both formats share.
+/// Stored value: `[FORMAT, kind, enqueued_at_ms (u64 BE)] ++ alert JSON`.
+const FORMAT: u8 = 1;
 const HEADER: usize = 10;
 const KEY: u64 = 8;
 
@@ -170,50 +167,27 @@ fn now_ms() -> u64 {
 
 /// The condition an alert opens or closes: its key and state byte.
 fn condition_of(alert: &Alert) -> Option<(String, u8)> {
-    let key = alert.condition_key()?;
-    (key.len() <= u16::MAX as usize).then_some((key, if alert.state == AlertState::Raised { RAISED } else { CLEARED }))
+    Some((alert.condition_key()?, if alert.state == AlertState::Raised { RAISED } else { CLEARED }))
 }
 
 fn encode(alert: &Alert) -> Result<Vec<u8>, OutboxError> {
     let json = serde_json::to_vec(alert)?;
-    let cond = condition_of(alert);
-    let key = cond.as_ref().map(|(k, _)| k.as_bytes()).unwrap_or_default();
-    let mut v = Vec::with_capacity(HEADER + 3 + key.len() + json.len());
+    let mut v = Vec::with_capacity(HEADER + json.len());
     v.push(FORMAT);
     v.push(kind_code(alert.kind()));
     v.extend_from_slice(&now_ms().to_be_bytes());
-    v.push(cond.as_ref().map_or(0, |(_, st)| *st));
-    v.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    v.extend_from_slice(key);
     v.extend_from_slice(&json);
     Ok(v)
 }
 
-/// A stored value's parts: kind code, condition (state, key) if any, alert JSON.
-type ValueParts<'a> = (u8, Option<(u8, &'a [u8])>, &'a [u8]);
-
-fn split_value(v: &[u8]) -> Option<ValueParts<'_>> {
-    if v.len() < HEADER {
-        return None;
-    }
-    match v[0] {
-        FORMAT_1 => Some((v[1], None, &v[HEADER..])),
-        FORMAT => {
-            let st = *v.get(HEADER)?;
-            let len = u16::from_be_bytes([*v.get(HEADER + 1)?, *v.get(HEADER + 2)?]) as usize;
-            let key = v.get(HEADER + 3..HEADER + 3 + len)?;
-            let json = v.get(HEADER + 3 + len..)?;
-            Some((v[1], (st != 0).then_some((st, key)), json))
-        }
-        _ => None,
-    }
+/// A stored value's kind code and alert JSON.
+fn split_value(v: &[u8]) -> Option<(u8, &[u8])> {
+    (v.len() >= HEADER && v[0] == FORMAT).then(|| (v[1], &v[HEADER..]))
 }
 
-/// The bytes an alert occupies in the outbox (key + header + condition key + JSON), as counted
-/// by the bound.
+/// The bytes an alert occupies in the outbox (key + header + JSON), as counted by the bound.
 pub fn stored_size(alert: &Alert) -> Result<u64, OutboxError> {
-    let key = condition_of(alert).map_or(0, |(k, _)| k.len() as u64);
-    Ok(KEY + HEADER as u64 + 3 + key + serde_json::to_vec(alert)?.len() as u64)
+    Ok(KEY + HEADER as u64 + serde_json::to_vec(alert)?.len() as u64)
 }
 
 /// A condition change waiting for the flush that makes its event durable (see
@@ -372,7 +346,7 @@ impl Store {
             }
             let json = match state {
                 RAISED => match self.lanes[lane].get(Seq(seq).to_key())? {
-                    Some(v) => split_value(&v).map(|(_, _, j)| j.to_vec()).unwrap_or_default(),
+                    Some(v) => split_value(&v).map(|(_, j)| j.to_vec()).unwrap_or_default(),
                     None => continue,
                 },
                 _ => Vec::new(),
@@ -480,8 +454,12 @@ impl OutboxCore {
                 let (k, v) = kv?;
                 counts.events[i] += 1;
                 counts.bytes[i] += k.len() as u64 + v.len() as u64;
-                if let (Some(seq), Some((_, Some((state, key)), _))) = (Seq::from_key(&k), split_value(&v)) {
-                    let e = latest.entry(key.to_vec()).or_insert((0, 0, i));
+                // The condition of each stored event (a full decode: one definition of the key).
+                let cond = split_value(&v)
+                    .and_then(|(_, j)| serde_json::from_slice::<Alert>(j).ok())
+                    .and_then(|a| condition_of(&a));
+                if let (Some(seq), Some((key, state))) = (Seq::from_key(&k), cond) {
+                    let e = latest.entry(key.into_bytes()).or_insert((0, 0, i));
                     if seq.0 > e.0 {
                         *e = (seq.0, state, i);
                     }
@@ -603,7 +581,7 @@ impl OutboxCore {
         // the engine holds the condition either way.
         if let Some((key, state)) = condition_of(&alert) {
             let json = if state == RAISED {
-                split_value(&value).map(|(_, _, j)| j.to_vec()).unwrap_or_default()
+                split_value(&value).map(|(_, j)| j.to_vec()).unwrap_or_default()
             } else {
                 Vec::new()
             };
@@ -747,6 +725,13 @@ impl OutboxCore {
         }
         let st = self.store();
         for op in ops {
+            // A raise over a raise adds nothing (the engine raises once; a stream of raises of
+            // one condition, as in the bench, would otherwise rewrite it for every event).
+            let raised =
+                || st.conditions.get(op.key.as_bytes()).ok().flatten().is_some_and(|v| v.get(8) == Some(&RAISED));
+            if op.state == RAISED && raised() {
+                continue;
+            }
             if let Err(e) = st.conditions.insert(op.key.as_bytes(), condition_value(op.seq, op.state, &op.json)) {
                 tracing::error!(condition = %op.key, error = %e, "cannot record a condition");
             }
@@ -895,7 +880,7 @@ impl OutboxCore {
 
 fn decode(k: &[u8], v: &[u8], lane: Lane) -> Option<Pending> {
     let seq = Seq::from_key(k)?;
-    let Some((kind, _, json)) = split_value(v) else {
+    let Some((kind, json)) = split_value(v) else {
         tracing::error!(seq = seq.0, "outbox entry with an unknown format; skipped");
         return None;
     };

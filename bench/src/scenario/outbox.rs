@@ -104,7 +104,11 @@ fn run_blocking(
     }
     let dir = work.join("outbox-fill");
     let v = worker(bin, "fill", &dir, fill_events, None)?;
+    // A restart with that backlog: the open scans the stored events (counters, conditions).
+    let o = worker(bin, "open", &dir, 0, None)?;
     let _ = std::fs::remove_dir_all(&dir);
+    let open_s = f(&o, "seconds")?;
+    eprintln!("  reopened with {:.0} events in {open_s:.2} s", f(&o, "depth")?);
     let (dir_bytes, live, max_bytes) = (f(&v, "dir_bytes")?, f(&v, "live_bytes")?, f(&v, "max_bytes")?);
     let per_event = dir_bytes / fill_events as f64;
     eprintln!(
@@ -166,5 +170,14 @@ fn run_blocking(
             Budget::at_most(max_bytes / MIB),
         )
         .with_note("budget = storage.max_bytes (default); the bound limits live bytes, sled's log adds to it on disk"),
+        Row::new(
+            SCENARIO,
+            &format!("reopen with {} buffered events", n(fill_events)),
+            "s",
+            Summary::of(&[open_s]),
+            "1 run",
+            None,
+        )
+        .with_note("Outbox::open in a fresh process: the scan of every stored event (counters, open conditions)"),
     ])
 }
