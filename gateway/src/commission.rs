@@ -285,22 +285,18 @@ async fn uplink_report(cfg: SiteConfig) -> DeviceReport {
     match crate::app::uplink_settings(&cfg) {
         Err(e) => checks.push(fail("settings", format!("{e:#}"), "fix [uplink] in the site config")),
         Ok(s) => match probe(&s, Duration::from_secs(8)).await {
-            Err(Probe::Connect(e)) if crate::mqtt::explain_tls(&e, &s.host).is_some() => {
-                if let Some((what, fix)) = crate::mqtt::explain_tls(&e, &s.host) {
-                    checks.push(fail("broker", format!("{what} ({e})"), fix));
-                }
-                checks.push(skipped("publish"));
-            }
             Err(Probe::Connect(e)) => {
                 let lower = e.to_lowercase();
-                let fix = if lower.contains("auth") || lower.contains("password") || lower.contains("not authorized") {
-                    "check [uplink] username and password_file / password_env against head office's broker credentials"
+                let (detail, fix) = if let Some((what, fix)) = crate::mqtt::explain_tls(&e, &s.host) {
+                    (format!("{what} ({e})"), fix)
+                } else if lower.contains("auth") || lower.contains("password") || lower.contains("not authorized") {
+                    (e, "check [uplink] username and password_file / password_env against head office's broker credentials".into())
                 } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake") {
-                    "check [uplink.tls] ca_file (head office's CA) and the client certificate and key"
+                    (e, "check [uplink.tls] ca_file (head office's CA) and the client certificate and key".into())
                 } else {
-                    "check [uplink] broker host and port, DNS and the firewall towards head office"
+                    (e, "check [uplink] broker host and port, DNS and the firewall towards head office".into())
                 };
-                checks.push(fail("broker", e, fix));
+                checks.push(fail("broker", detail, fix));
                 checks.push(skipped("publish"));
             }
             Err(Probe::Publish(e)) => {

@@ -424,8 +424,7 @@ impl Uplink {
                 biased;
                 ev = link.events.recv() => match ev {
                     Some(Ok(ev)) => {
-                        s.on_event(ev, &self.outbox, &self.s.stats, &self.s.topics);
-                        if std::mem::take(&mut s.accepted_first) {
+                        if s.on_event(ev, &self.outbox, &self.s.stats, &self.s.topics) {
                             self.on_accepted();
                         }
                     }
@@ -521,7 +520,9 @@ impl Uplink {
                 break;
             }
             match tokio::time::timeout_at(deadline, link.events.recv()).await {
-                Ok(Some(Ok(ev))) => s.on_event(ev, &self.outbox, &self.s.stats, &self.s.topics),
+                Ok(Some(Ok(ev))) => {
+                    s.on_event(ev, &self.outbox, &self.s.stats, &self.s.topics);
+                }
                 _ => break,
             }
         }
@@ -564,10 +565,8 @@ struct Session {
     offline_acked: bool,
     /// The first refused publish of this session (topic, reason).
     refused: Option<(String, String)>,
-    /// No publish was accepted yet in this session.
-    none_accepted: bool,
-    /// Set when the first publish of the session was accepted; read and reset by the uplink.
-    accepted_first: bool,
+    /// A publish was accepted in this session.
+    accepted: bool,
 }
 
 impl Session {
@@ -582,8 +581,7 @@ impl Session {
             maybe_more: true,
             offline_acked: false,
             refused: None,
-            none_accepted: true,
-            accepted_first: false,
+            accepted: false,
         }
     }
 
@@ -637,12 +635,14 @@ impl Session {
         Ok(())
     }
 
-    fn on_event(&mut self, ev: LinkEvent, outbox: &Outbox, stats: &UplinkStats, topics: &Topics) {
+    /// Pairs and applies one event of the link; true when it is the session's first accepted
+    /// publish.
+    fn on_event(&mut self, ev: LinkEvent, outbox: &Outbox, stats: &UplinkStats, topics: &Topics) -> bool {
         match ev {
             LinkEvent::Published(pkid) => {
                 let Some(tag) = self.tags.pop_front() else {
                     tracing::error!(pkid, "publish without a tag; pairing lost");
-                    return;
+                    return false;
                 };
                 if matches!(tag, Tag::Event(..)) {
                     stats.published.fetch_add(1, Ordering::Relaxed);
@@ -654,7 +654,7 @@ impl Session {
             LinkEvent::PubAck { pkid, refused } => {
                 let Some(tag) = self.inflight.remove(&pkid) else {
                     tracing::warn!(pkid, "PUBACK for an unknown packet id");
-                    return;
+                    return false;
                 };
                 if let Tag::Event(..) = tag {
                     self.in_flight_events = self.in_flight_events.saturating_sub(1);
@@ -672,11 +672,9 @@ impl Session {
                         };
                         self.refused = Some((topic, reason));
                     }
-                    return;
+                    return false;
                 }
-                if std::mem::take(&mut self.none_accepted) {
-                    self.accepted_first = true;
-                }
+                let first = !std::mem::replace(&mut self.accepted, true);
                 match tag {
                     Tag::Event(id, _) => {
                         stats.acked.fetch_add(1, Ordering::Relaxed);
@@ -687,9 +685,11 @@ impl Session {
                     Tag::Offline => self.offline_acked = true,
                     Tag::Online | Tag::Retained => {}
                 }
+                return first;
             }
             LinkEvent::ConnAck(_) | LinkEvent::Other | LinkEvent::DisconnectSent => {}
         }
+        false
     }
 }
 

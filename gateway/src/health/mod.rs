@@ -218,11 +218,6 @@ impl Engine {
         cams.chain(panels).collect()
     }
 
-    /// The gateway itself, as a device (for its own faults).
-    pub fn gateway_device(&self) -> &DeviceRef {
-        self.faults.device()
-    }
-
     /// Feeds one event of the gateway's own plumbing (uplink, outbox).
     pub fn gateway_event(&mut self, ev: GatewayEvent, now: Instant) -> Output {
         Output { alerts: self.faults.on_event(ev, now), ..Output::default() }
