@@ -3,9 +3,10 @@
 # mbpoll, openssl, postgresql, a Python that can make virtualenvs; chromium and chromium-driver
 # for the browser tests, with fonts-wqy-zenhei for their Chinese screenshots; libmodbus-dev, gcc and patch for libmodbus's test server;
 # systemd, util-linux and mount for the packaging tests, iproute2 for the discovery tests in
-# network namespaces, git for the tidy test), the Python
+# network namespaces, git for the tidy test; gcc-aarch64-linux-gnu and libc6-dev-arm64-cross to
+# cross-compile the arm64 gateway package, qemu-user to run it), the Python
 # peers in a virtualenv, the npm peers, libmodbus's unit-test-server built into target/peers,
-# and cargo-deb (for scripts/package).
+# cargo-deb (for scripts/package) and the rustup target aarch64-unknown-linux-gnu.
 # Sourced by scripts/test (and by any script that needs the same peers); every step is
 # skipped when it is already satisfied, so a second run costs well under a second.
 #
@@ -83,6 +84,14 @@ bsg_missing_debs() {
     bsg_have_sbin ip || echo iproute2
     # The tidy test (tests/tests/tidy.rs) lists the repository's files with `git ls-files`.
     bsg_have git || echo git
+    # The arm64 gateway package (scripts/package --arch arm64): Debian's cross linker and the
+    # AArch64 C library to link against (also the sysroot qemu loads it from), and qemu-user's
+    # qemu-aarch64 to run it in tests/tests/packaging_arm64.rs (qemu-user-static's binary is
+    # qemu-aarch64-static on Debian 12).
+    bsg_have aarch64-linux-gnu-gcc || echo gcc-aarch64-linux-gnu
+    [[ -f /usr/aarch64-linux-gnu/lib/crt1.o && -f /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]] ||
+        echo libc6-dev-arm64-cross
+    bsg_have qemu-aarch64 || echo qemu-user
     if ! bsg_have "$BSG_VENV_PYTHON"; then
         echo python3
         echo python3-venv
@@ -273,12 +282,31 @@ bsg_ensure_cargo_deb() {
     "${cmd[@]}" </dev/null || return 1
 }
 
+# The Rust standard library for the arm64 gateway package (scripts/package --arch arm64). Only
+# with rustup: a toolchain from elsewhere must bring the target itself.
+BSG_ARM64_TARGET=aarch64-unknown-linux-gnu
+bsg_ensure_rust_target() {
+    bsg_have rustup || return 0
+    if rustup target list --installed 2>/dev/null </dev/null | grep -qx "$BSG_ARM64_TARGET"; then
+        bsg_info "rust target: $BSG_ARM64_TARGET"
+        return 0
+    fi
+    if ! bsg_can_install; then
+        bsg_err "missing: the Rust target $BSG_ARM64_TARGET (builds the arm64 gateway package)"
+        printf 'Run:\n    rustup target add %s\nthen run scripts/test again.\n' "$BSG_ARM64_TARGET" >&2
+        return 2
+    fi
+    bsg_info "rustup target add $BSG_ARM64_TARGET"
+    rustup target add "$BSG_ARM64_TARGET" </dev/null || return 1
+}
+
 # All of the above. Returns 2 when something is missing that we may not install.
 bsg_prereqs() {
     bsg_ensure_debs || return $?
     bsg_ensure_venv || return 1
     bsg_ensure_node_peers || return 1
     bsg_ensure_cargo_deb || return $?
+    bsg_ensure_rust_target || return $?
     export BSG_PYTHON=$BSG_VENV/bin/python
     bsg_build_native_peers
     bsg_info "BSG_PYTHON=$BSG_PYTHON"
