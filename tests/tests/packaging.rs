@@ -4,93 +4,33 @@
 //! purge). The package is built by `scripts/package`, which `scripts/test` runs before the
 //! tests; `BSG_DEB` points at another one.
 
-use std::collections::BTreeMap;
+mod packaging_common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 
 use harness::{which, workspace_root};
+use packaging_common::{Unpacked, run, run_script, service_settings, stdout};
 
 const UNIT: &str = "usr/lib/systemd/system/branch-gateway.service";
 const CONFFILE: &str = "etc/branch-gateway/branch.toml";
 const EXAMPLES: &str = "usr/share/doc/branch-gateway/examples";
 
-/// The package under test: `$BSG_DEB`, else the newest `branch-gateway_*.deb` in the target
-/// directory's `debian/`.
+/// The package under test: `$BSG_DEB`, else the newest `branch-gateway_*_{this machine's
+/// architecture}.deb` in the target directory's `debian/` (the arm64 one has its own test,
+/// packaging_arm64.rs).
 fn deb() -> PathBuf {
-    if let Some(p) = std::env::var_os("BSG_DEB") {
-        return PathBuf::from(p);
-    }
-    // target/{profile}/deps/packaging-xxxx → target/debian
-    let target = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent()?.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let dir = target.join("debian");
-    let newest = fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("branch-gateway_") && name.ends_with(".deb")
-        })
-        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
-        .map(|e| e.path());
-    newest.unwrap_or_else(|| {
-        panic!(
-            "no branch-gateway_*.deb in {}: run scripts/test (it builds the package with scripts/package \
-             before the tests), or scripts/package alone",
-            dir.display()
-        )
-    })
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(cmd: &mut Command) -> String {
-    String::from_utf8_lossy(&run(cmd).stdout).into_owned()
-}
-
-/// The package unpacked into a temporary directory: `root` holds the files (`dpkg-deb -x`),
-/// `control` the control files and maintainer scripts (`dpkg-deb -e`).
-struct Unpacked {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    control: PathBuf,
+    packaging_common::deb("branch-gateway", &packaging_common::native_arch(), "BSG_DEB")
 }
 
 fn unpack() -> Unpacked {
-    let deb = deb();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let root = dir.path().join("root");
-    let control = dir.path().join("control");
-    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
-    run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
-    Unpacked { _dir: dir, root, control }
+    packaging_common::unpack(&deb())
 }
 
-/// `dpkg-deb -c`: path (without the leading `./`) → (mode string, owner/group).
-fn listing() -> BTreeMap<String, (String, String)> {
-    stdout(Command::new("dpkg-deb").arg("-c").arg(deb()))
-        .lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let path = f.last()?.trim_start_matches("./").trim_end_matches('/').to_string();
-            Some((path, (f.first()?.to_string(), f.get(1)?.to_string())))
-        })
-        .collect()
+fn listing() -> std::collections::BTreeMap<String, (String, String)> {
+    packaging_common::listing(&deb())
 }
 
 #[test]
@@ -137,27 +77,6 @@ fn control_declares_the_conffile_the_dependencies_and_the_maintainer_scripts() {
         let mode = fs::metadata(u.control.join(script)).expect(script).permissions().mode();
         assert_eq!(mode & 0o777, 0o755, "{script} is executable");
     }
-}
-
-/// The unit's `[Service]` settings, each key with all its values in order.
-fn service_settings(unit: &str) -> BTreeMap<String, Vec<String>> {
-    let mut section = "";
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in unit.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if line.starts_with('[') {
-            section = line;
-            continue;
-        }
-        if let Some((k, v)) = line.split_once('=')
-            && section == "[Service]"
-        {
-            out.entry(k.trim().to_string()).or_default().push(v.trim().to_string());
-        }
-    }
-    out
 }
 
 #[test]
@@ -309,42 +228,6 @@ fn maintainer_scripts_are_valid_sh_and_shellcheck_clean() {
     }
 }
 
-/// Runs a maintainer script the way dpkg would, against `root` (DPKG_ROOT) with every command
-/// that touches the real system replaced by a stub that logs its arguments to `log`.
-/// `user_exists` and `overridden` answer `getent passwd` and `dpkg-statoverride --list`.
-fn run_script(u: &Unpacked, script: &str, args: &[&str], root: &Path, user_exists: bool, overridden: bool) -> String {
-    let stubs = root.parent().expect("scratch").join("stubs");
-    let log = root.parent().expect("scratch").join("calls.log");
-    fs::create_dir_all(&stubs).expect("stubs");
-    let stub = |name: &str, body: &str| {
-        let p = stubs.join(name);
-        fs::write(&p, format!("#!/bin/sh\necho \"{name} $*\" >>\"$STUB_LOG\"\n{body}\n")).expect("stub");
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod stub");
-    };
-    stub("getent", "exit $STUB_USER");
-    stub("adduser", "exit 0");
-    stub("addgroup", "exit 0");
-    stub("dpkg-statoverride", "case $1 in --list) exit $STUB_OVERRIDE;; esac; exit 0");
-    // install -d -o OWNER -g GROUP -m MODE DIR: the owner and group may not exist here.
-    stub("install", "for last; do :; done; mkdir -p \"$last\"");
-    // A first install: deb-systemd-helper has no state for the unit yet.
-    stub("deb-systemd-helper", "case $1 in debian-installed) exit 1;; esac; exit 0");
-    stub("deb-systemd-invoke", "exit 0");
-    stub("systemctl", "exit 0");
-    let _ = fs::remove_file(&log);
-    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", stubs.display());
-    let out = run(Command::new("sh")
-        .arg(u.control.join(script))
-        .args(args)
-        .env("PATH", path)
-        .env("DPKG_ROOT", root)
-        .env("STUB_LOG", &log)
-        .env("STUB_USER", if user_exists { "0" } else { "2" })
-        .env("STUB_OVERRIDE", if overridden { "0" } else { "1" }));
-    let calls = fs::read_to_string(&log).unwrap_or_default();
-    format!("{}{}", calls, String::from_utf8_lossy(&out.stdout))
-}
-
 #[test]
 fn postinst_creates_the_service_user_once_and_gives_the_site_file_to_its_group() {
     let u = unpack();
@@ -411,52 +294,19 @@ fn outbox_survives_remove_and_upgrade_and_is_deleted_only_on_purge_with_a_warnin
 /// them it fails and says what is missing — it never passes without having run.
 #[test]
 fn dpkg_install_upgrade_remove_purge_in_a_scratch_overlay_keeps_config_and_outbox_until_purge() {
-    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    assert!(
-        is_root,
-        "the dpkg round trip mounts an overlay in a private mount namespace, which needs root: run the tests \
-         as root (CI does; scripts/test installs what else is missing when run as root)"
-    );
-    let unshare = which("unshare").unwrap_or_else(|| {
-        panic!("unshare is not installed: install the Debian package util-linux (scripts/test does as root)")
-    });
-    let private = Command::new(&unshare).args(["-m", "true"]).output().expect("run unshare -m true");
-    assert!(
-        private.status.success(),
-        "cannot make a private mount namespace (`unshare -m true`: {}): run the tests as root with \
-         CAP_SYS_ADMIN (in a container: --privileged, or --cap-add SYS_ADMIN without a seccomp or \
-         AppArmor profile that forbids unshare and mount)",
-        String::from_utf8_lossy(&private.stderr).trim()
-    );
     let scratch = tempfile::tempdir().expect("temp dir");
     let s = scratch.path();
     // A later version (99.0.0-1) of the same package whose default site file changed: the upgrade must
     // keep the installer's edited file and put the new default beside it.
-    let raw = s.join("raw");
-    run(Command::new("dpkg-deb").arg("-R").arg(deb()).arg(&raw));
-    let control = fs::read_to_string(raw.join("DEBIAN/control")).expect("control");
-    let version = control.lines().find_map(|l| l.strip_prefix("Version: ")).expect("Version").to_string();
-    fs::write(raw.join("DEBIAN/control"), control.replace(&format!("Version: {version}"), "Version: 99.0.0-1"))
-        .expect("control");
-    let conf = raw.join(CONFFILE);
-    let mut text = fs::read_to_string(&conf).expect("conffile");
-    text.push_str("# changed in the next version\n");
-    fs::write(&conf, text).expect("conffile");
-    run(Command::new("dpkg-deb").args(["-Zgzip", "-b"]).arg(&raw).arg(s.join("next.deb")));
-    fs::copy(deb(), s.join("first.deb")).expect("copy deb");
-
-    let script = r#"
-set -eu
-S=$1
-mkdir -p "$S/upper" "$S/work" "$S/merged"
-if ! mount -t overlay overlay -o "lowerdir=/,upperdir=$S/upper,workdir=$S/work" "$S/merged" 2>"$S/mount.err"; then
-    echo "NO-OVERLAY: $(cat "$S/mount.err")"; exit 0
-fi
-mount --bind /proc "$S/merged/proc"
-mount --bind /dev "$S/merged/dev"
-mkdir -p "$S/merged/tmp/bg"
-cp "$S/first.deb" "$S/next.deb" "$S/merged/tmp/bg/"
-chroot "$S/merged" /bin/sh -eu -c '
+    packaging_common::next_version(&deb(), s, |raw| {
+        let conf = raw.join(CONFFILE);
+        let mut text = fs::read_to_string(&conf).expect("conffile");
+        text.push_str("# changed in the next version\n");
+        fs::write(&conf, text).expect("conffile");
+    });
+    let text = packaging_common::in_scratch_overlay(
+        s,
+        r#"
 export DEBIAN_FRONTEND=noninteractive
 dpkg -i /tmp/bg/first.deb >/dev/null
 echo "USER $(id -un branch-gateway) $(id -gn branch-gateway) $(getent passwd branch-gateway | cut -d: -f6,7)"
@@ -475,22 +325,9 @@ dpkg -r branch-gateway >/dev/null
 echo "REMOVED $(ls /etc/branch-gateway | tr "\n" " ")$(cat /var/lib/branch-gateway/db) $(test -e /usr/bin/branch-gateway && echo bin || echo nobin)"
 dpkg -P branch-gateway 2>&1 | sed "s/^/PURGE /"
 echo "PURGED $(test -e /etc/branch-gateway && echo etc || echo noetc) $(test -e /var/lib/branch-gateway && echo state || echo nostate)"
-'
-"#;
-    let out = Command::new(unshare).args(["-m", "--propagation", "private", "sh", "-c", script, "sh"]).arg(s).output();
-    let out = out.expect("unshare");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if let Some(reason) = text.lines().find_map(|l| l.strip_prefix("NO-OVERLAY: ")) {
-        panic!(
-            "cannot mount an overlay of / ({reason}): the dpkg round trip needs overlayfs (`modprobe overlay`; \
-             `grep overlay /proc/filesystems`) and a temporary directory overlayfs accepts as its upper \
-             directory (TMPDIR on ext4, xfs or tmpfs)"
-        );
-    }
-    assert!(out.status.success(), "the round trip failed ({}):\n{text}", out.status);
-    let line = |tag: &str| {
-        text.lines().find_map(|l| l.strip_prefix(&format!("{tag} "))).unwrap_or_else(|| panic!("no {tag}:\n{text}"))
-    };
+"#,
+    );
+    let line = |tag: &str| packaging_common::tagged(&text, tag);
     assert_eq!(line("USER"), "branch-gateway branch-gateway /var/lib/branch-gateway:/usr/sbin/nologin");
     assert_eq!(
         line("MODES"),
