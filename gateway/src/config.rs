@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use i18n::{Lang, Text, text, tr};
 use protocols::ids::validate_segment;
 use protocols::{BranchId, DeviceId, ZoneId};
 use serde::Deserialize;
@@ -417,15 +418,48 @@ fn default_held_open() -> Duration {
 /// One thing wrong with a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// `camera[2].id`, `uplink.topic_prefix`…
+    /// `camera[2].id`, `uplink.topic_prefix`… (never translated: it is what the file says).
     pub field: String,
-    pub message: String,
-    pub fix: String,
+    pub message: Text,
+    pub fix: Text,
+}
+
+impl Problem {
+    /// `field: message (fix: …)` in `lang`.
+    pub fn render(&self, lang: Lang) -> String {
+        let (message, fix) = (self.message.get(lang), self.fix.get(lang));
+        tr!(lang, "{}: {message} (fix: {fix})", "{}：{message}（修正：{fix}）", self.field)
+    }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} (fix: {})", self.field, self.message, self.fix)
+        f.write_str(&self.render(Lang::En))
+    }
+}
+
+/// What is wrong with an id, in both languages.
+pub(crate) fn id_error(e: &protocols::ids::IdError) -> Text {
+    use protocols::ids::IdError;
+    match e {
+        IdError::Empty => text!("is empty", "为空"),
+        IdError::TooLong(n) => text!("is {n} bytes long; the limit is 64", "长 {n} 字节，上限为 64"),
+        IdError::TopicWildcard(c) => text!(
+            "contains {c:?}, which MQTT reserves in topics (`+`, `#` and `/` are not allowed)",
+            "含有 {c:?}，MQTT 主题保留了它（不能用 `+`、`#`、`/`）"
+        ),
+        IdError::Whitespace(c) => {
+            text!("contains whitespace or a control character ({c:?})", "含有空白或控制字符（{c:?}）")
+        }
+    }
+}
+
+/// How to write a good id, with an example when given.
+fn id_fix(example: &str) -> Text {
+    if example.is_empty() {
+        text!("use letters, digits, `-` or `_`", "只用字母、数字、`-` 或 `_`")
+    } else {
+        text!("use letters, digits, `-` or `_`, e.g. {example:?}", "只用字母、数字、`-` 或 `_`，例如 {example:?}")
     }
 }
 
@@ -435,9 +469,33 @@ pub enum ConfigError {
     #[error("{path}: cannot read the file: {source} (fix: check the path and its permissions)")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse { path: PathBuf, message: Text },
     #[error("{path}: {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid { path: PathBuf, problems: Vec<Problem> },
+}
+
+impl ConfigError {
+    /// The whole error in `lang`, as `check-config` prints it.
+    pub fn render(&self, lang: Lang) -> String {
+        match self {
+            ConfigError::Read { path, source } => tr!(
+                lang,
+                "{}: cannot read the file: {source} (fix: check the path and its permissions)",
+                "{}：无法读取该文件：{source}（修正：检查路径及其权限）",
+                path.display()
+            ),
+            ConfigError::Parse { path, message } => format!("{}: {}", path.display(), message.get(lang)),
+            ConfigError::Invalid { path, problems } => {
+                let n = problems.len();
+                let mut out = tr!(lang, "{}: {n} problem(s):", "{}：{n} 处问题：", path.display());
+                for p in problems {
+                    out.push_str("\n  - ");
+                    out.push_str(&p.render(lang));
+                }
+                out
+            }
+        }
+    }
 }
 
 /// A checker for profile references: returns the point ids of a profile and their roles, or
@@ -463,15 +521,22 @@ impl SiteConfig {
         Ok(cfg)
     }
 
-    pub fn parse_str(text: &str) -> Result<SiteConfig, String> {
-        toml::from_str::<SiteConfig>(text).map_err(|e| {
+    /// Parses a site file's text. The error's detail is the TOML parser's (English only).
+    pub fn parse_str(src: &str) -> Result<SiteConfig, Text> {
+        toml::from_str::<SiteConfig>(src).map_err(|e| {
             let msg = e.message().to_string();
             match e.span() {
                 Some(span) => {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    format!("line {line}: {msg} (fix: see deploy/examples/ and docs/CONFIG.md)")
+                    let line = src[..span.start.min(src.len())].matches('\n').count() + 1;
+                    text!(
+                        "line {line}: {msg} (fix: see deploy/examples/ and docs/CONFIG.md)",
+                        "第 {line} 行：{msg}（修正：参照 deploy/examples/ 与 docs/CONFIG.zh-CN.md）"
+                    )
                 }
-                None => format!("{msg} (fix: see deploy/examples/ and docs/CONFIG.md)"),
+                None => text!(
+                    "{msg} (fix: see deploy/examples/ and docs/CONFIG.md)",
+                    "{msg}（修正：参照 deploy/examples/ 与 docs/CONFIG.zh-CN.md）"
+                ),
             }
         })
     }
@@ -506,27 +571,33 @@ impl SiteConfig {
 
     /// Things that are valid but probably wrong, each as `(field, what, why)`; the gateway runs
     /// with them and `check-config` prints them.
-    pub fn warnings(&self) -> Vec<(&'static str, String)> {
+    pub fn warnings(&self) -> Vec<(&'static str, Text)> {
         let mut w = Vec::new();
         if let Some(user) = &self.uplink.username
             && user != &self.branch.id
         {
             w.push((
                 "uplink.username",
-                format!(
+                text!(
                     "is {user:?} but the branch id is {:?}: head office's shipped ACL (pattern write {}/%u/#) lets a \
                      user publish only under its own name, so the broker would refuse every alert unless head office \
                      added this user to its ACL (branch-gateway commission checks it)",
-                    self.branch.id, self.uplink.topic_prefix
+                    "是 {user:?}，而网点 id 是 {:?}：总行随附的 ACL（pattern write {}/%u/#）只允许用户在自己名下发布，\
+                     除非总行把这个用户加进 ACL，消息服务器会拒收所有告警（branch-gateway commission 会检查这一点）",
+                    self.branch.id,
+                    self.uplink.topic_prefix
                 ),
             ));
         }
         if self.uplink.mqtt_version == crate::mqtt::MqttVersion::V311 {
             w.push((
                 "uplink.mqtt_version",
-                "is \"3.1.1\": a publish the broker refuses is acknowledged like a delivered one and is lost; use \"5\" \
-                 unless the broker cannot speak MQTT 5"
-                    .to_string(),
+                text!(
+                    "is \"3.1.1\": a publish the broker refuses is acknowledged like a delivered one and is lost; use \
+                     \"5\" unless the broker cannot speak MQTT 5",
+                    "是 \"3.1.1\"：消息服务器拒收的消息会像已送达一样被确认，从而丢失；除非消息服务器不支持 MQTT 5，\
+                     请用 \"5\""
+                ),
             ));
         }
         w
@@ -535,9 +606,20 @@ impl SiteConfig {
     /// Every problem in the file; empty when it is usable.
     pub fn validate(&self, profiles: &dyn ProfileResolver) -> Vec<Problem> {
         let mut v = Validator::default();
-        v.segment("branch.id", &self.branch.id, "use letters, digits, `-`, `_` or `.`, e.g. \"b0101\"");
+        v.segment(
+            "branch.id",
+            &self.branch.id,
+            text!(
+                "use letters, digits, `-`, `_` or `.`, e.g. \"b0101\"",
+                "只用字母、数字、`-`、`_` 或 `.`，例如 \"b0101\""
+            ),
+        );
         if self.branch.name.trim().is_empty() {
-            v.push("branch.name", "is empty", "give the branch a human-readable name");
+            v.push(
+                "branch.name",
+                text!("is empty", "为空"),
+                text!("give the branch a human-readable name", "填写网点名称"),
+            );
         }
 
         // Uplink.
@@ -545,36 +627,54 @@ impl SiteConfig {
         if !scheme_ok {
             v.push(
                 "uplink.broker",
-                &format!("{:?} is not an MQTT URL", self.uplink.broker),
-                "write mqtt://HOST:PORT or mqtts://HOST:PORT",
+                text!("{:?} is not an MQTT URL", "{:?} 不是 MQTT 地址", self.uplink.broker),
+                text!("write mqtt://HOST:PORT or mqtts://HOST:PORT", "写成 mqtt://主机:端口 或 mqtts://主机:端口"),
             );
         } else if broker_host_port(&self.uplink.broker).is_none() {
             v.push(
                 "uplink.broker",
-                &format!("{:?} has no valid host and port", self.uplink.broker),
-                "write mqtt://HOST:PORT",
+                text!("{:?} has no valid host and port", "{:?} 中没有有效的主机和端口", self.uplink.broker),
+                text!("write mqtt://HOST:PORT", "写成 mqtt://主机:端口"),
             );
         }
         if self.uplink.broker.starts_with("mqtts://") && self.uplink.tls.is_none() {
-            v.push("uplink.tls", "mqtts:// needs a [uplink.tls] section", "add [uplink.tls] with ca_file");
+            v.push(
+                "uplink.tls",
+                text!("mqtts:// needs a [uplink.tls] section", "mqtts:// 需要 [uplink.tls] 一节"),
+                text!("add [uplink.tls] with ca_file", "加上 [uplink.tls] 并填写 ca_file"),
+            );
         }
         for (i, seg) in self.uplink.topic_prefix.split('/').enumerate() {
             if let Err(e) = validate_segment(seg) {
                 v.push(
                     "uplink.topic_prefix",
-                    &format!("level {} ({seg:?}) {e}", i + 1),
-                    "use plain words separated by single `/`, e.g. \"branches\"",
+                    {
+                        let (n, e) = (i + 1, id_error(&e));
+                        Text::new(format!("level {n} ({seg:?}) {}", e.en), format!("第 {n} 级（{seg:?}）{}", e.zh))
+                    },
+                    text!(
+                        "use plain words separated by single `/`, e.g. \"branches\"",
+                        "用单个 `/` 分隔的简单单词，例如 \"branches\""
+                    ),
                 );
             }
         }
         if let Some(cid) = &self.uplink.client_id
             && (cid.is_empty() || cid.len() > 128)
         {
-            v.push("uplink.client_id", "must be 1 to 128 characters", "shorten it or remove it to use the default");
+            v.push(
+                "uplink.client_id",
+                text!("must be 1 to 128 characters", "长度须为 1 到 128 个字符"),
+                text!("shorten it or remove it to use the default", "改短，或删掉这一项以使用默认值"),
+            );
         }
         v.secret("uplink", &self.uplink.password, &self.base_dir);
         if self.uplink.password.is_set() && self.uplink.username.is_none() {
-            v.push("uplink.username", "a password is set but no username", "add username = \"...\"");
+            v.push(
+                "uplink.username",
+                text!("a password is set but no username", "设置了密码却没有用户名"),
+                text!("add username = \"...\"", "加上 username = \"...\""),
+            );
         }
         v.duration("uplink.keep_alive", self.uplink.keep_alive, Duration::from_secs(5), Duration::from_secs(3600));
         if let Some(tls) = &self.uplink.tls {
@@ -585,22 +685,45 @@ impl SiteConfig {
                     v.readable("uplink.tls.client_key_file", &self.base_dir.join(k));
                 }
                 (None, None) => {}
-                _ => v.push("uplink.tls", "client_cert_file and client_key_file go together", "set both or neither"),
+                _ => v.push(
+                    "uplink.tls",
+                    text!(
+                        "client_cert_file and client_key_file go together",
+                        "client_cert_file 与 client_key_file 必须同时设置"
+                    ),
+                    text!("set both or neither", "两项都设或都不设"),
+                ),
             }
         }
 
         // Storage and health.
         if self.storage.max_events < 1000 {
-            v.push("storage.max_events", "is below 1000", "allow at least 1000 events (the default is 1000000)");
+            v.push(
+                "storage.max_events",
+                text!("is below 1000", "小于 1000"),
+                text!("allow at least 1000 events (the default is 1000000)", "至少允许 1000 条事件（默认 1000000）"),
+            );
         }
         if self.storage.max_bytes < 1024 * 1024 {
-            v.push("storage.max_bytes", "is below 1 MiB", "allow at least \"1MiB\" (the default is \"1GiB\")");
+            v.push(
+                "storage.max_bytes",
+                text!("is below 1 MiB", "小于 1 MiB"),
+                text!("allow at least \"1MiB\" (the default is \"1GiB\")", "至少允许 \"1MiB\"（默认 \"1GiB\"）"),
+            );
         }
         if !(1..=100).contains(&self.health.offline_after) {
-            v.push("health.offline_after", "must be 1 to 100 probes", "set e.g. 3");
+            v.push(
+                "health.offline_after",
+                text!("must be 1 to 100 probes", "须为 1 到 100 次探测"),
+                text!("set e.g. 3", "例如设为 3"),
+            );
         }
         if !(1..=100).contains(&self.health.online_after) {
-            v.push("health.online_after", "must be 1 to 100 probes", "set e.g. 2");
+            v.push(
+                "health.online_after",
+                text!("must be 1 to 100 probes", "须为 1 到 100 次探测"),
+                text!("set e.g. 2", "例如设为 2"),
+            );
         }
         v.duration(
             "health.coverage_period",
@@ -612,8 +735,11 @@ impl SiteConfig {
         if self.metrics.enabled && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             v.push(
                 "metrics.listen",
-                &format!("{:?} is not IP:PORT", self.metrics.listen),
-                "write e.g. \"127.0.0.1:9464\" (port 0 picks a free port)",
+                text!("{:?} is not IP:PORT", "{:?} 不是 IP:端口", self.metrics.listen),
+                text!(
+                    "write e.g. \"127.0.0.1:9464\" (port 0 picks a free port)",
+                    "写成例如 \"127.0.0.1:9464\"（端口 0 表示自动选空闲端口）"
+                ),
             );
         }
 
@@ -621,10 +747,14 @@ impl SiteConfig {
         let mut zone_ids = HashSet::new();
         for (i, z) in self.zones.iter().enumerate() {
             let f = format!("zone[{i}]");
-            v.segment(&format!("{f}.id"), &z.id, "use letters, digits, `-` or `_`");
-            v.unique(&mut zone_ids, &format!("{f}.id"), &z.id, "zone");
+            v.segment(&format!("{f}.id"), &z.id, id_fix(""));
+            v.unique(&mut zone_ids, &format!("{f}.id"), &z.id, text!("zone", "区域"));
             if z.coverage_required && z.min_live_cameras == 0 {
-                v.push(&format!("{f}.min_live_cameras"), "is 0 for a required zone", "set at least 1");
+                v.push(
+                    &format!("{f}.min_live_cameras"),
+                    text!("is 0 for a required zone", "必防区域不能为 0"),
+                    text!("set at least 1", "至少设为 1"),
+                );
             }
         }
 
@@ -633,14 +763,14 @@ impl SiteConfig {
         let mut camera_ids = HashSet::new();
         for (i, c) in self.cameras.iter().enumerate() {
             let f = format!("camera[{i}]");
-            v.segment(&format!("{f}.id"), &c.id, "use letters, digits, `-` or `_`, e.g. \"cam-01\"");
-            v.unique(&mut device_ids, &format!("{f}.id"), &c.id, "device");
+            v.segment(&format!("{f}.id"), &c.id, id_fix("cam-01"));
+            v.unique(&mut device_ids, &format!("{f}.id"), &c.id, text!("device", "设备"));
             camera_ids.insert(c.id.clone());
             if !(c.onvif.starts_with("http://") || c.onvif.starts_with("https://")) {
                 v.push(
                     &format!("{f}.onvif"),
-                    &format!("{:?} is not an http(s) URL", c.onvif),
-                    "write http://HOST/onvif/device_service",
+                    text!("{:?} is not an http(s) URL", "{:?} 不是 http(s) 地址", c.onvif),
+                    text!("write http://HOST/onvif/device_service", "写成 http://主机/onvif/device_service"),
                 );
             }
             v.duration(
@@ -653,8 +783,8 @@ impl SiteConfig {
             if c.timeout >= c.poll_interval {
                 v.push(
                     &format!("{f}.timeout"),
-                    "is not shorter than poll_interval",
-                    "make the timeout shorter than the interval",
+                    text!("is not shorter than poll_interval", "不短于 poll_interval"),
+                    text!("make the timeout shorter than the interval", "超时须短于轮询间隔"),
                 );
             }
             v.secret(&f, &c.password, &self.base_dir);
@@ -662,8 +792,8 @@ impl SiteConfig {
                 if !self.zones.iter().any(|zc| &zc.id == z) {
                     v.push(
                         &format!("{f}.zones[{j}]"),
-                        &format!("unknown zone {z:?}"),
-                        "add a [[zone]] with that id or fix the spelling",
+                        text!("unknown zone {z:?}", "未知区域 {z:?}"),
+                        text!("add a [[zone]] with that id or fix the spelling", "添加该 id 的 [[zone]]，或改正拼写"),
                     );
                 }
             }
@@ -671,13 +801,13 @@ impl SiteConfig {
         let mut panel_points: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
         for (i, p) in self.panels.iter().enumerate() {
             let f = format!("panel[{i}]");
-            v.segment(&format!("{f}.id"), &p.id, "use letters, digits, `-` or `_`, e.g. \"alarm-1\"");
-            v.unique(&mut device_ids, &format!("{f}.id"), &p.id, "device");
+            v.segment(&format!("{f}.id"), &p.id, id_fix("alarm-1"));
+            v.unique(&mut device_ids, &format!("{f}.id"), &p.id, text!("device", "设备"));
             if p.address.parse::<std::net::SocketAddr>().is_err() && split_host_port(&p.address, 502).is_none() {
                 v.push(
                     &format!("{f}.address"),
-                    &format!("{:?} is not HOST:PORT", p.address),
-                    "write e.g. \"10.1.2.50:502\"",
+                    text!("{:?} is not HOST:PORT", "{:?} 不是 主机:端口", p.address),
+                    text!("write e.g. \"10.1.2.50:502\"", "写成例如 \"10.1.2.50:502\""),
                 );
             }
             v.duration(
@@ -688,7 +818,11 @@ impl SiteConfig {
             );
             v.duration(&format!("{f}.timeout"), p.timeout, Duration::from_millis(20), Duration::from_secs(60));
             if p.pace > Duration::from_secs(1) {
-                v.push(&format!("{f}.pace"), "is longer than 1 s", "use a few milliseconds, e.g. \"20ms\"");
+                v.push(
+                    &format!("{f}.pace"),
+                    text!("is longer than 1 s", "超过 1 秒"),
+                    text!("use a few milliseconds, e.g. \"20ms\"", "用几毫秒即可，例如 \"20ms\""),
+                );
             }
             match profiles.points(&p.profile, &self.base_dir) {
                 Ok(points) => {
@@ -698,8 +832,11 @@ impl SiteConfig {
                     for e in errs {
                         v.push(
                             &format!("{f}.profile"),
-                            &format!("profile {:?}: {e}", p.profile),
-                            "fix the profile file (see docs/PROFILES.md)",
+                            text!("profile {:?}: {e}", "配置模板 {:?}：{e}", p.profile),
+                            text!(
+                                "fix the profile file (see docs/PROFILES.md)",
+                                "修改配置模板文件（见 docs/PROFILES.zh-CN.md）"
+                            ),
                         );
                     }
                 }
@@ -716,30 +853,49 @@ impl SiteConfig {
                                cams: &[String],
                                want_kind: PanelKind,
                                roles: &[&str]| {
-            v.segment(&format!("{f}.id"), id, "use letters, digits, `-` or `_`");
-            v.unique(&mut point_ids, &format!("{f}.id"), id, "alarm zone or door");
+            v.segment(&format!("{f}.id"), id, id_fix(""));
+            v.unique(&mut point_ids, &format!("{f}.id"), id, text!("alarm zone or door", "防区或门"));
             match self.panels.iter().find(|p| p.id == panel) {
-                None => v.push(&format!("{f}.panel"), &format!("unknown panel {panel:?}"), "use the id of a [[panel]]"),
+                None => v.push(
+                    &format!("{f}.panel"),
+                    text!("unknown panel {panel:?}", "未知的主机 {panel:?}"),
+                    text!("use the id of a [[panel]]", "填写某个 [[panel]] 的 id"),
+                ),
                 Some(p) => {
                     if p.kind != want_kind {
-                        let want = if want_kind == PanelKind::Alarm { "alarm" } else { "access" };
+                        let (want, want_zh) = if want_kind == PanelKind::Alarm {
+                            ("alarm", "报警主机")
+                        } else {
+                            ("access", "门禁控制器")
+                        };
                         v.push(
                             &format!("{f}.panel"),
-                            &format!("panel {panel:?} is not an {want} panel"),
-                            &format!("point it at a panel with kind = \"{want}\""),
+                            text!("panel {panel:?} is not an {want} panel", "{panel:?} 不是{want_zh}"),
+                            text!("point it at a panel with kind = \"{want}\"", "改为 kind = \"{want}\" 的主机"),
                         );
                     }
                     if let Some(points) = panel_points.get(panel) {
                         match points.iter().find(|(pid, _)| pid == point) {
                             None => v.push(
                                 &format!("{f}.point"),
-                                &format!("profile {:?} has no point {point:?}", p.profile),
-                                "use a point id from the panel's profile (`branch-gateway profile show NAME` lists them)",
+                                text!(
+                                    "profile {:?} has no point {point:?}",
+                                    "配置模板 {:?} 中没有点位 {point:?}",
+                                    p.profile
+                                ),
+                                text!(
+                                    "use a point id from the panel's profile (see docs/PROFILES.md)",
+                                    "填写该主机配置模板中的点位 id（见 docs/PROFILES.zh-CN.md）"
+                                ),
                             ),
                             Some((_, role)) if !roles.contains(&role.as_str()) => v.push(
                                 &format!("{f}.point"),
-                                &format!("point {point:?} has role {role:?}, expected {}", roles.join(" or ")),
-                                "pick a point of the right role",
+                                text!(
+                                    "point {point:?} has role {role:?}, expected {}",
+                                    "点位 {point:?} 的角色是 {role:?}，应为 {}",
+                                    roles.join(" / ")
+                                ),
+                                text!("pick a point of the right role", "选一个角色正确的点位"),
                             ),
                             Some(_) => {}
                         }
@@ -751,16 +907,16 @@ impl SiteConfig {
             {
                 v.push(
                     &format!("{f}.area"),
-                    &format!("unknown zone {a:?}"),
-                    "add a [[zone]] with that id or remove area",
+                    text!("unknown zone {a:?}", "未知区域 {a:?}"),
+                    text!("add a [[zone]] with that id or remove area", "添加该 id 的 [[zone]]，或删掉 area"),
                 );
             }
             for (j, c) in cams.iter().enumerate() {
                 if !camera_ids.contains(c) {
                     v.push(
                         &format!("{f}.linked_cameras[{j}]"),
-                        &format!("unknown camera {c:?}"),
-                        "use the id of a [[camera]]",
+                        text!("unknown camera {c:?}", "未知摄像机 {c:?}"),
+                        text!("use the id of a [[camera]]", "填写某个 [[camera]] 的 id"),
                     );
                 }
             }
@@ -773,8 +929,14 @@ impl SiteConfig {
             {
                 v.push(
                     &format!("{f}.partition"),
-                    &format!("no partition point {part:?} in the panel's profile"),
-                    "use a point of role \"partition\" or remove partition",
+                    text!(
+                        "no partition point {part:?} in the panel's profile",
+                        "该主机的配置模板中没有分区点位 {part:?}"
+                    ),
+                    text!(
+                        "use a point of role \"partition\" or remove partition",
+                        "填写角色为 \"partition\" 的点位，或删掉 partition"
+                    ),
                 );
             }
         }
@@ -836,19 +998,24 @@ struct Validator {
 }
 
 impl Validator {
-    fn push(&mut self, field: &str, message: &str, fix: &str) {
-        self.problems.push(Problem { field: field.into(), message: message.into(), fix: fix.into() });
+    fn push(&mut self, field: &str, message: Text, fix: Text) {
+        self.problems.push(Problem { field: field.into(), message, fix });
     }
 
-    fn segment(&mut self, field: &str, value: &str, fix: &str) {
+    fn segment(&mut self, field: &str, value: &str, fix: Text) {
         if let Err(e) = validate_segment(value) {
-            self.push(field, &format!("{value:?} {e}"), fix);
+            let e = id_error(&e);
+            self.push(field, Text::new(format!("{value:?} {}", e.en), format!("{value:?} {}", e.zh)), fix);
         }
     }
 
-    fn unique(&mut self, seen: &mut HashSet<String>, field: &str, value: &str, what: &str) {
+    fn unique(&mut self, seen: &mut HashSet<String>, field: &str, value: &str, what: Text) {
         if !seen.insert(value.to_string()) {
-            self.push(field, &format!("duplicate {what} id {value:?}"), "give each one a unique id");
+            self.push(
+                field,
+                Text::new(format!("duplicate {} id {value:?}", what.en), format!("{}的 id {value:?} 重复", what.zh)),
+                text!("give each one a unique id", "每一项的 id 都不能相同"),
+            );
         }
     }
 
@@ -856,8 +1023,13 @@ impl Validator {
         if d < min || d > max {
             self.push(
                 field,
-                &format!("{} is out of range", humantime::format_duration(d)),
-                &format!("use a value from {} to {}", humantime::format_duration(min), humantime::format_duration(max)),
+                text!("{} is out of range", "{} 超出范围", humantime::format_duration(d)),
+                text!(
+                    "use a value from {} to {}",
+                    "取值须在 {} 到 {} 之间",
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ),
             );
         }
     }
@@ -866,8 +1038,8 @@ impl Validator {
         if let Err(e) = std::fs::File::open(path) {
             self.push(
                 field,
-                &format!("cannot read {}: {e}", path.display()),
-                "check the path and that the gateway user may read it",
+                text!("cannot read {}: {e}", "无法读取 {}：{e}", path.display()),
+                text!("check the path and that the gateway user may read it", "检查路径，并确认网关用户有读权限"),
             );
         }
     }
@@ -878,8 +1050,11 @@ impl Validator {
         if n > 1 {
             self.push(
                 &format!("{prefix}.password"),
-                "more than one of password, password_file, password_env is set",
-                "keep exactly one",
+                text!(
+                    "more than one of password, password_file, password_env is set",
+                    "password、password_file、password_env 设置了不止一项"
+                ),
+                text!("keep exactly one", "只保留一项"),
             );
             return;
         }
@@ -888,8 +1063,11 @@ impl Validator {
             if let Err(e) = std::fs::read_to_string(&path) {
                 self.push(
                     &format!("{prefix}.password_file"),
-                    &format!("cannot read {}: {e}", path.display()),
-                    "create the file or fix the path; it must be readable by the gateway user",
+                    text!("cannot read {}: {e}", "无法读取 {}：{e}", path.display()),
+                    text!(
+                        "create the file or fix the path; it must be readable by the gateway user",
+                        "创建该文件或改正路径；网关用户须能读取它"
+                    ),
                 );
             }
         }
@@ -898,8 +1076,8 @@ impl Validator {
         {
             self.push(
                 &format!("{prefix}.password_env"),
-                &format!("environment variable {var} is not set"),
-                &format!("export {var}=... in the service environment"),
+                text!("environment variable {var} is not set", "环境变量 {var} 未设置"),
+                text!("export {var}=... in the service environment", "在服务的环境中设置 {var}=..."),
             );
         }
     }

@@ -19,6 +19,7 @@
 //! through the bounded XML reader of `protocols::onvif::xml`. Nothing here prints: the CLI
 //! renders a [`Report`] with [`render_text`] or as JSON.
 
+use i18n::{Lang, tr};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -503,56 +504,84 @@ pub fn match_config(cameras: &[CameraConfig], devices: &[Device]) -> ConfigMatch
     out
 }
 
-/// The report as an installer reads it.
-pub fn render_text(report: &Report, config: Option<&ConfigMatch>, timeout: Duration) -> String {
+/// The report as an installer reads it, in `lang`.
+pub fn render_text(report: &Report, config: Option<&ConfigMatch>, timeout: Duration, lang: Lang) -> String {
     use std::fmt::Write;
     let mut s = String::new();
+    let (n, took, replies) = (report.devices.len(), humantime::format_duration(timeout), report.replies);
+    let probed = if report.probed.is_empty() { lang.t("nothing", "无").to_string() } else { report.probed.join(", ") };
     let _ = writeln!(
         s,
-        "found {} ONVIF device(s) in {} ({} repl{} from probing {})",
-        report.devices.len(),
-        humantime::format_duration(timeout),
-        report.replies,
-        if report.replies == 1 { "y" } else { "ies" },
-        if report.probed.is_empty() { "nothing".to_string() } else { report.probed.join(", ") }
+        "{}",
+        match (lang, replies) {
+            (Lang::En, 1) => format!("found {n} ONVIF device(s) in {took} (1 reply from probing {probed})"),
+            _ => tr!(
+                lang,
+                "found {n} ONVIF device(s) in {took} ({replies} replies from probing {probed})",
+                "{took} 内发现 {n} 台 ONVIF 设备（探测 {probed}，收到 {replies} 个应答）"
+            ),
+        }
     );
+    let no_xaddrs = lang.t("(no XAddrs)", "（无 XAddrs）");
     for d in &report.devices {
-        let _ = writeln!(s, "  {}", d.xaddrs.first().map(String::as_str).unwrap_or("(no XAddrs)"));
+        let _ = writeln!(s, "  {}", d.xaddrs.first().map(String::as_str).unwrap_or(no_xaddrs));
+        let (name, hardware) = (d.name.as_deref().unwrap_or("-"), d.hardware.as_deref().unwrap_or("-"));
         let _ = writeln!(
             s,
-            "      name: {}  hardware: {}",
-            d.name.as_deref().unwrap_or("-"),
-            d.hardware.as_deref().unwrap_or("-")
+            "{}",
+            tr!(lang, "      name: {name}  hardware: {hardware}", "      名称：{name}  硬件：{hardware}")
         );
-        let _ = writeln!(s, "      endpoint: {}  (reply from {})", d.endpoint, d.from.ip());
+        let (endpoint, from) = (&d.endpoint, d.from.ip());
+        let _ = writeln!(
+            s,
+            "{}",
+            tr!(lang, "      endpoint: {endpoint}  (reply from {from})", "      端点：{endpoint}（应答来自 {from}）")
+        );
         for x in d.xaddrs.iter().skip(1) {
-            let _ = writeln!(s, "      also at: {x}");
+            let _ = writeln!(s, "{}", tr!(lang, "      also at: {x}", "      其他地址：{x}"));
         }
     }
     let bad = report.malformed + report.oversized;
     if bad > 0 || report.unrelated > 0 || report.dropped > 0 {
+        let (m, o, u, d) = (report.malformed, report.oversized, report.unrelated, report.dropped);
         let _ = writeln!(
             s,
-            "ignored: {} malformed, {} oversized, {} unrelated, {} over the {MAX_DATAGRAMS}-reply limit",
-            report.malformed, report.oversized, report.unrelated, report.dropped
+            "{}",
+            tr!(
+                lang,
+                "ignored: {m} malformed, {o} oversized, {u} unrelated, {d} over the {MAX_DATAGRAMS}-reply limit",
+                "已忽略：格式错误 {m} 个，过大 {o} 个，无关 {u} 个，超出 {MAX_DATAGRAMS} 个应答上限 {d} 个"
+            )
         );
         if !report.malformed_from.is_empty() {
             let from: Vec<String> = report.malformed_from.iter().map(|a| a.to_string()).collect();
-            let _ = writeln!(s, "  unreadable replies came from: {}", from.join(", "));
+            let from = from.join(", ");
+            let _ =
+                writeln!(s, "{}", tr!(lang, "  unreadable replies came from: {from}", "  无法解读的应答来自：{from}"));
         }
     }
     if let Some(m) = config {
-        let _ = writeln!(s, "configured cameras: {} answered, {} did not", m.answered.len(), m.missing.len());
+        let (yes, no) = (m.answered.len(), m.missing.len());
+        let _ = writeln!(
+            s,
+            "{}",
+            tr!(
+                lang,
+                "configured cameras: {yes} answered, {no} did not",
+                "已配置的摄像机：{yes} 台应答，{no} 台未应答"
+            )
+        );
         for a in &m.answered {
-            let _ = writeln!(s, "  answered    {}  {}  ({})", a.id, a.onvif, a.endpoint);
+            let _ = writeln!(s, "  {} {}  {}  ({})", lang.t("answered   ", "已应答     "), a.id, a.onvif, a.endpoint);
         }
         for x in &m.missing {
-            let _ = writeln!(s, "  NO ANSWER   {}  {}", x.id, x.onvif);
+            let _ = writeln!(s, "  {} {}  {}", lang.t("NO ANSWER  ", "未应答     "), x.id, x.onvif);
         }
-        let _ = writeln!(s, "found but not in the config: {}", m.unconfigured.len());
+        let extra = m.unconfigured.len();
+        let _ = writeln!(s, "{}", tr!(lang, "found but not in the config: {extra}", "发现但未配置：{extra}"));
         for e in &m.unconfigured {
             let at = report.devices.iter().find(|d| &d.endpoint == e).and_then(|d| d.xaddrs.first());
-            let _ = writeln!(s, "  {}  {e}", at.map(String::as_str).unwrap_or("(no XAddrs)"));
+            let _ = writeln!(s, "  {}  {e}", at.map(String::as_str).unwrap_or(no_xaddrs));
         }
     }
     s

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gateway::config::{ConfigError, SiteConfig};
 use gateway::pollers::panel::ProfileStore;
+use i18n::{Lang, tr};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -19,6 +20,11 @@ use tracing::{error, info};
     about = "Branch security gateway: watches cameras and panels, tells head office"
 )]
 struct Cli {
+    /// The language of what a person reads (en or zh-CN); default: the locale (LC_ALL,
+    /// LC_MESSAGES, LANG), English unless it is zh_*. Field names, codes and exit statuses
+    /// never change.
+    #[arg(long, global = true, value_name = "LANG", value_parser = i18n::parse_flag)]
+    lang: Option<Lang>,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,12 +88,14 @@ fn main() -> ExitCode {
             };
         }
     };
+    let lang = Lang::choose(cli.lang);
+    lang.set_current();
     match cli.command {
-        Command::CheckConfig { files } => check_config(&files),
-        Command::Run { config, log_format } => run(config, log_format),
-        Command::Commission { config, json } => commission(config, json),
+        Command::CheckConfig { files } => check_config(&files, lang),
+        Command::Run { config, log_format } => run(config, log_format, lang),
+        Command::Commission { config, json } => commission(config, json, lang),
         Command::Discover { config, timeout, interface_addr, target, json } => {
-            discover(config, timeout, interface_addr, target, json)
+            discover(config, timeout, interface_addr, target, json, lang)
         }
     }
 }
@@ -113,27 +121,22 @@ fn discover(
     interfaces: Vec<std::net::IpAddr>,
     targets: Vec<std::net::SocketAddr>,
     json: bool,
+    lang: Lang,
 ) -> ExitCode {
     use gateway::discover;
     let cfg = match config.map(|c| SiteConfig::load(&c, &ProfileStore)).transpose() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", e.render(lang));
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let Some(rt) = runtime(false, lang) else { return ExitCode::from(1) };
     let opts = discover::Options { timeout, interfaces, targets };
     let report = match rt.block_on(discover::discover(&opts)) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("branch-gateway discover: {e}");
+            eprintln!("branch-gateway discover: {}", discover_error(&e, lang));
             return ExitCode::from(if matches!(e, discover::DiscoverError::Ipv6Multicast(_)) { 2 } else { 1 });
         }
     };
@@ -141,68 +144,66 @@ fn discover(
     if json {
         println!("{}", serde_json::json!({ "report": report, "config": matched }));
     } else {
-        print!("{}", discover::render_text(&report, matched.as_ref(), timeout));
+        print!("{}", discover::render_text(&report, matched.as_ref(), timeout, lang));
     }
     ExitCode::SUCCESS
 }
 
-fn check_config(files: &[PathBuf]) -> ExitCode {
+fn check_config(files: &[PathBuf], lang: Lang) -> ExitCode {
     let mut bad = false;
     for f in files {
         match SiteConfig::load(f, &ProfileStore) {
             Ok(cfg) => {
+                let (file, branch) = (f.display(), &cfg.branch.id);
+                let (cams, panels, zones) = (cfg.cameras.len(), cfg.panels.len(), cfg.zones.len());
+                let (alarm_zones, doors) = (cfg.alarm_zones.len(), cfg.doors.len());
                 println!(
-                    "{}: ok (branch {}, {} camera(s), {} panel(s), {} zone(s), {} alarm zone(s), {} door(s))",
-                    f.display(),
-                    cfg.branch.id,
-                    cfg.cameras.len(),
-                    cfg.panels.len(),
-                    cfg.zones.len(),
-                    cfg.alarm_zones.len(),
-                    cfg.doors.len()
+                    "{}",
+                    tr!(
+                        lang,
+                        "{file}: ok (branch {branch}, {cams} camera(s), {panels} panel(s), {zones} zone(s), \
+                         {alarm_zones} alarm zone(s), {doors} door(s))",
+                        "{file}：正常（网点 {branch}，摄像机 {cams} 台，报警主机/门禁控制器 {panels} 台，区域 {zones} 个，\
+                         防区 {alarm_zones} 个，门 {doors} 个）"
+                    )
                 );
                 for (field, what) in cfg.warnings() {
-                    println!("{}: warning: {field} {what}", f.display());
+                    let what = what.get(lang);
+                    println!("{}", tr!(lang, "{file}: warning: {field} {what}", "{file}：警告：{field} {what}"));
                 }
             }
             Err(e) => {
                 bad = true;
-                eprintln!("{e}");
+                eprintln!("{}", e.render(lang));
             }
         }
     }
     if bad { ExitCode::from(2) } else { ExitCode::SUCCESS }
 }
 
-fn commission(config: PathBuf, json: bool) -> ExitCode {
+fn commission(config: PathBuf, json: bool, lang: Lang) -> ExitCode {
     let cfg = match SiteConfig::load(&config, &ProfileStore) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", e.render(lang));
             return ExitCode::from(2);
         }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let Some(rt) = runtime(true, lang) else { return ExitCode::from(1) };
     let report = rt.block_on(gateway::commission::commission(&cfg));
     if json {
         match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),
             Err(e) => {
-                eprintln!("cannot render the report: {e}");
+                eprintln!("{}", tr!(lang, "cannot render the report: {e}", "无法生成报告：{e}"));
                 return ExitCode::from(1);
             }
         }
     } else {
-        print!("{}", gateway::commission::render_text(&report));
+        print!("{}", gateway::commission::render_text(&report, lang));
     }
     if report.ready { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
@@ -225,41 +226,63 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn run(config: PathBuf, log_format: LogFormat) -> ExitCode {
+fn run(config: PathBuf, log_format: LogFormat, lang: Lang) -> ExitCode {
     let cfg = match SiteConfig::load(&config, &ProfileStore) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", e.render(lang));
             return match e {
                 ConfigError::Read { .. } | ConfigError::Parse { .. } | ConfigError::Invalid { .. } => ExitCode::from(2),
             };
         }
     };
     init_logging(log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let Some(rt) = runtime(true, lang) else { return ExitCode::from(1) };
     rt.block_on(async move {
         let shutdown = CancellationToken::new();
         let s = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
-            info!("signal received, shutting down");
+            info!("{}", lang.t("signal received, shutting down", "收到信号，正在停止"));
             s.cancel();
         });
         match gateway::app::run(cfg, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 error!("{e:#}");
-                eprintln!("branch-gateway: {e:#}");
+                eprintln!("branch-gateway: {}", tr!(lang, "stopped: {e:#}", "已停止：{e:#}"));
                 ExitCode::from(1)
             }
         }
     })
+}
+
+/// A tokio runtime, or `None` after saying why not.
+fn runtime(multi_thread: bool, lang: Lang) -> Option<tokio::runtime::Runtime> {
+    let mut b = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    match b.enable_all().build() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("{}", tr!(lang, "cannot start the async runtime: {e}", "无法启动异步运行时：{e}"));
+            None
+        }
+    }
+}
+
+/// Why discovery could not run, in `lang`.
+fn discover_error(e: &gateway::discover::DiscoverError, lang: Lang) -> String {
+    use gateway::discover::DiscoverError as E;
+    match (lang, e) {
+        (Lang::En, _) => e.to_string(),
+        (Lang::Zh, E::Ipv6Multicast(a)) => {
+            format!("组播发现需要 IPv4 网卡地址；{a} 是 IPv6 地址（IPv6 设备请用 --target）")
+        }
+        (Lang::Zh, other) => format!("无法探测：{other}"),
+    }
 }
 
 async fn wait_for_signal() {

@@ -5,17 +5,8 @@
 //! stay English and stable, so head-office software never depends on the language. Device
 //! and zone names come from the site config as written (they may themselves be Chinese).
 
-use serde::Deserialize;
-
-/// The language of alert messages (`[branch] language`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum Lang {
-    #[default]
-    #[serde(rename = "en")]
-    En,
-    #[serde(rename = "zh-CN")]
-    ZhCn,
-}
+/// The language of alert messages (`[branch] language`: `en` or `zh-CN`).
+pub use i18n::Lang;
 
 /// Every message the gateway writes into an alert.
 #[derive(Debug, Clone)]
@@ -121,7 +112,7 @@ impl Msg<'_> {
     pub fn render(&self, lang: Lang) -> String {
         match lang {
             Lang::En => self.en(),
-            Lang::ZhCn => self.zh(),
+            Lang::Zh => self.zh(),
         }
     }
 
@@ -265,9 +256,9 @@ mod tests {
 
     #[test]
     fn chinese_messages_keep_configured_names() {
-        let m = Msg::DoorForced { door: "金库门" }.render(Lang::ZhCn);
+        let m = Msg::DoorForced { door: "金库门" }.render(Lang::Zh);
         assert_eq!(m, "门 金库门 被强行打开");
-        let m = Msg::CameraLost { name: "营业厅", status: "unreachable" }.render(Lang::ZhCn);
+        let m = Msg::CameraLost { name: "营业厅", status: "unreachable" }.render(Lang::Zh);
         assert!(m.contains("营业厅") && m.contains("离线"), "{m}");
         assert_eq!(Msg::DoorForced { door: "Vault" }.render(Lang::En), "Door Vault forced open");
     }

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use i18n::{Text, text};
 use rumqttc::{Outgoing, QoS, TlsConfiguration, Transport};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -297,67 +298,135 @@ fn describe_v5(e: &rumqttc::v5::ConnectionError) -> String {
 /// A TLS failure said in an installer's words: what is wrong and how to fix it. `error` is the
 /// connection error as [`Link`] reports it, `host` the broker's address from `[uplink] broker`.
 /// `None` when the error is not one of the certificate problems recognised here.
-pub fn explain_tls(error: &str, host: &str) -> Option<(String, String)> {
+pub fn explain_tls(error: &str, host: &str) -> Option<(Text, Text)> {
     // rustls's words, as rumqttc passes them on: "TLS error: …" comes from building the client
     // configuration (our own files), "I/O: …" and "received fatal alert" from the handshake.
     let local = error.contains("TLS error:");
     let (what, fix) = if error.contains("UnsupportedCertVersion") && local {
         (
-            "the gateway's client certificate (client_cert_file) is an X.509 version 1 certificate, which TLS refuses; a plain `openssl x509 -req` makes version 1".to_string(),
-            "re-issue it as version 3: add `-extfile client.ext` to the `openssl x509 -req` command, with basicConstraints=CA:FALSE, keyUsage=digitalSignature and extendedKeyUsage=clientAuth in client.ext".to_string(),
+            text!(
+                "the gateway's client certificate (client_cert_file) is an X.509 version 1 certificate, which TLS \
+                 refuses; a plain `openssl x509 -req` makes version 1",
+                "网关的客户端证书（client_cert_file）是 X.509 第 1 版证书，TLS 不接受；直接用 `openssl x509 -req` \
+                 签发的就是第 1 版"
+            ),
+            text!(
+                "re-issue it as version 3: add `-extfile client.ext` to the `openssl x509 -req` command, with \
+                 basicConstraints=CA:FALSE, keyUsage=digitalSignature and extendedKeyUsage=clientAuth in client.ext",
+                "按第 3 版重新签发：在 `openssl x509 -req` 命令后加 `-extfile client.ext`，client.ext 中写 \
+                 basicConstraints=CA:FALSE、keyUsage=digitalSignature 和 extendedKeyUsage=clientAuth"
+            ),
         )
     } else if error.contains("UnsupportedCertVersion") {
         (
-            "the broker's certificate is an X.509 version 1 certificate, which TLS refuses".to_string(),
-            "ask head office to re-issue the broker's certificate as version 3 (with subjectAltName)".to_string(),
+            text!(
+                "the broker's certificate is an X.509 version 1 certificate, which TLS refuses",
+                "消息服务器的证书是 X.509 第 1 版证书，TLS 不接受"
+            ),
+            text!(
+                "ask head office to re-issue the broker's certificate as version 3 (with subjectAltName)",
+                "请总行按第 3 版（带 subjectAltName）重新签发消息服务器的证书"
+            ),
         )
     } else if error.contains("KeyMismatch") || error.contains("keys may not be consistent") {
         (
-            "the client key (client_key_file) does not belong to the client certificate (client_cert_file)".to_string(),
-            "use the key the certificate was issued for: `openssl x509 -noout -pubkey -in CERT` and `openssl pkey -pubout -in KEY` must print the same key".to_string(),
+            text!(
+                "the client key (client_key_file) does not belong to the client certificate (client_cert_file)",
+                "客户端私钥（client_key_file）与客户端证书（client_cert_file）不配套"
+            ),
+            text!(
+                "use the key the certificate was issued for: `openssl x509 -noout -pubkey -in CERT` and `openssl \
+                 pkey -pubout -in KEY` must print the same key",
+                "使用签发该证书时所用的私钥：`openssl x509 -noout -pubkey -in CERT` 与 `openssl pkey -pubout -in \
+                 KEY` 打印的公钥必须相同"
+            ),
         )
     } else if error.contains("UnknownIssuer") {
         (
-            "the broker's certificate is not signed by the CA in [uplink.tls] ca_file".to_string(),
-            "set ca_file to head office's CA certificate, the one that signed the broker's certificate".to_string(),
+            text!(
+                "the broker's certificate is not signed by the CA in [uplink.tls] ca_file",
+                "消息服务器的证书不是由 [uplink.tls] ca_file 中的 CA 签发的"
+            ),
+            text!(
+                "set ca_file to head office's CA certificate, the one that signed the broker's certificate",
+                "把 ca_file 设为总行的 CA 证书，即签发消息服务器证书的那一张"
+            ),
         )
     } else if error.contains("not valid for name") || error.contains("NotValidForName") {
-        let valid = error
-            .split("only valid for")
-            .nth(1)
-            .map(|v| format!(" (it is valid for{})", v.trim_end()))
-            .unwrap_or_default();
+        let valid = error.split("only valid for").nth(1).map(|v| v.trim_end().to_string());
+        let (valid_en, valid_zh) = match &valid {
+            Some(v) => (format!(" (it is valid for{v})"), format!("（它只适用于{v}）")),
+            None => (String::new(), String::new()),
+        };
         (
-            format!("the broker's certificate is not issued for {host}, the address in [uplink] broker{valid}"),
-            "write the broker's address in [uplink] broker as its certificate names it (a DNS name the branch can resolve), or ask head office for a certificate that includes this address".to_string(),
+            Text::new(
+                format!("the broker's certificate is not issued for {host}, the address in [uplink] broker{valid_en}"),
+                format!("消息服务器的证书不是为 {host}（[uplink] broker 中的地址）签发的{valid_zh}"),
+            ),
+            text!(
+                "write the broker's address in [uplink] broker as its certificate names it (a DNS name the branch \
+                 can resolve), or ask head office for a certificate that includes this address",
+                "在 [uplink] broker 中按证书上的名称填写消息服务器地址（网点能解析的域名），或请总行签发包含此地址\
+                 的证书"
+            ),
         )
     } else if error.contains("Expired") && !error.contains("fatal alert") {
         (
-            "the broker's certificate has expired, or this gateway's clock is wrong".to_string(),
-            "check the gateway's clock (`timedatectl`; it needs NTP); if the clock is right, head office must renew the broker's certificate".to_string(),
+            text!(
+                "the broker's certificate has expired, or this gateway's clock is wrong",
+                "消息服务器的证书已过期，或本网关的时钟不对"
+            ),
+            text!(
+                "check the gateway's clock (`timedatectl`; it needs NTP); if the clock is right, head office must \
+                 renew the broker's certificate",
+                "检查网关时钟（`timedatectl`，需要 NTP 校时）；时钟正确时，须由总行更新消息服务器的证书"
+            ),
         )
     } else if error.contains("NotValidYet") {
         (
-            "the broker's certificate is not valid yet: this gateway's clock is probably behind".to_string(),
-            "set the gateway's clock right (`timedatectl`; it needs NTP)".to_string(),
+            text!(
+                "the broker's certificate is not valid yet: this gateway's clock is probably behind",
+                "消息服务器的证书尚未生效：本网关的时钟多半慢了"
+            ),
+            text!(
+                "set the gateway's clock right (`timedatectl`; it needs NTP)",
+                "校准网关时钟（`timedatectl`，需要 NTP 校时）"
+            ),
         )
     } else if error.contains("fatal alert: UnknownCA") || error.contains("fatal alert: BadCertificate") {
         (
-            "the broker does not accept the gateway's client certificate: it is not signed by a CA the broker trusts"
-                .to_string(),
-            "use a client certificate issued by head office's CA (the broker's cafile), with the key it was issued for"
-                .to_string(),
+            text!(
+                "the broker does not accept the gateway's client certificate: it is not signed by a CA the broker trusts",
+                "消息服务器不接受网关的客户端证书：它不是由消息服务器信任的 CA 签发的"
+            ),
+            text!(
+                "use a client certificate issued by head office's CA (the broker's cafile), with the key it was \
+                 issued for",
+                "使用总行 CA（消息服务器的 cafile）签发的客户端证书及其配套私钥"
+            ),
         )
     } else if error.contains("fatal alert: CertificateExpired") {
         (
-            "the broker refuses the gateway's client certificate as expired (or this gateway's clock is wrong)"
-                .to_string(),
-            "check the gateway's clock; if it is right, ask head office for a new client certificate".to_string(),
+            text!(
+                "the broker refuses the gateway's client certificate as expired (or this gateway's clock is wrong)",
+                "消息服务器认为网关的客户端证书已过期而拒绝（或本网关的时钟不对）"
+            ),
+            text!(
+                "check the gateway's clock; if it is right, ask head office for a new client certificate",
+                "检查网关时钟；时钟正确时，请总行签发新的客户端证书"
+            ),
         )
     } else if error.contains("fatal alert: CertificateRequired") || error.contains("fatal alert: HandshakeFailure") {
         (
-            "the broker wants a client certificate and the gateway sent none it accepts".to_string(),
-            "set client_cert_file and client_key_file in [uplink.tls] to the certificate head office issued for this branch".to_string(),
+            text!(
+                "the broker wants a client certificate and the gateway sent none it accepts",
+                "消息服务器要求客户端证书，而网关没有发送它接受的证书"
+            ),
+            text!(
+                "set client_cert_file and client_key_file in [uplink.tls] to the certificate head office issued for \
+                 this branch",
+                "在 [uplink.tls] 中把 client_cert_file 和 client_key_file 设为总行为本网点签发的证书和私钥"
+            ),
         )
     } else {
         return None;
@@ -389,13 +458,16 @@ mod tests {
         let (what, fix) =
             explain_tls("TLS: TLS error: invalid peer certificate: Other(OtherError(UnsupportedCertVersion))", "h")
                 .expect("v1");
-        assert!(what.contains("version 1") && fix.contains("-extfile"), "{what} / {fix}");
+        assert!(
+            what.en.contains("version 1") && fix.en.contains("-extfile") && fix.zh.contains("-extfile"),
+            "{what} / {fix}"
+        );
         let (what, _) = explain_tls(
             "TLS: I/O: invalid peer certificate: certificate not valid for name \"127.0.0.1\"; certificate is only valid for DnsName(\"other.example\")",
             "127.0.0.1",
         )
         .expect("name");
-        assert!(what.contains("127.0.0.1") && what.contains("other.example"), "{what}");
+        assert!(what.en.contains("127.0.0.1") && what.zh.contains("other.example"), "{what}");
         assert!(explain_tls("I/O: Connection refused (os error 111)", "h").is_none());
     }
 

@@ -211,8 +211,11 @@ impl Resolver {
             Err(_) => {
                 self.problems.push(Problem {
                     field: field.to_string(),
-                    message: format!("{value:?} is not a valid id"),
-                    fix: "use letters, digits, `-`, `_` or `.` (1 to 64 bytes)".into(),
+                    message: i18n::text!("{value:?} is not a valid id", "{value:?} 不是有效的 id"),
+                    fix: i18n::text!(
+                        "use letters, digits, `-`, `_` or `.` (1 to 64 bytes)",
+                        "只用字母、数字、`-`、`_` 或 `.`（1 到 64 字节）"
+                    ),
                 });
                 None
             }
@@ -225,8 +228,8 @@ impl Resolver {
         if found.is_none() {
             self.problems.push(Problem {
                 field: field.to_string(),
-                message: format!("{value:?} names nothing configured"),
-                fix: "use the id of a configured item".into(),
+                message: i18n::text!("{value:?} names nothing configured", "{value:?} 不是任何已配置项的 id"),
+                fix: i18n::text!("use the id of a configured item", "填写某个已配置项的 id"),
             });
         }
         found

@@ -262,7 +262,16 @@ impl Uplink {
                         tracing::warn!(host = %self.s.host, port = self.s.port, error = %why, "uplink disconnected");
                     } else if let Some((what, fix)) = crate::mqtt::explain_tls(&why, &self.s.host) {
                         // A certificate problem does not go away by retrying: say it each time.
-                        tracing::error!(host = %self.s.host, port = self.s.port, error = %why, fix = %fix, "uplink TLS: {what}");
+                        let lang = i18n::Lang::current();
+                        tracing::error!(
+                            host = %self.s.host,
+                            port = self.s.port,
+                            error = %why,
+                            fix = %fix.get(lang),
+                            "{}: {}",
+                            lang.t("uplink TLS", "上行 TLS"),
+                            what.get(lang)
+                        );
                     } else {
                         tracing::debug!(host = %self.s.host, port = self.s.port, error = %why, "uplink connect failed");
                     }

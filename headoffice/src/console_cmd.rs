@@ -1,5 +1,6 @@
 //! `hq serve` and `hq user`: the web console's commands.
 
+use i18n::Lang;
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -255,7 +256,7 @@ pub async fn user(cmd: &UserCmd, store: &Store) -> Result<()> {
                         "created_at": protocols::time::format(&u.created_at),
                     })).collect::<Vec<_>>(),
                 })),
-                Format::Table => emit(&render::table(&headers, &rows)),
+                Format::Table => emit(&render::table(Lang::current(), &headers, &rows)),
                 Format::Csv => emit(&render::csv(&headers, &rows)),
             }
         }

@@ -3,6 +3,7 @@
 //! Results go to stdout (tables, CSV, JSON, HTML); logs go to stderr through `tracing`.
 //! Exit status: 0 done, 1 failed, 2 usage error (bad flag, bad time, bad combination).
 
+use i18n::{Lang, tr};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,6 +55,11 @@ struct Cli {
     /// (docs/ORDERS.md). Without it, the defaults.
     #[arg(long, global = true, env = "HQ_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The language of tables, reports and messages (en or zh-CN); default: the locale
+    /// (LC_ALL, LC_MESSAGES, LANG), English unless it is zh_*. CSV and JSON field names, codes
+    /// and exit statuses never change. (The web console picks each user's language itself.)
+    #[arg(long, global = true, value_name = "LANG", value_parser = i18n::parse_flag)]
+    lang: Option<Lang>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -258,6 +264,8 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let lang = Lang::choose(cli.lang);
+    lang.set_current();
     let long_running = matches!(cli.cmd, Cmd::Listen { .. } | Cmd::Serve(_) | Cmd::Alerts { follow: true, .. });
     // sqlx's own statement logs (a bank's report has slow statements by nature; PostgreSQL's
     // notices) are for debugging: RUST_LOG=sqlx=debug shows them.
@@ -272,7 +280,7 @@ fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("hq: cannot start the async runtime: {e}");
+            eprintln!("hq: {}", tr!(lang, "cannot start the async runtime: {e}", "无法启动异步运行时：{e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -283,7 +291,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("hq: error: {e:#}");
+            eprintln!("hq: {}", tr!(lang, "error: {e:#}", "错误：{e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -336,9 +344,19 @@ async fn run(cli: Cli) -> Result<()> {
             let applied = store.migrated_now().to_vec();
             let version = headoffice::db::schema_version(store.backend());
             if applied.is_empty() {
-                emit(&format!("{}: schema up to date (version {version})\n", db_url.display))?;
+                let db = &db_url.display;
+                emit(&tr!(
+                    Lang::current(),
+                    "{db}: schema up to date (version {version})\n",
+                    "{db}：数据库结构已是最新（版本 {version}）\n"
+                ))?;
             } else {
-                emit(&format!("{}: schema at version {version} (applied now: {applied:?})\n", db_url.display))?;
+                let db = &db_url.display;
+                emit(&tr!(
+                    Lang::current(),
+                    "{db}: schema at version {version} (applied now: {applied:?})\n",
+                    "{db}：数据库结构已升级到版本 {version}（本次执行：{applied:?}）\n"
+                ))?;
             }
             store.close().await;
             Ok(())
@@ -360,7 +378,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Format::Json => {
                     print_json(&serde_json::json!({"schema": "hq-prune/1", "dry_run": dry_run, "removed": out}))
                 }
-                Format::Table => emit(&render::table(&headers, &rows)),
+                Format::Table => emit(&render::table(Lang::current(), &headers, &rows)),
                 Format::Csv => emit(&render::csv(&headers, &rows)),
             }
         }
@@ -388,7 +406,9 @@ async fn run(cli: Cli) -> Result<()> {
             let view = coverage::summarize(&snap, now);
             match format {
                 Format::Json => print_json(&view),
-                Format::Table => emit(&render::table(&render::COVERAGE_HEADERS, &render::coverage_rows(&view))),
+                Format::Table => {
+                    emit(&render::table(Lang::current(), &render::COVERAGE_HEADERS, &render::coverage_rows(&view)))
+                }
                 Format::Csv => emit(&render::csv(&render::COVERAGE_HEADERS, &render::coverage_rows(&view))),
             }
         }
@@ -434,7 +454,7 @@ async fn run(cli: Cli) -> Result<()> {
             store.close().await;
             printed?;
             if format == Format::Table {
-                emit(&render::table(&render::ALERT_HEADERS, &rows))?;
+                emit(&render::table(Lang::current(), &render::ALERT_HEADERS, &rows))?;
             }
             Ok(())
         }
@@ -466,9 +486,9 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let text = match format {
                 ReportFormat::Json => String::new(),
-                ReportFormat::Table => render::report_table(&r),
+                ReportFormat::Table => render::report_table(&r, Lang::current()),
                 ReportFormat::Csv => render::report_csv(&r),
-                ReportFormat::Html => render::report_html(&r),
+                ReportFormat::Html => render::report_html(&r, Lang::current()),
             };
             match out {
                 Some(path) => write_file(path, &text),
@@ -482,7 +502,7 @@ async fn run(cli: Cli) -> Result<()> {
             let view = gaps::view(rows, now, settle);
             match format {
                 Format::Json => print_json(&view),
-                Format::Table => emit(&render::table(&render::GAP_HEADERS, &render::gap_rows(&view))),
+                Format::Table => emit(&render::table(Lang::current(), &render::GAP_HEADERS, &render::gap_rows(&view))),
                 Format::Csv => emit(&render::csv(&render::GAP_HEADERS, &render::gap_rows(&view))),
             }
         }
@@ -544,7 +564,7 @@ async fn run(cli: Cli) -> Result<()> {
             let v = StatsView { schema: "hq-stats/2", db: &db_url.display, backend: db_url.backend.as_str(), counters };
             match format {
                 Format::Json => print_json(&v),
-                Format::Table => emit(&render::table(&render::STATS_HEADERS, &rows)),
+                Format::Table => emit(&render::table(Lang::current(), &render::STATS_HEADERS, &rows)),
                 Format::Csv => emit(&render::csv(&render::STATS_HEADERS, &rows)),
             }
         }
@@ -573,10 +593,14 @@ async fn notify_cmd(cmd: &NotifyCmd, config: &HqConfig, db_url: &DbUrl) -> Resul
             for r in c.recipients() {
                 let who = if r.is_empty() { channel.clone() } else { format!("{channel} → {r}") };
                 match headoffice::notify::channel::send(c, &r, &out).await {
-                    Ok(answer) => emit(&format!("{who}: delivered; the receiver answered: {answer}\n"))?,
+                    Ok(answer) => emit(&tr!(
+                        Lang::current(),
+                        "{who}: delivered; the receiver answered: {answer}\n",
+                        "{who}：已送达；接收方应答：{answer}\n"
+                    ))?,
                     Err(e) => {
                         failed += 1;
-                        eprintln!("hq: {who}: not delivered: {e}");
+                        eprintln!("hq: {}", tr!(Lang::current(), "{who}: not delivered: {e}", "{who}：未送达：{e}"));
                     }
                 }
             }
@@ -628,7 +652,7 @@ async fn notify_cmd(cmd: &NotifyCmd, config: &HqConfig, db_url: &DbUrl) -> Resul
                         "answer": n.answer, "last_error": n.last_error, "subject": n.subject, "body": n.body,
                     })).collect::<Vec<_>>(),
                 })),
-                Format::Table => emit(&render::table(&headers, &table)),
+                Format::Table => emit(&render::table(Lang::current(), &headers, &table)),
                 Format::Csv => emit(&render::csv(&headers, &table)),
             }
         }

@@ -1,5 +1,6 @@
 //! `hq orders`: rectification orders at the command line.
 
+use i18n::Lang;
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
@@ -172,7 +173,11 @@ pub async fn orders(cmd: &OrdersCmd, store: &Store, cfg: &HqConfig) -> Result<()
                 Format::Json => print_json(&serde_json::json!({
                     "schema": "hq-orders/1", "orders": list.iter().map(|o| json(o, now)).collect::<Vec<_>>(),
                 })),
-                Format::Table => emit(&render::table(&HEADERS, &list.iter().map(|o| row(o, now)).collect::<Vec<_>>())),
+                Format::Table => emit(&render::table(
+                    Lang::current(),
+                    &HEADERS,
+                    &list.iter().map(|o| row(o, now)).collect::<Vec<_>>(),
+                )),
                 Format::Csv => emit(&render::csv(&HEADERS, &list.iter().map(|o| row(o, now)).collect::<Vec<_>>())),
             }
         }
@@ -198,9 +203,9 @@ pub async fn orders(cmd: &OrdersCmd, store: &Store, cfg: &HqConfig) -> Result<()
                     if *format == Format::Csv {
                         return emit(&render::csv(&h, &rows));
                     }
-                    emit(&render::table(&HEADERS, &[row(&o, now)]))?;
+                    emit(&render::table(Lang::current(), &HEADERS, &[row(&o, now)]))?;
                     emit("\n")?;
-                    emit(&render::table(&h, &rows))
+                    emit(&render::table(Lang::current(), &h, &rows))
                 }
             }
         }

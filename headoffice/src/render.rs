@@ -6,21 +6,118 @@
 
 use std::fmt::Write as _;
 
+use i18n::{Lang, tr};
 use protocols::Alert;
 use protocols::time::{Timestamp, format as ts};
+use unicode_width::UnicodeWidthStr;
 
 use crate::coverage::CoverageView;
 use crate::db::Counters;
 use crate::gaps::GapsView;
 use crate::report::{Period, Report};
 
-/// Columns padded to the widest cell.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut w: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+/// A column's heading as a person reads it: the key itself in English (it is also the CSV and
+/// JSON field name), a Chinese label in Chinese. `None` for a key without one (a test checks
+/// every table's keys have one).
+pub fn heading_zh(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "branch" => "网点",
+        "gateway" => "网关",
+        "since" => "起始时间",
+        "cameras_online" => "在线摄像机",
+        "cameras_total" => "摄像机总数",
+        "live_video" => "有效视频",
+        "required_zones" => "必防区域",
+        "uncovered" => "未覆盖",
+        "uncovered_zones" => "未覆盖区域",
+        "stale" => "数据过时",
+        "from" => "开始",
+        "to" => "结束",
+        "missing" => "缺失条数",
+        "detected_at" => "发现时间",
+        "last_alert_at" => "最近告警时间",
+        "state" => "状态",
+        "occurred_at" | "occurred at" => "发生时间",
+        "seq" => "序号",
+        "kind" => "类型",
+        "severity" => "级别",
+        "device" => "设备",
+        "message" => "内容",
+        "db" => "数据库",
+        "alerts" => "告警",
+        "duplicates" => "重复",
+        "malformed" => "格式错误",
+        "gateway_changes" => "网关状态变化",
+        "device_changes" => "设备状态变化",
+        "zone_changes" => "区域状态变化",
+        "pruned" => "已清理",
+        "camera" => "摄像机",
+        "name" => "名称",
+        "online_%" | "online %" => "在线率 %",
+        "down_min" | "down min" => "离线分钟",
+        "outages" => "离线次数",
+        "zone" => "区域",
+        "uncovered_min" | "uncovered min" => "未覆盖分钟",
+        "periods" => "时段",
+        "cameras_down" | "cameras down" => "离线摄像机",
+        "device_type" | "device type" => "设备类型",
+        "repairs" => "修复次数",
+        "mean_min" | "mean min" => "平均分钟",
+        "max_min" | "max min" => "最长分钟",
+        "minutes" => "分钟",
+        "ongoing" => "仍在持续",
+        "reason" => "原因",
+        "camera_avail_%" => "摄像机可用率 %",
+        "gateway_online_%" => "网关在线率 %",
+        "alarms" => "报警",
+        "alarms_cam_down" => "报警时摄像机离线",
+        "gateway_offline_min" => "网关离线分钟",
+        "dry_run" => "试运行",
+        "access_alerts" => "门禁告警",
+        "state_changes" => "状态变化",
+        "id" => "编号",
+        "created_at" => "创建时间",
+        "channel" => "通道",
+        "recipient" => "接收人",
+        "attempts" => "尝试次数",
+        "sent_at" => "发送时间",
+        "last_error" => "最近错误",
+        "subject" => "标题",
+        "role" => "角色",
+        "disabled" => "已停用",
+        "lang" => "语言",
+        "condition" => "问题",
+        "assignee" => "责任人",
+        "taken_by" => "接单人",
+        "opened_at" => "开单时间",
+        "deadline" => "整改期限",
+        "overdue" => "已超期",
+        "requirement" => "整改要求",
+        "at" => "时间",
+        "actor" => "操作人",
+        "action" => "操作",
+        "note" => "备注",
+        _ => return None,
+    })
+}
+
+/// [`heading_zh`] in `lang`, the key itself when there is no label.
+pub fn heading(key: &str, lang: Lang) -> &str {
+    match lang {
+        Lang::En => key,
+        Lang::Zh => heading_zh(key).unwrap_or(key),
+    }
+}
+
+/// Columns padded to the widest cell (by display width: a Chinese character takes two
+/// columns), with headings in `lang`.
+pub fn table(lang: Lang, headers: &[&str], rows: &[Vec<String>]) -> String {
+    let headers: Vec<&str> = headers.iter().map(|h| heading(h, lang)).collect();
+    let mut w: Vec<usize> = headers.iter().map(|h| h.width()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             if let Some(x) = w.get_mut(i) {
-                *x = (*x).max(c.chars().count());
+                *x = (*x).max(c.width());
             }
         }
     }
@@ -29,7 +126,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         let mut s = String::new();
         for (i, c) in cells.enumerate() {
             let width = w.get(i).copied().unwrap_or(0);
-            let pad = width.saturating_sub(c.chars().count());
+            let pad = width.saturating_sub(c.width());
             s.push_str(c);
             s.push_str(&" ".repeat(pad + 2));
         }
@@ -152,15 +249,16 @@ pub fn stats_row(db: &str, c: &Counters) -> Vec<String> {
 /// A titled table: title, headers, rows.
 type Section = (&'static str, Vec<&'static str>, Vec<Vec<String>>);
 
-/// The report as sections of aligned tables.
-pub fn report_table(r: &Report) -> String {
+/// The report as sections of aligned tables, in `lang`.
+pub fn report_table(r: &Report, lang: Lang) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Report {} – {}\n", ts(&r.from), ts(&r.to));
+    let (from, to) = (ts(&r.from), ts(&r.to));
+    let _ = writeln!(out, "{}", tr!(lang, "Report {from} – {to}\n", "考核报告 {from} – {to}\n"));
     let (h, rows) = report_branch_rows(r);
-    out.push_str(&table(&h, &rows));
+    out.push_str(&table(lang, &h, &rows));
     let sections: [Section; 5] = [
         (
-            "Cameras",
+            lang.t("Cameras", "摄像机"),
             vec!["branch", "camera", "name", "online_%", "down_min", "outages"],
             r.branches
                 .iter()
@@ -179,7 +277,7 @@ pub fn report_table(r: &Report) -> String {
                 .collect(),
         ),
         (
-            "Required zones",
+            lang.t("Required zones", "必防区域"),
             vec!["branch", "zone", "name", "uncovered_min", "periods"],
             r.branches
                 .iter()
@@ -197,7 +295,7 @@ pub fn report_table(r: &Report) -> String {
                 .collect(),
         ),
         (
-            "Alarms with a linked camera down",
+            lang.t("Alarms with a linked camera down", "报警时联动摄像机离线"),
             vec!["branch", "occurred_at", "seq", "zone", "cameras_down"],
             r.branches
                 .iter()
@@ -215,7 +313,7 @@ pub fn report_table(r: &Report) -> String {
                 .collect(),
         ),
         (
-            "Mean time to repair",
+            lang.t("Mean time to repair", "平均修复时间"),
             vec!["device_type", "repairs", "mean_min", "max_min"],
             r.mttr
                 .iter()
@@ -230,7 +328,7 @@ pub fn report_table(r: &Report) -> String {
                 .collect(),
         ),
         (
-            "Gateway offline periods",
+            lang.t("Gateway offline periods", "网关离线时段"),
             vec!["branch", "from", "to", "minutes", "ongoing", "reason"],
             r.branches
                 .iter()
@@ -241,9 +339,9 @@ pub fn report_table(r: &Report) -> String {
     for (title, h, rows) in sections {
         let _ = writeln!(out, "\n{title}");
         if rows.is_empty() {
-            out.push_str("(none)\n");
+            out.push_str(lang.t("(none)\n", "（无）\n"));
         } else {
-            out.push_str(&table(&h, &rows));
+            out.push_str(&table(lang, &h, &rows));
         }
     }
     out
@@ -260,8 +358,8 @@ fn period_row(branch: &str, p: &Period) -> Vec<String> {
     ]
 }
 
-fn report_branch_rows(r: &Report) -> ([&'static str; 7], Vec<Vec<String>>) {
-    let h = [
+fn report_branch_headers() -> [&'static str; 7] {
+    [
         "branch",
         "camera_avail_%",
         "gateway_online_%",
@@ -269,7 +367,11 @@ fn report_branch_rows(r: &Report) -> ([&'static str; 7], Vec<Vec<String>>) {
         "alarms",
         "alarms_cam_down",
         "gateway_offline_min",
-    ];
+    ]
+}
+
+fn report_branch_rows(r: &Report) -> ([&'static str; 7], Vec<Vec<String>>) {
+    let h = report_branch_headers();
     let rows = r
         .branches
         .iter()
@@ -395,14 +497,14 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn html_table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
+fn html_table(out: &mut String, lang: Lang, headers: &[&str], rows: &[Vec<String>]) {
     if rows.is_empty() {
-        out.push_str("<p class=none>None.</p>\n");
+        let _ = writeln!(out, "<p class=none>{}</p>", lang.t("None.", "无。"));
         return;
     }
     out.push_str("<table><thead><tr>");
     for h in headers {
-        let _ = write!(out, "<th>{}</th>", esc(h));
+        let _ = write!(out, "<th>{}</th>", esc(heading(h, lang)));
     }
     out.push_str("</tr></thead><tbody>\n");
     for r in rows {
@@ -416,19 +518,21 @@ fn html_table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
 }
 
 /// Horizontal bars, one per branch: camera availability and gateway online time.
-fn availability_svg(r: &Report) -> String {
+fn availability_svg(r: &Report, lang: Lang) -> String {
     let row_h = 22;
     let label_w = 140;
     let bar_w = 400;
     let height = 30 + row_h * r.branches.len() as i32;
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"Camera availability per branch\">\n",
-        label_w + bar_w + 80
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"{}\">\n",
+        label_w + bar_w + 80,
+        lang.t("Camera availability per branch", "各网点摄像机可用率")
     );
-    let _ = writeln!(
-        s,
-        "<text x=\"{label_w}\" y=\"14\" font-size=\"12\">camera availability (bar) · gateway online (tick), 0–100 %</text>"
+    let legend = lang.t(
+        "camera availability (bar) · gateway online (tick), 0–100 %",
+        "摄像机可用率（条）· 网关在线率（刻线），0–100 %",
     );
+    let _ = writeln!(s, "<text x=\"{label_w}\" y=\"14\" font-size=\"12\">{legend}</text>");
     for (i, b) in r.branches.iter().enumerate() {
         let y = 24 + row_h * i as i32;
         let p = b.camera_availability_pct.unwrap_or(100.0);
@@ -463,38 +567,43 @@ fn availability_svg(r: &Report) -> String {
     s
 }
 
-/// A self-contained HTML page: summary chart, then every section as a table.
-pub fn report_html(r: &Report) -> String {
+/// A self-contained HTML page in `lang`: summary chart, then every section as a table.
+pub fn report_html(r: &Report, lang: Lang) -> String {
     let mut out = String::new();
-    let title = format!("Branch security report {} – {}", ts(&r.from), ts(&r.to));
+    let (from, to) = (ts(&r.from), ts(&r.to));
+    let title = tr!(lang, "Branch security report {from} – {to}", "网点安防考核报告 {from} – {to}");
     let _ = write!(
         out,
-        "<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>{}</title>\n<style>\
+        "<!doctype html>\n<html lang={}><head><meta charset=utf-8><title>{}</title>\n<style>\
          body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:.5em 0 1.5em}}\
          th,td{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}th{{background:#f4f4f4}}.none{{color:#777}}\
          </style></head><body>\n<h1>{}</h1>\n",
+        lang.code(),
         esc(&title),
         esc(&title)
     );
     let t = &r.totals;
+    let (branches, cameras, avail, alarms) = (t.branches, t.cameras, pct(t.camera_availability_pct), t.alarms);
+    let (cam_down, uncovered, offline) =
+        (t.alarms_with_camera_down, t.required_zone_uncovered_minutes, t.gateway_offline_minutes);
     let _ = writeln!(
         out,
-        "<p>{} branches, {} cameras, camera availability {} %, {} alarms ({} with a linked camera down), \
-         {:.1} min of required zones uncovered, {:.1} min of gateways offline.</p>",
-        t.branches,
-        t.cameras,
-        pct(t.camera_availability_pct),
-        t.alarms,
-        t.alarms_with_camera_down,
-        t.required_zone_uncovered_minutes,
-        t.gateway_offline_minutes
+        "<p>{}</p>",
+        tr!(
+            lang,
+            "{branches} branches, {cameras} cameras, camera availability {avail} %, {alarms} alarms ({cam_down} with \
+             a linked camera down), {uncovered:.1} min of required zones uncovered, {offline:.1} min of gateways \
+             offline.",
+            "网点 {branches} 个，摄像机 {cameras} 台，摄像机可用率 {avail} %，报警 {alarms} 次（其中 {cam_down} 次报警时\
+             联动摄像机离线），必防区域未覆盖 {uncovered:.1} 分钟，网关离线 {offline:.1} 分钟。"
+        )
     );
-    out.push_str("<h2>Availability per branch</h2>\n");
-    out.push_str(&availability_svg(r));
+    let _ = writeln!(out, "<h2>{}</h2>", lang.t("Availability per branch", "各网点可用率"));
+    out.push_str(&availability_svg(r, lang));
     let (h, rows) = report_branch_rows(r);
-    html_table(&mut out, &h, &rows);
+    html_table(&mut out, lang, &h, &rows);
 
-    out.push_str("<h2>Cameras</h2>\n");
+    let _ = writeln!(out, "<h2>{}</h2>", lang.t("Cameras", "摄像机"));
     let rows: Vec<Vec<String>> = r
         .branches
         .iter()
@@ -511,9 +620,9 @@ pub fn report_html(r: &Report) -> String {
             })
         })
         .collect();
-    html_table(&mut out, &["branch", "camera", "name", "online %", "down min", "outages"], &rows);
+    html_table(&mut out, lang, &["branch", "camera", "name", "online %", "down min", "outages"], &rows);
 
-    out.push_str("<h2>Required zones uncovered</h2>\n");
+    let _ = writeln!(out, "<h2>{}</h2>", lang.t("Required zones uncovered", "必防区域未覆盖"));
     let rows: Vec<Vec<String>> = r
         .branches
         .iter()
@@ -528,9 +637,9 @@ pub fn report_html(r: &Report) -> String {
             })
         })
         .collect();
-    html_table(&mut out, &["branch", "zone", "uncovered min", "periods"], &rows);
+    html_table(&mut out, lang, &["branch", "zone", "uncovered min", "periods"], &rows);
 
-    out.push_str("<h2>Alarms with a linked camera down</h2>\n");
+    let _ = writeln!(out, "<h2>{}</h2>", lang.t("Alarms with a linked camera down", "报警时联动摄像机离线"));
     let rows: Vec<Vec<String>> = r
         .branches
         .iter()
@@ -544,11 +653,11 @@ pub fn report_html(r: &Report) -> String {
                         .iter()
                         .map(|c| {
                             let why = if !c.online {
-                                "offline"
+                                lang.t("offline", "离线")
                             } else if !c.stream_alive {
-                                "no stream"
+                                lang.t("no stream", "无码流")
                             } else {
-                                "frozen"
+                                lang.t("frozen", "画面冻结")
                             };
                             format!("{} ({why})", c.name)
                         })
@@ -558,9 +667,9 @@ pub fn report_html(r: &Report) -> String {
             })
         })
         .collect();
-    html_table(&mut out, &["branch", "occurred at", "zone", "cameras down"], &rows);
+    html_table(&mut out, lang, &["branch", "occurred at", "zone", "cameras down"], &rows);
 
-    out.push_str("<h2>Mean time to repair</h2>\n");
+    let _ = writeln!(out, "<h2>{}</h2>", lang.t("Mean time to repair", "平均修复时间"));
     let rows: Vec<Vec<String>> = r
         .mttr
         .iter()
@@ -573,12 +682,12 @@ pub fn report_html(r: &Report) -> String {
             ]
         })
         .collect();
-    html_table(&mut out, &["device type", "repairs", "mean min", "max min"], &rows);
+    html_table(&mut out, lang, &["device type", "repairs", "mean min", "max min"], &rows);
 
-    out.push_str("<h2>Gateway offline periods</h2>\n");
+    let _ = writeln!(out, "<h2>{}</h2>", lang.t("Gateway offline periods", "网关离线时段"));
     let rows: Vec<Vec<String>> =
         r.branches.iter().flat_map(|b| b.gateway_offline.iter().map(|p| period_row(b.branch.as_str(), p))).collect();
-    html_table(&mut out, &["branch", "from", "to", "minutes", "ongoing", "reason"], &rows);
+    html_table(&mut out, lang, &["branch", "from", "to", "minutes", "ongoing", "reason"], &rows);
     out.push_str("</body></html>\n");
     out
 }
@@ -589,10 +698,31 @@ mod tests {
 
     #[test]
     fn tables_align_and_csv_quotes() {
-        let t = table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
+        let t = table(Lang::En, &["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
         assert_eq!(t, "a    bb\nxxx  y\n");
+        // A Chinese heading is two columns a character wide.
+        let t = table(Lang::Zh, &["branch", "zone"], &[vec!["b0101".into(), "金库".into()]]);
+        assert_eq!(t, "网点   区域\nb0101  金库\n");
         let c = csv(&["a", "b"], &[vec!["x,y".into(), "say \"hi\"".into()]]);
         assert_eq!(c, "a,b\r\n\"x,y\",\"say \"\"hi\"\"\"\r\n");
+    }
+
+    #[test]
+    fn every_table_heading_has_a_chinese_label() {
+        let branch_headers = report_branch_headers();
+        let all = COVERAGE_HEADERS
+            .iter()
+            .chain(&GAP_HEADERS)
+            .chain(&ALERT_HEADERS)
+            .chain(&STATS_HEADERS)
+            .chain(&branch_headers)
+            .chain(&["camera", "online_%", "down_min", "outages", "zone", "uncovered_min", "periods"])
+            .chain(&["occurred_at", "seq", "cameras_down", "device_type", "repairs", "mean_min", "max_min"])
+            .chain(&["minutes", "ongoing", "reason", "online %", "down min", "uncovered min", "occurred at"])
+            .chain(&["cameras down", "device type", "mean min", "max min"]);
+        for key in all {
+            assert!(heading_zh(key).is_some(), "the table heading {key:?} has no Chinese label");
+        }
     }
 
     #[test]

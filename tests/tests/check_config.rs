@@ -194,3 +194,63 @@ fn invalid_profile_files_are_reported_through_the_panel() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("panel[0].profile"), "{err}");
 }
+
+/// `check-config` in a locale: exit code and stdout+stderr.
+fn check_in(text: &str, lang_var: &str, flag: Option<&str>) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "site.toml", text).unwrap();
+    let mut cmd = Command::new(bin("branch-gateway"));
+    cmd.env("LANG", lang_var).env_remove("LC_ALL").env_remove("LC_MESSAGES");
+    if let Some(l) = flag {
+        cmd.args(["--lang", l]);
+    }
+    let out = cmd.arg("check-config").arg(&path).output().unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains("panicked"), "panic: {all}");
+    (out.status.code().unwrap_or(-1), all)
+}
+
+/// The field of each listed problem (`  - FIELD: …` or `  - FIELD：…`).
+fn problem_fields(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("  - "))
+        .filter_map(|l| l.split([':', '：']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_chinese_locale_gets_the_problems_in_chinese_with_the_same_fields_and_exit_code() {
+    let bad = GOOD
+        .replace("id = \"cam-1\"", "id = \"cam/1\"")
+        .replace("zones = [\"vault\"]", "zones = [\"vualt\"]")
+        .replace("linked_cameras = [\"cam-1\"]", "linked_cameras = [\"cam-9\"]");
+    let (code_en, en) = check_in(&bad, "C", None);
+    let (code_zh, zh) = check_in(&bad, "zh_CN.UTF-8", None);
+    assert_eq!((code_en, code_zh), (2, 2), "{en}\n{zh}");
+    assert!(en.contains("unknown zone \"vualt\"") && en.contains("(fix: "), "{en}");
+    for s in ["site.toml：", "处问题", "未知区域 \"vualt\"", "未知摄像机 \"cam-9\"", "（修正：", "只用字母、数字"]
+    {
+        assert!(zh.contains(s), "no {s:?} in:\n{zh}");
+    }
+    assert!(!zh.contains("unknown zone"), "untranslated: {zh}");
+    let fields = problem_fields(&en);
+    assert!(fields.contains(&"camera[0].zones[0]".to_string()), "{fields:?}");
+    assert_eq!(problem_fields(&zh), fields, "the same fields, in the same order");
+
+    // --lang beats the locale; LC_ALL beats LANG.
+    let (code, forced) = check_in(&bad, "zh_CN.UTF-8", Some("en"));
+    assert_eq!((code, forced.contains("unknown zone")), (2, true), "{forced}");
+    let (_, flag_zh) = check_in(&bad, "C", Some("zh-CN"));
+    assert!(flag_zh.contains("未知区域"), "{flag_zh}");
+    let (code, bad_flag) = check_in(&bad, "C", Some("fr"));
+    assert_eq!(code, 2, "an unknown --lang is a usage error: {bad_flag}");
+
+    // A good file says so in Chinese too; a TOML syntax error keeps its line.
+    let (code, ok) = check_in(GOOD, "zh_CN.UTF-8", None);
+    assert_eq!(code, 0, "{ok}");
+    assert!(ok.contains("正常") && ok.contains("摄像机 1 台"), "{ok}");
+    let (code, syntax) = check_in("[branch\nid = 1\n", "zh_CN.UTF-8", None);
+    assert_eq!(code, 2, "{syntax}");
+    assert!(syntax.contains("第 1 行") && syntax.contains("修正"), "{syntax}");
+}

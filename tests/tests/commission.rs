@@ -158,6 +158,36 @@ async fn each_class_of_failure_is_reported_with_its_fix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installer_with_a_chinese_locale_reads_the_fix_in_chinese() {
+    let s = site().await;
+    let cfg = config(&s, ["wrong", "right", "right"], "mqtt-pw");
+    let out = Command::new(bin("branch-gateway"))
+        .arg("commission")
+        .arg(&cfg)
+        .env("LANG", "zh_CN.UTF-8")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "not ready: {text}");
+    for s in [
+        "开通调试报告",
+        "[失败] credentials",
+        "摄像机拒绝所配置的用户名和密码",
+        "修正：检查 cam-1 的用户名和密码（须是 ONVIF 用户",
+        "尚不能投入使用",
+    ] {
+        assert!(text.contains(s), "no {s:?} in:\n{text}");
+    }
+    // The healthy devices pass in Chinese too; names and check names stay as they are.
+    assert!(text.contains("[正常] points-readable"), "{text}");
+    // --json stays English whatever the locale: tools read it.
+    let (_, r) = commission(&cfg);
+    assert!(check(&r, "cam-1", "credentials")["fix"].as_str().unwrap().contains("username/password"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_config_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_file(

@@ -213,5 +213,26 @@ fn answers(backend: Backend) -> Result<()> {
     assert!(csv.lines().any(|l| l.starts_with("camera,b1,cam-2,") && l.contains(",75,")), "{csv}");
     let table = hq(work.path(), &["coverage", "--db", &db_url])?;
     assert!(table.lines().any(|l| l.starts_with("b2") && l.contains("ATM lobby")), "{table}");
+
+    // In a Chinese locale the headings are Chinese (aligned by display width) and the rows the
+    // same; --lang overrides the locale; CSV keeps its field names whatever the language.
+    let zh = hq_in_locale(work.path(), "zh_CN.UTF-8", &["coverage", "--db", &db_url])?;
+    let head = zh.lines().next().unwrap_or_default();
+    for h in ["网点", "网关", "在线摄像机", "必防区域", "未覆盖区域"] {
+        assert!(head.contains(h), "no heading {h:?} in:\n{zh}");
+    }
+    assert!(zh.lines().any(|l| l.starts_with("b2") && l.contains("ATM lobby")), "{zh}");
+    assert_eq!(zh.lines().skip(1).count(), table.lines().skip(1).count(), "{zh}\n{table}");
+    let en = hq_in_locale(work.path(), "zh_CN.UTF-8", &["coverage", "--db", &db_url, "--lang", "en"])?;
+    assert_eq!(en, table, "--lang en overrides the locale");
+    let csv_zh = hq_in_locale(work.path(), "zh_CN.UTF-8", &["coverage", "--db", &db_url, "--format", "csv"])?;
+    assert!(csv_zh.starts_with("branch,gateway,"), "{csv_zh}");
+    let mut args = vec!["report", "--db", &db_url, "--format", "html", "--lang", "zh-CN"];
+    args.extend(window);
+    let page_zh = hq(work.path(), &args)?;
+    for s in ["<html lang=zh-CN>", "网点安防考核报告", "<th>网点</th>", "报警时联动摄像机离线", "b2"]
+    {
+        assert!(page_zh.contains(s), "no {s:?} in the Chinese report:\n{page_zh}");
+    }
     Ok(())
 }

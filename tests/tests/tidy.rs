@@ -425,3 +425,288 @@ mod helpers {
         );
     }
 }
+
+/// Documents an installer or an operator reads, each with its Chinese version beside it (the
+/// same name with `.zh-CN` before the extension).
+const BILINGUAL: [&str; 13] = [
+    "README.md",
+    "docs/INSTALL.md",
+    "docs/CONFIG.md",
+    "docs/PROFILES.md",
+    "docs/SIMULATOR.md",
+    "docs/HQ.md",
+    "docs/HQ-TOPOLOGY.md",
+    "docs/CONSOLE.md",
+    "docs/ORDERS.md",
+    "docs/NOTIFY.md",
+    "docs/DESIGN.md",
+    "deploy/nginx/README.md",
+    "deploy/emqx/README.md",
+];
+
+/// The Chinese version's path for an English document's.
+fn chinese_version(english: &str) -> String {
+    format!("{}.zh-CN.md", english.trim_end_matches(".md"))
+}
+
+/// The level (number of `#`) and text of each heading, outside fenced code.
+fn heading_levels(markdown: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut fenced = false;
+    for line in markdown.lines() {
+        if is_fence(line) {
+            fenced = !fenced;
+            continue;
+        }
+        let hashes = line.len() - line.trim_start_matches('#').len();
+        if !fenced && (1..=6).contains(&hashes) && line[hashes..].starts_with(' ') {
+            out.push((hashes, line[hashes..].trim().to_owned()));
+        }
+    }
+    out
+}
+
+/// A Chinese document that lags its English one shows up here: every English document of
+/// [`BILINGUAL`] has its Chinese version, each pair (those and any other Chinese version) has
+/// the same sections in the same order (by heading level: the texts differ by language),
+/// and each links to the other.
+#[test]
+fn every_document_and_its_chinese_version_have_the_same_sections() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let files = list_files(&root);
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap_or_default();
+    let mut pairs: BTreeSet<String> = BILINGUAL.iter().map(|s| s.to_string()).collect();
+    pairs.extend(files.iter().filter_map(|f| f.strip_suffix(".zh-CN.md")).map(|s| format!("{s}.md")));
+    let mut problems = Vec::new();
+    for en_path in &pairs {
+        let zh_path = chinese_version(en_path);
+        if !files.contains(en_path) || !files.contains(&zh_path) {
+            problems.push(format!("{en_path}: needs both it and {zh_path}"));
+            continue;
+        }
+        let (en, zh) = (read(en_path), read(&zh_path));
+        let (he, hz) = (heading_levels(&en), heading_levels(&zh));
+        let first_difference = (0..he.len().max(hz.len())).find(|&i| he.get(i).map(|h| h.0) != hz.get(i).map(|h| h.0));
+        if let Some(i) = first_difference {
+            let show = |h: Option<&(usize, String)>| {
+                h.map_or("nothing".to_string(), |(level, text)| format!("`{} {text}`", "#".repeat(*level)))
+            };
+            problems.push(format!(
+                "{zh_path}: its heading {} is {} where {en_path} has {} ({} headings against {}): translate the \
+                 section the English gained",
+                i + 1,
+                show(hz.get(i)),
+                show(he.get(i)),
+                hz.len(),
+                he.len()
+            ));
+        }
+        if !en.contains(file_name(&zh_path)) {
+            problems.push(format!("{en_path}: does not link to its Chinese version {}", file_name(&zh_path)));
+        }
+        if !zh.contains(&format!("({})", file_name(en_path))) && !zh.contains(&format!("({en_path})")) {
+            problems.push(format!("{zh_path}: does not link back to {}", file_name(en_path)));
+        }
+    }
+    assert!(problems.is_empty(), "{} problem(s):\n{}\n", problems.len(), problems.join("\n"));
+}
+
+/// The code of the programs people run (`branch-gateway`, `device-sim`, `hq`, and the shared
+/// translation crate), without test modules.
+fn program_sources(files: &[String]) -> Vec<&String> {
+    files
+        .iter()
+        .filter(|f| f.ends_with(".rs"))
+        .filter(|f| {
+            ["gateway/src/", "device-sim/src/", "headoffice/src/", "i18n/src/"].iter().any(|d| f.starts_with(d))
+        })
+        .collect()
+}
+
+/// The text before the file's `#[cfg(test)]` module.
+fn without_tests(src: &str) -> &str {
+    src.find("\n#[cfg(test)]").map_or(src, |i| &src[..i])
+}
+
+/// The Rust string literal starting at `s` (after optional whitespace and newlines), its
+/// value and the rest of the text; `None` when `s` does not start with one.
+fn string_literal(s: &str) -> Option<(String, &str)> {
+    let s = s.trim_start();
+    let (body, raw) = if let Some(r) = s.strip_prefix("r#\"") {
+        (r, Some("\"#"))
+    } else if let Some(r) = s.strip_prefix("r\"") {
+        (r, Some("\""))
+    } else {
+        (s.strip_prefix('"')?, None)
+    };
+    if let Some(end) = raw {
+        let i = body.find(end)?;
+        return Some((body[..i].to_string(), &body[i + end.len()..]));
+    }
+    let mut value = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((value, &body[i + 1..])),
+            '\\' => match chars.next() {
+                // A line continuation: the newline and the next line's indentation go.
+                Some((_, '\n')) => {
+                    let rest = &body[i + 2..];
+                    let skip = rest.len() - rest.trim_start().len();
+                    for _ in 0..rest[..skip].chars().count() {
+                        chars.next();
+                    }
+                }
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, e)) => value.push(e),
+                None => return None,
+            },
+            c => value.push(c),
+        }
+    }
+    None
+}
+
+/// The placeholders of a format string (`{}`, `{name}`, `{0:?}` → `""`, `"name"`, `"0"`),
+/// sorted and deduplicated. A language's own variant of a value counts as the value:
+/// `{kind_zh}` as `{kind}`, `{zh}` as `{en}`.
+fn placeholders(fmt: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = fmt.replace("{{", "").replace("}}", "");
+    while let Some(i) = rest.find('{') {
+        let Some(j) = rest[i..].find('}') else { break };
+        let inner = &rest[i + 1..i + j];
+        let name = inner.split(':').next().unwrap_or_default();
+        let name = name.strip_suffix("_zh").or_else(|| name.strip_suffix("_en")).unwrap_or(name);
+        out.push(if name == "zh" { "en".to_string() } else { name.to_string() });
+        rest = rest[i + j + 1..].to_string();
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn has_chinese(s: &str) -> bool {
+    s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3000}'..='\u{303f}').contains(&c))
+}
+
+/// Words a person must read: prose, or a word of four letters or more outside placeholders.
+fn has_words(s: &str) -> bool {
+    let mut bare = String::new();
+    let mut depth = 0;
+    for c in s.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = (depth - 1).max(0),
+            c if depth == 0 => bare.push(c),
+            _ => {}
+        }
+    }
+    is_prose(&bare) || bare.split(|c: char| !c.is_ascii_alphabetic()).any(|w| w.len() >= 4)
+}
+
+/// English prose: two words of two letters or more in a row.
+fn is_prose(s: &str) -> bool {
+    let words: Vec<&str> = s.split(' ').collect();
+    let word = |w: &str| w.len() >= 2 && w.chars().all(|c| c.is_ascii_alphabetic());
+    words.windows(2).any(|w| word(w[0].trim_end_matches([',', ':', ';', '.'])) && word(w[1]))
+}
+
+/// Every text a person reads has its Chinese translation. In the programs' code (tests
+/// aside):
+/// - each `tr!(lang, "en", "zh")`, `text!("en", "zh")` and `lang.t("en", "zh")` has a
+///   Chinese text that is Chinese (unless the English has no words) and that names the same
+///   placeholders as the English;
+/// - no `println!`, `eprintln!`, `print!`, `eprint!`, `write!` or `writeln!` prints English
+///   prose straight from its format string: it goes through `tr!` or `t()`, or the line (or
+///   the one before) says `i18n-exempt:` and why (a line a program reads, markup).
+#[test]
+fn every_text_a_person_reads_has_its_chinese_translation() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let files = list_files(&root);
+    let sources = program_sources(&files);
+    assert!(sources.len() > 20, "found only {} program sources: {sources:?}", sources.len());
+    let mut problems = Vec::new();
+    let mut pairs = 0;
+    for path in sources {
+        let full = std::fs::read_to_string(root.join(path)).unwrap_or_default();
+        let src = without_tests(&full);
+        let line_of = |rest: &str| src[..src.len() - rest.len()].matches('\n').count() + 1;
+        // Translated pairs.
+        for (macro_start, skip_first_arg) in [("tr!(", true), ("text!(", false), (".t(", false)] {
+            let mut rest = src;
+            while let Some(i) = rest.find(macro_start) {
+                rest = &rest[i + macro_start.len()..];
+                if macro_start == "text!(" && src[..src.len() - rest.len() - macro_start.len()].ends_with("fn ") {
+                    continue;
+                }
+                let mut args = rest;
+                if skip_first_arg {
+                    let Some(comma) = args.find(',') else { continue };
+                    args = &args[comma + 1..];
+                }
+                let Some((en, after)) = string_literal(args) else { continue };
+                let Some((zh, _)) = after.trim_start().strip_prefix(',').and_then(string_literal) else {
+                    problems.push(format!("{path}:{}: {macro_start} with one text: {en:?}", line_of(rest)));
+                    continue;
+                };
+                pairs += 1;
+                let line = line_of(rest);
+                if has_words(&en) && !has_chinese(&zh) {
+                    problems.push(format!("{path}:{line}: the Chinese of {en:?} is not Chinese: {zh:?}"));
+                }
+                if placeholders(&en) != placeholders(&zh) {
+                    problems.push(format!("{path}:{line}: {en:?} and {zh:?} name different placeholders"));
+                }
+            }
+        }
+        // Prose printed untranslated.
+        let lines: Vec<&str> = src.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            let exempt = line.contains("i18n-exempt:") || n > 0 && lines[n - 1].contains("i18n-exempt:");
+            for m in ["println!(", "eprintln!(", "print!(", "eprint!(", "writeln!(", "write!("] {
+                let Some(i) = line.find(m) else { continue };
+                if i > 0 && line[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                    continue;
+                }
+                // The format string: the first literal, here or on the following lines.
+                let from = src.lines().take(n).map(|l| l.len() + 1).sum::<usize>() + i + m.len();
+                let mut args = &src[from..];
+                if m.starts_with("write") {
+                    let Some(comma) = args.find(',') else { continue };
+                    args = &args[comma + 1..];
+                }
+                // Prometheus's `# HELP` lines are metadata for dashboards, English by convention.
+                if let Some((fmt, _)) = string_literal(args)
+                    && is_prose(&fmt)
+                    && !fmt.starts_with("# HELP ")
+                    && !exempt
+                {
+                    problems.push(format!(
+                        "{path}:{}: prints English prose without its Chinese: {fmt:?} (use tr!, or say \
+                         `// i18n-exempt: why`)",
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(pairs > 300, "found only {pairs} translated texts: is the scan still finding them?");
+    assert!(problems.is_empty(), "{} problem(s):\n{}\n", problems.len(), problems.join("\n"));
+}
+
+#[cfg(test)]
+mod translation_scan {
+    use super::*;
+
+    #[test]
+    fn literals_placeholders_and_prose() {
+        assert_eq!(string_literal(r#" "a \"b\" {x}", rest"#), Some(("a \"b\" {x}".to_string(), ", rest")));
+        assert_eq!(string_literal("\"one \\\n     two\"").map(|t| t.0), Some("one two".to_string()));
+        assert_eq!(placeholders("{a} {} {{x}} {b:?} {0:.1}"), ["", "0", "a", "b"]);
+        assert_eq!(placeholders("{kind_zh} {zh}"), placeholders("{kind} {en}"));
+        assert!(has_words("unknown {x}") && !has_words(" for {w}") && !has_words("{id}: {detail}"));
+        assert!(is_prose("cannot read the file: {e}") && !is_prose("{id} onvif={url}") && !is_prose("ok"));
+        assert!(has_chinese("未知区域") && !has_chinese("zone"));
+    }
+}

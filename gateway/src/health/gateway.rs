@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn refused_publishes_raise_once_and_the_next_accepted_one_clears() {
-        let mut f = faults(Lang::ZhCn);
+        let mut f = faults(Lang::Zh);
         let t = Instant::now();
         let refused = || GatewayEvent::PublishRefused {
             topic: "branches/b01/alerts/x".into(),
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn a_zh_cn_branch_gets_its_gateway_faults_in_chinese() {
-        let mut f = faults(Lang::ZhCn);
+        let mut f = faults(Lang::Zh);
         let t = Instant::now();
         let mut all = f.on_event(GatewayEvent::LinkDown { down_for: Duration::from_secs(31), broker: "h:1".into() }, t);
         all.extend(f.on_event(GatewayEvent::Connected { outage: Some(Duration::from_secs(40)), waiting: 2 }, t));

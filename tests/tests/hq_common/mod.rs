@@ -348,6 +348,23 @@ pub fn hq_raw(cwd: &Path, args: &[&str]) -> Result<(i32, String, String)> {
     ))
 }
 
+/// Runs `hq args` in a locale (`LANG=lang`, with LC_ALL and LC_MESSAGES unset, as a login
+/// shell on a Chinese desktop has it) and returns stdout; fails unless it exits 0.
+pub fn hq_in_locale(cwd: &Path, lang: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(bin("hq"))
+        .args(args)
+        .current_dir(cwd)
+        .env("LANG", lang)
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .output()
+        .context("run hq (built?)")?;
+    if !out.status.success() {
+        bail!("hq {args:?} (LANG={lang}) exited {:?}:\n{}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// Runs `hq args` and returns stdout; fails unless it exits 0.
 pub fn hq(cwd: &Path, args: &[&str]) -> Result<String> {
     let (code, out, err) = hq_raw(cwd, args)?;
