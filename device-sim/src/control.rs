@@ -10,6 +10,10 @@
 //! Requests are bounded: bodies to [`MAX_BODY`] bytes (HTTP 413 beyond), headers must arrive
 //! within 10 s, and at most [`MAX_CONNECTIONS`] connections are served at once.
 //!
+//! Error messages (`{"error": …}`) are in English, or in Chinese for a request whose
+//! `Accept-Language` prefers `zh` (as `device-sim ctl` sends in a Chinese locale); field names
+//! and the JSON of answers never change.
+//!
 //! Endpoints (docs/SIMULATOR.md has the details and curl examples):
 //!
 //! | method and path | body |
@@ -35,6 +39,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use i18n::{Lang, Text, text};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -149,23 +154,33 @@ fn reply(status: StatusCode, body: &Value) -> Resp {
     r
 }
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp {
-    reply(status, &json!({"error": message.to_string()}))
+fn error(status: StatusCode, message: &Text, lang: Lang) -> Resp {
+    reply(status, &json!({"error": message.get(lang)}))
 }
 
 /// A request the API cannot serve: status and message.
-struct Refusal(StatusCode, String);
+struct Refusal(StatusCode, Text);
 
 impl Refusal {
-    fn bad(message: impl std::fmt::Display) -> Refusal {
-        Refusal(StatusCode::BAD_REQUEST, message.to_string())
+    fn bad(message: Text) -> Refusal {
+        Refusal(StatusCode::BAD_REQUEST, message)
     }
-    fn not_found(message: impl std::fmt::Display) -> Refusal {
-        Refusal(StatusCode::NOT_FOUND, message.to_string())
+    fn not_found(message: Text) -> Refusal {
+        Refusal(StatusCode::NOT_FOUND, message)
+    }
+}
+
+/// The language of the request's error messages: English unless `Accept-Language` prefers
+/// Chinese (curl sends none, and installers' scripts match English texts).
+fn request_lang(req: &Request<Incoming>) -> Lang {
+    match req.headers().get(http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()) {
+        Some(h) => Lang::from_accept_language(Some(h)),
+        None => Lang::En,
     }
 }
 
 async fn handle(branch: &LiveBranch, req: Request<Incoming>) -> Resp {
+    let lang = request_lang(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
@@ -182,11 +197,19 @@ async fn handle(branch: &LiveBranch, req: Request<Incoming>) -> Resp {
     let Some(allowed) = route else {
         return error(
             StatusCode::NOT_FOUND,
-            format!("no endpoint {path}; see GET / for the list (docs/SIMULATOR.md has the details)"),
+            &text!(
+                "no endpoint {path}; see GET / for the list (docs/SIMULATOR.md has the details)",
+                "没有接口 {path}；GET / 列出全部接口（详见 docs/SIMULATOR.zh-CN.md）"
+            ),
+            lang,
         );
     };
     if method != allowed {
-        let mut r = error(StatusCode::METHOD_NOT_ALLOWED, format!("{path} takes {allowed}, not {method}"));
+        let mut r = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &text!("{path} takes {allowed}, not {method}", "{path} 只接受 {allowed}，不接受 {method}"),
+            lang,
+        );
         if let Ok(v) = allowed.as_str().parse() {
             r.headers_mut().insert(ALLOW, v);
         }
@@ -198,31 +221,33 @@ async fn handle(branch: &LiveBranch, req: Request<Incoming>) -> Resp {
             _ => reply(StatusCode::OK, &branch.devices()),
         };
     }
-    let body = match read_body(req.into_body()).await {
+    let body = match read_body(req.into_body(), lang).await {
         Ok(b) => b,
         Err(r) => return r,
     };
     let action = match action_for(branch, &segments, &body) {
         Ok(a) => a,
-        Err(Refusal(status, message)) => return error(status, message),
+        Err(Refusal(status, message)) => return error(status, &message, lang),
     };
     match branch.apply(Origin::Control, &action) {
         Ok(()) => reply(StatusCode::OK, &json!({"ok": true, "applied": action.to_json()})),
-        Err(e) if e.is_not_found() => error(StatusCode::NOT_FOUND, e),
-        Err(e) if e.is_bad_value() => error(StatusCode::BAD_REQUEST, e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) if e.is_not_found() => error(StatusCode::NOT_FOUND, &e.text(), lang),
+        Err(e) if e.is_bad_value() => error(StatusCode::BAD_REQUEST, &e.text(), lang),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.text(), lang),
     }
 }
 
 /// Reads at most [`MAX_BODY`] bytes. A longer body is read on (and dropped) up to
 /// [`MAX_DRAIN`] before the 413 goes out: closing a socket with unread data makes the kernel
 /// send a reset, which can destroy the answer before the client reads it.
-async fn read_body(mut body: Incoming) -> Result<Bytes, Resp> {
+async fn read_body(mut body: Incoming, lang: Lang) -> Result<Bytes, Resp> {
     let mut buf = Vec::new();
     let mut total = 0usize;
     let read = async {
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| error(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}")))?;
+            let frame = frame.map_err(|e| {
+                error(StatusCode::BAD_REQUEST, &text!("cannot read the body: {e}", "无法读取请求体：{e}"), lang)
+            })?;
             if let Ok(data) = frame.into_data() {
                 total += data.len();
                 if total <= MAX_BODY {
@@ -237,10 +262,14 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, Resp> {
     match tokio::time::timeout(Duration::from_secs(10), read).await {
         Ok(Ok(())) => {}
         Ok(Err(r)) => return Err(r),
-        Err(_) => return Err(error(StatusCode::REQUEST_TIMEOUT, "the body did not arrive within 10 s")),
+        Err(_) => {
+            let msg = text!("the body did not arrive within 10 s", "请求体在 10 秒内没有到达");
+            return Err(error(StatusCode::REQUEST_TIMEOUT, &msg, lang));
+        }
     }
     if total > MAX_BODY {
-        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {MAX_BODY} bytes")));
+        let msg = text!("the body is larger than {MAX_BODY} bytes", "请求体超过了 {MAX_BODY} 字节");
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, &msg, lang));
     }
     Ok(Bytes::from(buf))
 }
@@ -314,15 +343,32 @@ struct LinkReq {
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8], example: &str) -> Result<T, Refusal> {
-    serde_json::from_slice(body).map_err(|e| Refusal::bad(format!("bad JSON body: {e} (expected e.g. {example})")))
+    serde_json::from_slice(body).map_err(|e| {
+        Refusal::bad(text!(
+            "bad JSON body: {e} (expected e.g. {example})",
+            "请求体不是正确的 JSON：{e}（应为例如 {example}）"
+        ))
+    })
 }
 
 fn camera(branch: &LiveBranch, id: &str) -> Result<String, Refusal> {
-    if branch.has_camera(id) { Ok(id.to_string()) } else { Err(Refusal::not_found(format!("no camera {id:?}"))) }
+    if branch.has_camera(id) {
+        Ok(id.to_string())
+    } else {
+        Err(Refusal::not_found(text!("no camera {id:?}", "没有摄像机 {id:?}")))
+    }
 }
 
 fn panel(branch: &LiveBranch, id: &str) -> Result<String, Refusal> {
-    if branch.has_panel(id) { Ok(id.to_string()) } else { Err(Refusal::not_found(format!("no panel {id:?}"))) }
+    if branch.has_panel(id) {
+        Ok(id.to_string())
+    } else {
+        Err(Refusal::not_found(text!("no panel {id:?}", "没有主机 {id:?}")))
+    }
+}
+
+fn invalid(inv: scenario::Invalid) -> Refusal {
+    Refusal::bad(inv.text())
 }
 
 fn action_for(branch: &LiveBranch, segments: &[&str], body: &[u8]) -> Result<Action, Refusal> {
@@ -332,13 +378,13 @@ fn action_for(branch: &LiveBranch, segments: &[&str], body: &[u8]) -> Result<Act
             let r: CameraFaultReq = parse(body, r#"{"fault":"down","on":true}"#)?;
             let fault =
                 scenario::camera_fault(&r.fault, r.on, r.ms.map(Duration::from_millis), r.seconds, ("ms", "seconds"))
-                    .map_err(Refusal::bad)?;
+                    .map_err(invalid)?;
             Ok(Action::CameraFault { camera, fault, on: r.on })
         }
         ["cameras", id, "events"] => {
             let camera = camera(branch, id)?;
             let r: CameraEventReq = parse(body, r#"{"kind":"tamper","active":true}"#)?;
-            let kind = scenario::camera_event(&r.kind).map_err(Refusal::bad)?;
+            let kind = scenario::camera_event(&r.kind).map_err(invalid)?;
             Ok(Action::CameraEvent { camera, kind, active: r.active })
         }
         ["panels", id, "points", point] => {
@@ -347,7 +393,12 @@ fn action_for(branch: &LiveBranch, segments: &[&str], body: &[u8]) -> Result<Act
             let value = match (r.state, r.raw) {
                 (Some(s), None) => PointSet::State(s),
                 (None, Some(v)) => PointSet::Raw(v),
-                _ => return Err(Refusal::bad(r#"give exactly one of "state" or "raw", e.g. {"state":"alarm"}"#)),
+                _ => {
+                    return Err(Refusal::bad(text!(
+                        r#"give exactly one of "state" or "raw", e.g. {{"state":"alarm"}}"#,
+                        r#""state" 和 "raw" 须恰好给一个，例如 {{"state":"alarm"}}"#
+                    )));
+                }
             };
             Ok(Action::Point { panel, point: (*point).to_string(), value })
         }
@@ -355,7 +406,7 @@ fn action_for(branch: &LiveBranch, segments: &[&str], body: &[u8]) -> Result<Act
             let panel = panel(branch, id)?;
             let r: PanelFaultReq = parse(body, r#"{"fault":"no-answer","on":true}"#)?;
             let fault = scenario::panel_fault(&r.fault, r.on, r.ms.map(Duration::from_millis), r.code, "ms")
-                .map_err(Refusal::bad)?;
+                .map_err(invalid)?;
             Ok(Action::PanelFault { panel, fault, on: r.on })
         }
         ["panels", id, "heartbeat"] => {
@@ -365,11 +416,14 @@ fn action_for(branch: &LiveBranch, segments: &[&str], body: &[u8]) -> Result<Act
         }
         ["link"] => {
             if branch.link().is_none() {
-                return Err(Refusal::not_found("this branch has no link proxy (add a [link] section to the scenario)"));
+                return Err(Refusal::not_found(text!(
+                    "this branch has no link proxy (add a [link] section to the scenario)",
+                    "这个网点没有链路代理（在场景里加上 [link] 一节）"
+                )));
             }
             let r: LinkReq = parse(body, r#"{"up":false}"#)?;
             Ok(Action::Link { up: r.up })
         }
-        _ => Err(Refusal::not_found("no such endpoint")),
+        _ => Err(Refusal::not_found(text!("no such endpoint", "没有这个接口"))),
     }
 }

@@ -6,10 +6,8 @@
 
 mod sim_common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use harness::bin;
 use serde_json::Value;
 use sim_common::{Sim, accepts, eventually, http};
 use tokio_modbus::Slave;
@@ -63,7 +61,7 @@ fn a_camera_switched_down_refuses_connections_and_comes_back() {
     assert_eq!(cams[1]["events"]["tamper"], true);
 
     // The shell client: same effect, exit 0.
-    let out = Command::new(bin("device-sim"))
+    let out = sim_common::device_sim()
         .args(["ctl", "--control", &control, "camera", "cam-01", "down", "off"])
         .output()
         .unwrap();
@@ -124,7 +122,7 @@ async fn panel_points_faults_and_heartbeat_are_what_a_modbus_client_sees() {
     assert_eq!(read(&mut again, 1).await, Some(3));
 
     // Doors through the shell client.
-    let out = Command::new(bin("device-sim"))
+    let out = sim_common::device_sim()
         .args(["ctl", "--control", &control, "point", "access-1", "door.1", "forced"])
         .output()
         .unwrap();
@@ -169,7 +167,7 @@ fn bad_requests_get_4xx_with_a_message_naming_the_problem() {
     let (status, json) = http(&control, "POST", "/cameras/cam-01/faults", &big).unwrap();
     assert_eq!(status, 413, "{json}");
     // The shell client reports a refusal on stderr with exit 1.
-    let out = Command::new(bin("device-sim"))
+    let out = sim_common::device_sim()
         .args(["ctl", "--control", &control, "camera", "cam-01", "dwn", "on"])
         .output()
         .unwrap();
@@ -180,7 +178,7 @@ fn bad_requests_get_4xx_with_a_message_naming_the_problem() {
 #[test]
 fn the_control_api_listens_on_loopback_only() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(bin("device-sim"))
+    let out = sim_common::device_sim()
         .args(["serve", "--cameras", "1", "--control", "0.0.0.0:0"])
         .current_dir(dir.path())
         .output()

@@ -5,11 +5,10 @@
 mod sim_common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use device_sim::scenario::{self, Action, PointSet, ScenarioError};
-use harness::{bin, workspace_root, write_file};
+use harness::{workspace_root, write_file};
 
 fn shipped() -> Vec<PathBuf> {
     let dir = workspace_root().join("deploy/scenarios");
@@ -45,7 +44,7 @@ fn every_shipped_scenario_is_valid() {
     assert!(bad.timeline.iter().any(|s| s.action == Action::Link { up: false }));
 
     // The CLI agrees, and says so on stdout.
-    let out = Command::new(bin("device-sim")).arg("check").args(&files).output().expect("run device-sim check");
+    let out = sim_common::device_sim().arg("check").args(&files).output().expect("run device-sim check");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().filter(|l| l.contains(": ok (")).count(), files.len(), "{text}");
@@ -294,12 +293,12 @@ fn unreadable_and_malformed_files_fail_cleanly() {
     )
     .unwrap();
     for args in [vec!["check"], vec!["run", "--exit-when-done"]] {
-        let out = Command::new(bin("device-sim")).args(&args).arg(&broken).output().unwrap();
+        let out = sim_common::device_sim().args(&args).arg(&broken).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("broken.toml:19: timeline #1 (at 1s): fault: unknown camera fault \"dwn\""), "{err}");
     }
-    let out = Command::new(bin("device-sim")).args(["run", "--speed", "0"]).arg(&syntax).output().unwrap();
+    let out = sim_common::device_sim().args(["run", "--speed", "0"]).arg(&syntax).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--speed"));
 }

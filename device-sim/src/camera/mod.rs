@@ -351,6 +351,16 @@ impl CameraFleet {
     /// Starts every camera on `bind` with fresh ports. URLs handed out use `bind`'s address
     /// (127.0.0.1 when `bind` is unspecified).
     pub async fn start(bind_ip: IpAddr, specs: Vec<CameraSpec>) -> Result<CameraFleet, SimError> {
+        Self::start_on(bind_ip, specs, &[]).await
+    }
+
+    /// [`CameraFleet::start`] with fixed ports: camera i listens on `ports[i]` (ONVIF/snapshot
+    /// HTTP, RTSP); a camera without an entry, or with port 0, takes free ports.
+    pub async fn start_on(
+        bind_ip: IpAddr,
+        specs: Vec<CameraSpec>,
+        ports: &[(u16, u16)],
+    ) -> Result<CameraFleet, SimError> {
         let handle = tokio::runtime::Handle::current();
         let shutdown = CancellationToken::new();
         let host = match bind_ip {
@@ -360,14 +370,15 @@ impl CameraFleet {
         };
         let mut index = HashMap::new();
         let mut cameras = Vec::with_capacity(specs.len());
-        for spec in specs {
+        for (i, spec) in specs.into_iter().enumerate() {
             if index.insert(spec.id.clone(), cameras.len()).is_some() {
                 shutdown.cancel();
                 return Err(SimError::DuplicateId(spec.id));
             }
+            let (want_http, want_rtsp) = ports.get(i).copied().unwrap_or_default();
             let started = (|| {
-                let http = bind(bind_ip, 0)?;
-                let rtsp = bind(bind_ip, 0)?;
+                let http = bind(bind_ip, want_http)?;
+                let rtsp = bind(bind_ip, want_rtsp)?;
                 let port = |l: &tokio::net::TcpListener| {
                     l.local_addr()
                         .map(|a| a.port())

@@ -187,18 +187,21 @@ fn capabilities(cam: &Camera, op: &Element) -> String {
     let want = |c: &str| cats.is_empty() || cats.contains(&"All") || cats.contains(&c);
     let mut out = String::from("<tds:GetCapabilitiesResponse><tds:Capabilities>");
     if want("Device") {
+        // i18n-exempt: ONVIF XML, read by programs
         let _ = write!(
             out,
             "<tt:Device><tt:XAddr>{base}/onvif/device_service</tt:XAddr><tt:System><tt:DiscoveryResolve>false</tt:DiscoveryResolve><tt:DiscoveryBye>false</tt:DiscoveryBye><tt:RemoteDiscovery>false</tt:RemoteDiscovery><tt:SystemBackup>false</tt:SystemBackup><tt:SystemLogging>false</tt:SystemLogging><tt:FirmwareUpgrade>false</tt:FirmwareUpgrade><tt:SupportedVersions><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tt:SupportedVersions></tt:System></tt:Device>"
         );
     }
     if want("Events") {
+        // i18n-exempt: ONVIF XML, read by programs
         let _ = write!(
             out,
             "<tt:Events><tt:XAddr>{base}/onvif/events_service</tt:XAddr><tt:WSSubscriptionPolicySupport>false</tt:WSSubscriptionPolicySupport><tt:WSPullPointSupport>true</tt:WSPullPointSupport><tt:WSPausableSubscriptionManagerInterfaceSupport>false</tt:WSPausableSubscriptionManagerInterfaceSupport></tt:Events>"
         );
     }
     if want("Media") {
+        // i18n-exempt: ONVIF XML, read by programs
         let _ = write!(
             out,
             "<tt:Media><tt:XAddr>{base}/onvif/media_service</tt:XAddr><tt:StreamingCapabilities><tt:RTPMulticast>false</tt:RTPMulticast><tt:RTP_TCP>true</tt:RTP_TCP><tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP></tt:StreamingCapabilities></tt:Media>"
@@ -216,6 +219,7 @@ fn services(cam: &Camera) -> String {
         (protocols::onvif::ns::TRT, "media_service"),
         (protocols::onvif::ns::TEV, "events_service"),
     ] {
+        // i18n-exempt: ONVIF XML, read by programs
         let _ = write!(
             out,
             "<tds:Service><tds:Namespace>{ns}</tds:Namespace><tds:XAddr>{base}/onvif/{path}</tds:XAddr><tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version></tds:Service>"
@@ -376,6 +380,7 @@ fn message_xml(out: &mut String, e: &QueuedEvent) {
         CameraEventKind::StorageFailure => ("tns1:Device/HardwareFailure/StorageFailure", "Token", "Failed"),
     };
     let source_value = if e.kind == CameraEventKind::StorageFailure { "storage_1" } else { "vs_1" };
+    // i18n-exempt: ONVIF XML, read by programs
     let _ = write!(
         out,
         "<wsnt:NotificationMessage><wsnt:Topic Dialect=\"http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet\">{topic}</wsnt:Topic><wsnt:Message><tt:Message UtcTime=\"{}\" PropertyOperation=\"{}\"><tt:Source><tt:SimpleItem Name=\"{source}\" Value=\"{source_value}\"/></tt:Source><tt:Data><tt:SimpleItem Name=\"{item}\" Value=\"{}\"/></tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage>",

@@ -244,11 +244,17 @@ impl PanelFleet {
     /// panel starts at rest (zones normal, doors closed and locked, no faults) with its
     /// heartbeat running.
     pub async fn start(bind: IpAddr, specs: Vec<PanelSpec>) -> Result<PanelFleet, SimError> {
+        Self::start_on(bind, specs, &[]).await
+    }
+
+    /// [`PanelFleet::start`] with fixed ports: panel i listens on `ports[i]`; a panel without
+    /// an entry, or with port 0, takes a free port.
+    pub async fn start_on(bind: IpAddr, specs: Vec<PanelSpec>, ports: &[u16]) -> Result<PanelFleet, SimError> {
         let cancel = CancellationToken::new();
         let mut panels = Vec::new();
         let mut by_id = HashMap::new();
         let mut listeners = Vec::new();
-        for spec in specs {
+        for (i, spec) in specs.into_iter().enumerate() {
             if by_id.contains_key(&spec.id) {
                 return Err(SimError::DuplicatePanel(spec.id));
             }
@@ -256,7 +262,7 @@ impl PanelFleet {
             if !problems.is_empty() {
                 return Err(SimError::InvalidProfile { panel: spec.id, profile: spec.profile.name.clone(), problems });
             }
-            let want = SocketAddr::new(bind, 0);
+            let want = SocketAddr::new(bind, ports.get(i).copied().unwrap_or_default());
             let listener = TcpListener::bind(want).await.map_err(|source| SimError::Bind {
                 panel: spec.id.clone(),
                 addr: want,

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use i18n::{Text, text};
 use serde_json::{Value, json};
 
 use crate::camera::{CameraEventKind, CameraFault};
@@ -23,22 +24,30 @@ pub const CAMERA_EVENTS: [&str; 3] = ["signal-loss", "tamper", "storage-failure"
 /// (4: server device failure — what integration modules send when the panel behind them is gone).
 pub const DEFAULT_EXCEPTION_CODE: u8 = 4;
 
-/// A value that does not fit: what is wrong and how to put it right. Callers add where.
+/// A value that does not fit: what is wrong and how to put it right, in both languages.
+/// Callers add where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
-    pub message: String,
-    pub fix: String,
+    pub message: Text,
+    pub fix: Text,
 }
 
 impl Invalid {
-    pub(crate) fn new(message: impl Into<String>, fix: impl Into<String>) -> Invalid {
-        Invalid { message: message.into(), fix: fix.into() }
+    pub(crate) fn new(message: Text, fix: Text) -> Invalid {
+        Invalid { message, fix }
+    }
+
+    /// `message (fix: fix)` in both languages (what the control API answers).
+    pub fn text(&self) -> Text {
+        let (me, fe, mz, fz) = (&self.message.en, &self.fix.en, &self.message.zh, &self.fix.zh);
+        Text::new(format!("{me} (fix: {fe})"), format!("{mz}（修正：{fz}）"))
     }
 }
 
+/// English.
 impl std::fmt::Display for Invalid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (fix: {})", self.message, self.fix)
+        f.write_str(&self.text().en)
     }
 }
 
@@ -233,39 +242,40 @@ pub fn camera_fault(
         "clock-skew" => match (seconds, on) {
             (Some(s), _) if s.abs() > MAX_SKEW_SECS => {
                 return Err(Invalid::new(
-                    format!("a clock skew of {s} s is beyond a year"),
-                    format!("give {seconds_name} between -{MAX_SKEW_SECS} and {MAX_SKEW_SECS}"),
+                    text!("a clock skew of {s} s is beyond a year", "时钟偏差 {s} 秒，超过了一年"),
+                    text!(
+                        "give {seconds_name} between -{MAX_SKEW_SECS} and {MAX_SKEW_SECS}",
+                        "{seconds_name} 须在 -{MAX_SKEW_SECS} 到 {MAX_SKEW_SECS} 之间"
+                    ),
                 ));
             }
             (Some(s), _) => CameraFault::ClockSkew(s),
             (None, false) => CameraFault::ClockSkew(0),
             (None, true) => {
                 return Err(Invalid::new(
-                    "clock-skew needs the skew in seconds",
-                    format!("add {seconds_name} = 120 (negative: the camera runs behind)"),
+                    text!("clock-skew needs the skew in seconds", "clock-skew 需要以秒为单位的偏差"),
+                    text!(
+                        "add {seconds_name} = 120 (negative: the camera runs behind)",
+                        "加上 {seconds_name} = 120（负数表示摄像机时钟偏慢）"
+                    ),
                 ));
             }
         },
         "rtsp-down" => CameraFault::RtspDown,
         "frozen" => CameraFault::Frozen,
         other => {
+            let names = CAMERA_FAULTS.join(", ");
             return Err(Invalid::new(
-                format!("unknown camera fault {other:?}"),
-                format!("use one of: {}", CAMERA_FAULTS.join(", ")),
+                text!("unknown camera fault {other:?}", "未知的摄像机故障 {other:?}"),
+                text!("use one of: {names}", "使用以下之一：{names}"),
             ));
         }
     };
     if delay.is_some() && !matches!(fault, CameraFault::Slow(_)) {
-        return Err(Invalid::new(
-            format!("{delay_name} applies only to the slow fault"),
-            format!("remove {delay_name}"),
-        ));
+        return Err(only_for(delay_name, "slow"));
     }
     if seconds.is_some() && !matches!(fault, CameraFault::ClockSkew(_)) {
-        return Err(Invalid::new(
-            format!("{seconds_name} applies only to the clock-skew fault"),
-            format!("remove {seconds_name}"),
-        ));
+        return Err(only_for(seconds_name, "clock-skew"));
     }
     Ok(fault)
 }
@@ -288,8 +298,11 @@ pub fn panel_fault(
                 Ok(c) if c >= 1 => PanelFaultSim::Exception(c),
                 _ => {
                     return Err(Invalid::new(
-                        format!("exception code {c} is not a Modbus exception code"),
-                        "give code between 1 and 255 (2 illegal address, 4 device failure, 6 busy, 11 gateway target failed)",
+                        text!("exception code {c} is not a Modbus exception code", "异常码 {c} 不是 Modbus 异常码"),
+                        text!(
+                            "give code between 1 and 255 (2 illegal address, 4 device failure, 6 busy, 11 gateway target failed)",
+                            "code 须在 1 到 255 之间（2 非法地址，4 设备故障，6 设备忙，11 网关目标无响应）"
+                        ),
                     ));
                 }
             },
@@ -297,35 +310,51 @@ pub fn panel_fault(
         "drop-connection" => PanelFaultSim::DropConnection,
         "wrong-transaction-id" => PanelFaultSim::WrongTransactionId,
         other => {
+            let names = PANEL_FAULTS.join(", ");
             return Err(Invalid::new(
-                format!("unknown panel fault {other:?}"),
-                format!("use one of: {}", PANEL_FAULTS.join(", ")),
+                text!("unknown panel fault {other:?}", "未知的主机故障 {other:?}"),
+                text!("use one of: {names}", "使用以下之一：{names}"),
             ));
         }
     };
     if delay.is_some() && !matches!(fault, PanelFaultSim::Slow(_)) {
-        return Err(Invalid::new(
-            format!("{delay_name} applies only to the slow fault"),
-            format!("remove {delay_name}"),
-        ));
+        return Err(only_for(delay_name, "slow"));
     }
     if code.is_some() && !matches!(fault, PanelFaultSim::Exception(_)) {
-        return Err(Invalid::new("code applies only to the exception fault", "remove code"));
+        return Err(only_for("code", "exception"));
     }
     Ok(fault)
 }
 
+/// A parameter given to a fault that does not take it.
+fn only_for(param: &str, fault: &str) -> Invalid {
+    Invalid::new(
+        text!("{param} applies only to the {fault} fault", "{param} 只用于 {fault} 故障"),
+        text!("remove {param}", "删掉 {param}"),
+    )
+}
+
 fn slow_delay(on: bool, delay: Option<Duration>, delay_name: &str) -> Result<Duration, Invalid> {
     match delay {
-        Some(d) if d > MAX_SLOW => Err(Invalid::new(
-            format!("a delay of {} is longer than the {} limit", humantime::format_duration(d), "10m"),
-            format!("give a shorter {delay_name}; a client's deadline fires long before"),
-        )),
+        Some(d) if d > MAX_SLOW => {
+            let d = humantime::format_duration(d);
+            Err(Invalid::new(
+                text!("a delay of {d} is longer than the 10m limit", "延迟 {d} 超过了 10m 的上限"),
+                text!(
+                    "give a shorter {delay_name}; a client's deadline fires long before",
+                    "把 {delay_name} 改短；客户端的超时早就到了"
+                ),
+            ))
+        }
         Some(d) => Ok(d),
         None if !on => Ok(Duration::ZERO),
         None => Err(Invalid::new(
-            "the slow fault needs a delay",
-            if delay_name == "ms" { "add \"ms\": 1500".to_string() } else { format!("add {delay_name} = \"1500ms\"") },
+            text!("the slow fault needs a delay", "slow 故障需要延迟时间"),
+            if delay_name == "ms" {
+                text!("add \"ms\": 1500", "加上 \"ms\": 1500")
+            } else {
+                text!("add {delay_name} = \"1500ms\"", "加上 {delay_name} = \"1500ms\"")
+            },
         )),
     }
 }
@@ -335,10 +364,13 @@ pub fn camera_event(name: &str) -> Result<CameraEventKind, Invalid> {
         "signal-loss" => Ok(CameraEventKind::SignalLoss),
         "tamper" => Ok(CameraEventKind::Tamper),
         "storage-failure" => Ok(CameraEventKind::StorageFailure),
-        other => Err(Invalid::new(
-            format!("unknown camera event {other:?}"),
-            format!("use one of: {}", CAMERA_EVENTS.join(", ")),
-        )),
+        other => {
+            let names = CAMERA_EVENTS.join(", ");
+            Err(Invalid::new(
+                text!("unknown camera event {other:?}", "未知的摄像机事件 {other:?}"),
+                text!("use one of: {names}", "使用以下之一：{names}"),
+            ))
+        }
     }
 }
 
@@ -372,12 +404,12 @@ mod tests {
     #[test]
     fn parameters_are_checked() {
         let e = camera_fault("slow", true, None, None, ("ms", "seconds")).unwrap_err();
-        assert!(e.fix.contains("\"ms\""), "{e}");
+        assert!(e.fix.en.contains("\"ms\"") && e.fix.zh.contains("\"ms\""), "{e}");
         assert!(camera_fault("slow", false, None, None, ("ms", "seconds")).is_ok());
         assert!(camera_fault("down", true, Some(Duration::from_secs(1)), None, ("delay", "seconds")).is_err());
         assert!(camera_fault("clock-skew", true, None, None, ("delay", "seconds")).is_err());
         assert!(panel_fault("exception", true, None, Some(0), "delay").is_err());
         assert_eq!(panel_fault("exception", true, None, None, "delay").unwrap(), PanelFaultSim::Exception(4));
-        assert!(camera_fault("dwn", true, None, None, ("delay", "seconds")).unwrap_err().fix.contains("down"));
+        assert!(camera_fault("dwn", true, None, None, ("delay", "seconds")).unwrap_err().fix.en.contains("down"));
     }
 }

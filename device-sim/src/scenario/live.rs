@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use i18n::{Text, text};
 use protocols::modbus::Profile;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -18,6 +19,7 @@ use tracing::{info, warn};
 
 use super::action::{Action, PointSet, camera_event_name, camera_fault_name, millis, panel_fault_name};
 use super::link::{LinkError, LinkProxy, broker_target};
+use super::ports::{PortError, PortPlan};
 use super::{Scenario, Step};
 use crate::camera::{self, AuthMode, CameraEventKind, CameraFault, CameraFleet, CameraInfo, CameraSpec};
 use crate::panel::{self, PanelFaultSim, PanelFleet, PanelInfo, PanelKindSim, PanelSpec};
@@ -36,6 +38,8 @@ pub enum StartError {
     Link(#[from] LinkError),
     #[error("initial state of the branch: {0}")]
     Initial(#[from] ApplyError),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Ports(Vec<PortError>),
 }
 
 /// Why an action could not be applied.
@@ -58,6 +62,27 @@ impl ApplyError {
                 | ApplyError::Panel(panel::SimError::UnknownPanel(_) | panel::SimError::UnknownPoint { .. })
                 | ApplyError::NoLink
         )
+    }
+
+    /// The error in both languages (what the control API answers).
+    pub fn text(&self) -> Text {
+        match self {
+            ApplyError::Camera(camera::SimError::UnknownCamera(id)) => {
+                text!("no camera with id {id:?}", "没有 id 为 {id:?} 的摄像机")
+            }
+            ApplyError::Panel(panel::SimError::UnknownPanel(id)) => text!("no panel {id:?}", "没有主机 {id:?}"),
+            ApplyError::Panel(panel::SimError::UnknownPoint { panel, point }) => {
+                text!("panel {panel:?} has no point {point:?}", "主机 {panel:?} 没有点位 {point:?}")
+            }
+            ApplyError::Panel(panel::SimError::Encode { panel, source }) => {
+                text!("panel {panel:?}: {source}", "主机 {panel:?}：{source}")
+            }
+            ApplyError::NoLink => text!(
+                "this branch has no link proxy (add a [link] section to the scenario)",
+                "这个网点没有链路代理（在场景里加上 [link] 一节）"
+            ),
+            other => Text::verbatim(other.to_string()),
+        }
     }
 
     /// Whether the value was wrong for its target (a state the point does not know…).
@@ -195,9 +220,21 @@ impl std::fmt::Debug for LiveBranch {
 }
 
 impl LiveBranch {
-    /// Starts every device of `scn` on `bind` (free ports), the link proxy towards `broker`
-    /// if the scenario has one, and applies the scenario's initial state.
+    /// Starts every device of `scn` on `bind` (the ports the scenario names, else free ones),
+    /// the link proxy towards `broker` if the scenario has one, and applies the scenario's
+    /// initial state.
     pub async fn start(scn: &Scenario, bind: IpAddr, broker: &str) -> Result<LiveBranch, StartError> {
+        let plan = super::ports::plan(scn, None, 0).map_err(StartError::Ports)?;
+        Self::start_on(scn, bind, broker, &plan).await
+    }
+
+    /// [`LiveBranch::start`] on the ports of `plan` (see [`super::ports`]).
+    pub async fn start_on(
+        scn: &Scenario,
+        bind: IpAddr,
+        broker: &str,
+        plan: &PortPlan,
+    ) -> Result<LiveBranch, StartError> {
         let specs = scn
             .cameras
             .iter()
@@ -209,7 +246,7 @@ impl LiveBranch {
                 auth: c.auth,
             })
             .collect();
-        let cams = CameraFleet::start(bind, specs).await?;
+        let cams = CameraFleet::start_on(bind, specs, &plan.cameras).await?;
         let panel_specs = scn
             .panels
             .iter()
@@ -220,7 +257,7 @@ impl LiveBranch {
                 unit_id: p.unit_id,
             })
             .collect();
-        let panels = match PanelFleet::start(bind, panel_specs).await {
+        let panels = match PanelFleet::start_on(bind, panel_specs, &plan.panels).await {
             Ok(p) => p,
             Err(e) => {
                 cams.shutdown().await;
@@ -231,7 +268,10 @@ impl LiveBranch {
             None => None,
             Some(l) => {
                 let started = match broker_target(broker) {
-                    Ok(target) => LinkProxy::start(l.listen, target).await,
+                    Ok(target) => {
+                        let listen = std::net::SocketAddr::new(l.listen.ip(), plan.link);
+                        LinkProxy::start(listen, target).await
+                    }
                     Err(e) => Err(e),
                 };
                 match started {

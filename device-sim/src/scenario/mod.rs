@@ -22,11 +22,13 @@ pub mod link;
 mod live;
 mod parse;
 mod player;
+pub mod ports;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use i18n::{Lang, Text, tr};
 use protocols::modbus::Profile;
 
 pub use action::{
@@ -58,6 +60,9 @@ pub struct Scenario {
     pub description: String,
     /// How long the scenario lasts; `--exit-when-done` waits at least this long.
     pub duration: Option<Duration>,
+    /// `[scenario] base_port`: devices without their own `port` listen on ports counted from
+    /// it ([`ports`]); `--base-port` overrides it.
+    pub base_port: Option<u16>,
     pub branch: BranchDef,
     pub gateway: GatewayDef,
     pub link: Option<LinkDef>,
@@ -161,6 +166,8 @@ pub struct CameraDef {
     pub maintenance: bool,
     /// Overrides `[gateway] camera_poll_interval` in the emitted config.
     pub poll_interval: Option<Duration>,
+    /// The ONVIF/snapshot port to listen on (RTSP on the next); `None`: from the base port or free.
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +185,8 @@ pub struct PanelDef {
     /// Points set at start, in file order (e.g. `partition.1 = "armed"`).
     pub points: Vec<(String, PointSet)>,
     pub poll_interval: Option<Duration>,
+    /// The Modbus TCP port to listen on; `None`: from the base port or free.
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,12 +235,16 @@ pub struct Problem {
     pub entry: String,
     /// The field (`fault`, `at`…), or empty when the entry as a whole is wrong.
     pub field: String,
-    pub message: String,
-    pub fix: String,
+    /// What is wrong, in both languages.
+    pub message: Text,
+    /// How to put it right, in both languages.
+    pub fix: Text,
 }
 
 impl Problem {
-    fn render(&self, path: &Path) -> String {
+    /// `FILE:LINE: ENTRY: FIELD: message (fix: fix)`; in Chinese the location, entry and
+    /// field stay as they are (the file says them so) and only message and fix change.
+    pub fn render(&self, path: &Path, lang: Lang) -> String {
         let mut s = path.display().to_string();
         if let Some(l) = self.line {
             s.push_str(&format!(":{l}"));
@@ -240,34 +253,72 @@ impl Problem {
         if !self.field.is_empty() {
             s.push_str(&format!(": {}", self.field));
         }
-        s.push_str(&format!(": {} (fix: {})", self.message, self.fix));
+        let (message, fix) = (self.message.get(lang), self.fix.get(lang));
+        s.push_str(&tr!(lang, ": {message} (fix: {fix})", "：{message}（修正：{fix}）"));
         s
     }
 }
 
 /// Why a scenario cannot be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum ScenarioError {
-    #[error("{}: cannot read the scenario: {source} (fix: check the path)", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: the file is {size} bytes; scenarios are limited to {MAX_FILE_BYTES} (fix: split it)", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
     TooLarge { path: PathBuf, size: u64 },
-    #[error("{}: not valid TOML: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
-    #[error("{}", problems.iter().map(|p| p.render(path)).collect::<Vec<_>>().join("\n"))]
     Invalid { path: PathBuf, problems: Vec<Problem> },
 }
 
 impl ScenarioError {
+    /// Every line of the error in `lang`: one line per problem for an invalid file.
+    pub fn render(&self, lang: Lang) -> String {
+        match self {
+            ScenarioError::Read { path, source } => {
+                let path = path.display();
+                tr!(
+                    lang,
+                    "{path}: cannot read the scenario: {source} (fix: check the path)",
+                    "{path}：无法读取场景文件：{source}（修正：检查路径）"
+                )
+            }
+            ScenarioError::TooLarge { path, size } => {
+                let path = path.display();
+                tr!(
+                    lang,
+                    "{path}: the file is {size} bytes; scenarios are limited to {MAX_FILE_BYTES} (fix: split it)",
+                    "{path}：文件有 {size} 字节，场景文件上限为 {MAX_FILE_BYTES}（修正：拆成几个文件）"
+                )
+            }
+            ScenarioError::Syntax { path, message } => {
+                let path = path.display();
+                tr!(lang, "{path}: not valid TOML: {message}", "{path}：不是有效的 TOML：{message}")
+            }
+            ScenarioError::Invalid { path, problems } => {
+                problems.iter().map(|p| p.render(path, lang)).collect::<Vec<_>>().join("\n")
+            }
+        }
+    }
+
     /// The individual problems (empty for read and syntax errors).
     pub fn problems(&self) -> &[Problem] {
         match self {
             ScenarioError::Invalid { problems, .. } => problems,
             _ => &[],
+        }
+    }
+}
+
+/// English.
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render(Lang::En))
+    }
+}
+
+impl std::error::Error for ScenarioError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ScenarioError::Read { source, .. } => Some(source),
+            _ => None,
         }
     }
 }

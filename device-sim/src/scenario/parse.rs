@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use i18n::{Text, text};
 use protocols::modbus::{Point, Profile, Role};
 use toml::Value;
 
@@ -46,13 +47,13 @@ impl<'a> Entry<'a> {
         Entry { table, line, name, seen: Vec::new(), problems: Vec::new() }
     }
 
-    fn problem(&mut self, field: &str, message: impl Into<String>, fix: impl Into<String>) {
+    fn problem(&mut self, field: &str, message: Text, fix: Text) {
         self.problems.push(Problem {
             line: self.line,
             entry: self.name.clone(),
             field: field.to_string(),
-            message: message.into(),
-            fix: fix.into(),
+            message,
+            fix,
         });
     }
 
@@ -73,10 +74,11 @@ impl<'a> Entry<'a> {
         match self.get(key)? {
             Value::String(s) => Some(s.clone()),
             other => {
+                let (en, zh) = type_names(other);
                 self.problem(
                     key,
-                    format!("expected a string, found {}", other.type_str()),
-                    format!("write {key} = \"…\""),
+                    text!("expected a string, found {en}", "应为字符串，实际是{zh}"),
+                    text!("write {key} = \"…\"", "写成 {key} = \"…\""),
                 );
                 None
             }
@@ -86,7 +88,11 @@ impl<'a> Entry<'a> {
     fn required_string(&mut self, key: &'static str, example: &str) -> Option<String> {
         if !self.has(key) {
             self.seen.push(key);
-            self.problem(key, "is required", format!("add {key} = {example}"));
+            self.problem(
+                key,
+                text!("is required", "必须填写"),
+                text!("add {key} = {example}", "加上 {key} = {example}"),
+            );
             return None;
         }
         self.string(key)
@@ -96,10 +102,11 @@ impl<'a> Entry<'a> {
         match self.get(key)? {
             Value::Boolean(b) => Some(*b),
             other => {
+                let (en, zh) = type_names(other);
                 self.problem(
                     key,
-                    format!("expected true or false, found {}", other.type_str()),
-                    format!("write {key} = true"),
+                    text!("expected true or false, found {en}", "应为 true 或 false，实际是{zh}"),
+                    text!("write {key} = true", "写成 {key} = true"),
                 );
                 None
             }
@@ -110,14 +117,19 @@ impl<'a> Entry<'a> {
         match self.get(key)? {
             Value::Integer(i) if (min..=max).contains(i) => Some(*i),
             Value::Integer(i) => {
-                self.problem(key, format!("{i} is out of range"), format!("give a whole number from {min} to {max}"));
+                self.problem(
+                    key,
+                    text!("{i} is out of range", "{i} 超出范围"),
+                    text!("give a whole number from {min} to {max}", "填 {min} 到 {max} 之间的整数"),
+                );
                 None
             }
             other => {
+                let (en, zh) = type_names(other);
                 self.problem(
                     key,
-                    format!("expected a whole number, found {}", other.type_str()),
-                    format!("write {key} = {min} (no quotes)"),
+                    text!("expected a whole number, found {en}", "应为整数，实际是{zh}"),
+                    text!("write {key} = {min} (no quotes)", "写成 {key} = {min}（不加引号）"),
                 );
                 None
             }
@@ -129,7 +141,12 @@ impl<'a> Entry<'a> {
             Value::Integer(i) => Some(*i as f64),
             Value::Float(f) => Some(*f),
             other => {
-                self.problem(key, format!("expected a number, found {}", other.type_str()), format!("write {key} = 1"));
+                let (en, zh) = type_names(other);
+                self.problem(
+                    key,
+                    text!("expected a number, found {en}", "应为数字，实际是{zh}"),
+                    text!("write {key} = 1", "写成 {key} = 1"),
+                );
                 None
             }
         }
@@ -139,10 +156,14 @@ impl<'a> Entry<'a> {
         let s = match self.get(key)? {
             Value::String(s) => s.clone(),
             other => {
+                let (en, zh) = type_names(other);
                 self.problem(
                     key,
-                    format!("expected a duration string, found {}", other.type_str()),
-                    format!("write {key} = \"10s\" (or \"250ms\", \"2m\", \"1m 30s\")"),
+                    text!("expected a duration string, found {en}", "应为时长字符串，实际是{zh}"),
+                    text!(
+                        "write {key} = \"10s\" (or \"250ms\", \"2m\", \"1m 30s\")",
+                        "写成 {key} = \"10s\"（或 \"250ms\"、\"2m\"、\"1m 30s\"）"
+                    ),
                 );
                 return None;
             }
@@ -150,7 +171,11 @@ impl<'a> Entry<'a> {
         match humantime::parse_duration(&s) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.problem(key, format!("{s:?} is not a duration: {e}"), format!("write e.g. {key} = \"10s\""));
+                self.problem(
+                    key,
+                    text!("{s:?} is not a duration: {e}", "{s:?} 不是时长：{e}"),
+                    text!("write e.g. {key} = \"10s\"", "例如写成 {key} = \"10s\""),
+                );
                 None
             }
         }
@@ -159,14 +184,12 @@ impl<'a> Entry<'a> {
     fn duration_in(&mut self, key: &'static str, min: Duration, max: Duration) -> Option<Duration> {
         let d = self.duration(key)?;
         if d < min || d > max {
+            let (d, min, max) =
+                (humantime::format_duration(d), humantime::format_duration(min), humantime::format_duration(max));
             self.problem(
                 key,
-                format!("{} is out of range", humantime::format_duration(d)),
-                format!(
-                    "give a duration from {} to {}",
-                    humantime::format_duration(min),
-                    humantime::format_duration(max)
-                ),
+                text!("{d} is out of range", "{d} 超出范围"),
+                text!("give a duration from {min} to {max}", "填 {min} 到 {max} 之间的时长"),
             );
             return None;
         }
@@ -176,7 +199,11 @@ impl<'a> Entry<'a> {
     fn strings(&mut self, key: &'static str) -> Option<Vec<String>> {
         let v = self.get(key)?;
         let bad = |e: &mut Entry<'_>| {
-            e.problem(key, "expected a list of strings", format!("write {key} = [\"a\", \"b\"]"));
+            e.problem(
+                key,
+                text!("expected a list of strings", "应为字符串列表"),
+                text!("write {key} = [\"a\", \"b\"]", "写成 {key} = [\"a\", \"b\"]"),
+            );
             None
         };
         let Value::Array(items) = v else { return bad(self) };
@@ -194,7 +221,7 @@ impl<'a> Entry<'a> {
     fn id(&mut self, key: &'static str, example: &str) -> Option<String> {
         let id = self.required_string(key, example)?;
         if let Err(e) = protocols::ids::validate_segment(&id) {
-            self.problem(key, format!("{id:?} {e}"), "use 1–64 letters, digits, '-', '_' or '.'");
+            self.problem(key, id_problem(&id, &e), id_fix());
             return None;
         }
         Some(id)
@@ -207,12 +234,50 @@ impl<'a> Entry<'a> {
             let mut known: Vec<&str> = self.seen.clone();
             known.sort_unstable();
             known.dedup();
+            let known = known.join(", ");
             for k in unknown {
-                self.problem(&k, "unknown field", format!("remove it; this entry knows: {}", known.join(", ")));
+                self.problem(
+                    &k,
+                    text!("unknown field", "未知字段"),
+                    text!("remove it; this entry knows: {known}", "删掉它；这一项可用的字段：{known}"),
+                );
             }
         }
         out.append(&mut self.problems);
     }
+}
+
+/// A TOML value's type, in English and in Chinese.
+fn type_names(v: &Value) -> (&'static str, &'static str) {
+    match v {
+        Value::String(_) => ("string", "字符串"),
+        Value::Integer(_) => ("integer", "整数"),
+        Value::Float(_) => ("float", "小数"),
+        Value::Boolean(_) => ("boolean", "布尔值"),
+        Value::Datetime(_) => ("datetime", "日期时间"),
+        Value::Array(_) => ("array", "数组"),
+        Value::Table(_) => ("table", "表"),
+    }
+}
+
+/// What is wrong with an id (`"cam 1" contains whitespace…`), in both languages.
+fn id_problem(id: &str, e: &protocols::ids::IdError) -> Text {
+    use protocols::ids::IdError;
+    match e {
+        IdError::Empty => text!("{id:?} is empty", "{id:?} 为空"),
+        IdError::TooLong(n) => text!("{id:?} is {n} bytes long; the limit is 64", "{id:?} 长 {n} 字节，上限为 64"),
+        IdError::TopicWildcard(c) => text!(
+            "{id:?} contains {c:?}, which MQTT reserves in topics (`+`, `#` and `/` are not allowed)",
+            "{id:?} 含有 {c:?}，MQTT 主题保留了它（不能用 `+`、`#`、`/`）"
+        ),
+        IdError::Whitespace(c) => {
+            text!("{id:?} contains whitespace or a control character ({c:?})", "{id:?} 含有空白或控制字符（{c:?}）")
+        }
+    }
+}
+
+fn id_fix() -> Text {
+    text!("use 1–64 letters, digits, '-', '_' or '.'", "只用 1–64 个字母、数字、'-'、'_' 或 '.'")
 }
 
 /// 1-based line numbers of `[[name]]` (or `[name]`) headers, in file order. Best effort: a
@@ -235,14 +300,8 @@ struct Parser<'t> {
 }
 
 impl Parser<'_> {
-    fn top(&mut self, field: &str, message: impl Into<String>, fix: impl Into<String>) {
-        self.problems.push(Problem {
-            line: None,
-            entry: "(top level)".into(),
-            field: field.into(),
-            message: message.into(),
-            fix: fix.into(),
-        });
+    fn top(&mut self, field: &str, message: Text, fix: Text) {
+        self.problems.push(Problem { line: None, entry: "(top level)".into(), field: field.into(), message, fix });
     }
 
     /// The tables of `[[name]]`, each with its header line.
@@ -255,11 +314,14 @@ impl Parser<'_> {
                 for (i, item) in items.iter().enumerate() {
                     match item {
                         Value::Table(t) => out.push((t, lines.get(i).copied())),
-                        other => self.top(
-                            name,
-                            format!("item {} is {}, not a table", i + 1, other.type_str()),
-                            format!("write each entry as a [[{name}]] table"),
-                        ),
+                        other => {
+                            let (n, (en, zh)) = (i + 1, type_names(other));
+                            self.top(
+                                name,
+                                text!("item {n} is {en}, not a table", "第 {n} 项是{zh}，不是表"),
+                                text!("write each entry as a [[{name}]] table", "每一项写成一个 [[{name}]] 表"),
+                            )
+                        }
                     }
                 }
                 out
@@ -267,8 +329,8 @@ impl Parser<'_> {
             _ => {
                 self.top(
                     name,
-                    "must be a list of tables",
-                    format!("write [[{name}]] (double brackets) for each entry"),
+                    text!("must be a list of tables", "必须是表的列表"),
+                    text!("write [[{name}]] (double brackets) for each entry", "每一项写一个 [[{name}]]（双方括号）"),
                 );
                 Vec::new()
             }
@@ -279,7 +341,11 @@ impl Parser<'_> {
         match doc.get(name)? {
             Value::Table(t) => Some((t, header_lines(self.text, name, false).first().copied())),
             _ => {
-                self.top(name, "must be a table", format!("write a [{name}] section"));
+                self.top(
+                    name,
+                    text!("must be a table", "必须是表"),
+                    text!("write a [{name}] section", "写成一个 [{name}] 节"),
+                );
                 None
             }
         }
@@ -296,16 +362,20 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         if !SECTIONS.contains(&key.as_str()) {
             let singular = key.strip_suffix('s').unwrap_or(key);
             let fix = if SECTIONS.contains(&singular) {
-                format!("the section is called {singular:?} (singular): write [[{singular}]]")
+                text!(
+                    "the section is called {singular:?} (singular): write [[{singular}]]",
+                    "这一节叫 {singular:?}（单数）：写成 [[{singular}]]"
+                )
             } else {
-                format!("remove it; sections are: {}", SECTIONS.join(", "))
+                let sections = SECTIONS.join(", ");
+                text!("remove it; sections are: {sections}", "删掉它；可用的节：{sections}")
             };
-            p.top(key, "unknown section", fix);
+            p.top(key, text!("unknown section", "未知的节"), fix);
         }
     }
 
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
-    let (name, description, duration) = scenario_section(&mut p, &doc, &stem);
+    let (name, description, duration, base_port) = scenario_section(&mut p, &doc, &stem);
     let branch = branch_section(&mut p, &doc);
     let gateway = gateway_section(&mut p, &doc);
     let link = link_section(&mut p, &doc);
@@ -320,20 +390,28 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     }
     for pn in &panels {
         if let Some(kind) = device_ids.insert(pn.id.clone(), "panel") {
+            let (id, kind_zh) = (&pn.id, if kind == "camera" { "摄像机" } else { "报警主机或门禁控制器" });
             p.problems.push(Problem {
                 line: None,
                 entry: format!("panel {}", pn.id),
                 field: "id".into(),
-                message: format!("id {:?} is already used by a {kind}", pn.id),
-                fix: "give every camera and panel its own id (they share one id space)".into(),
+                message: text!("id {id:?} is already used by a {kind}", "id {id:?} 已被一台{kind_zh}使用"),
+                fix: text!(
+                    "give every camera and panel its own id (they share one id space)",
+                    "每台摄像机、报警主机和门禁控制器的 id 都要不同（它们共用一套 id）"
+                ),
             });
         }
     }
     if cameras.len() + panels.len() > MAX_DEVICES {
+        let n = cameras.len() + panels.len();
         p.top(
             "camera",
-            format!("{} devices; the simulator runs at most {MAX_DEVICES} per process", cameras.len() + panels.len()),
-            "split the branch over several scenarios",
+            text!(
+                "{n} devices; the simulator runs at most {MAX_DEVICES} per process",
+                "共 {n} 台设备；模拟器每个进程最多运行 {MAX_DEVICES} 台"
+            ),
+            text!("split the branch over several scenarios", "把网点拆到几个场景文件里"),
         );
     }
     let camera_ids: HashSet<&str> = cameras.iter().map(|c| c.id.as_str()).collect();
@@ -348,8 +426,11 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
                 line: None,
                 entry: format!("alarm zone / door {id}"),
                 field: "id".into(),
-                message: format!("id {id:?} is used more than once"),
-                fix: "give every alarm zone and door its own id (they share one id space)".into(),
+                message: text!("id {id:?} is used more than once", "id {id:?} 用了不止一次"),
+                fix: text!(
+                    "give every alarm zone and door its own id (they share one id space)",
+                    "每个防区和门的 id 都要不同（它们共用一套 id）"
+                ),
             });
         }
     }
@@ -358,11 +439,12 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     if !p.problems.is_empty() {
         return Err(ScenarioError::Invalid { path: path.to_path_buf(), problems: p.problems });
     }
-    Ok(Scenario {
+    let scenario = Scenario {
         source: path.to_path_buf(),
         name,
         description,
         duration,
+        base_port,
         branch,
         gateway,
         link,
@@ -372,23 +454,72 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         alarm_zones,
         doors,
         timeline,
-    })
+    };
+    // The ports the file asks for must fit and not collide (`--base-port` is checked at run).
+    if let Err(errors) = super::ports::plan(&scenario, None, 0) {
+        let problems = errors
+            .into_iter()
+            .map(|e| Problem {
+                line: (e.field == "base_port")
+                    .then(|| header_lines(text, "scenario", false).first().copied())
+                    .flatten(),
+                entry: if e.field == "base_port" { "[scenario]".into() } else { "(top level)".into() },
+                field: e.field.into(),
+                message: e.message,
+                fix: e.fix,
+            })
+            .collect();
+        return Err(ScenarioError::Invalid { path: path.to_path_buf(), problems });
+    }
+    Ok(scenario)
 }
 
-fn scenario_section(p: &mut Parser<'_>, doc: &toml::Table, stem: &str) -> (String, String, Option<Duration>) {
-    let Some((t, line)) = p.table(doc, "scenario") else { return (stem.to_string(), String::new(), None) };
+type ScenarioSection = (String, String, Option<Duration>, Option<u16>);
+
+fn scenario_section(p: &mut Parser<'_>, doc: &toml::Table, stem: &str) -> ScenarioSection {
+    let Some((t, line)) = p.table(doc, "scenario") else { return (stem.to_string(), String::new(), None, None) };
     let mut e = Entry::new(t, line, "[scenario]".into());
     let name = e.string("name").unwrap_or_else(|| stem.to_string());
     let description = e.string("description").unwrap_or_default();
     let duration = e.duration_in("duration", Duration::ZERO, MAX_AT);
+    let base_port = e.int("base_port", 1, i64::from(u16::MAX)).map(|v| v as u16);
     e.finish(&mut p.problems);
-    (name, description, duration)
+    (name, description, duration, base_port)
+}
+
+/// An entry's `port`: a camera's (which also takes the next port for RTSP, so `per` is 2) or
+/// a panel's (`per` 1); with `count`, copy k listens on port + per × k.
+fn port_of(e: &mut Entry<'_>, per: i64) -> Option<i64> {
+    e.int("port", 1, i64::from(u16::MAX) - (per - 1))
+}
+
+fn check_port_room(e: &mut Entry<'_>, port: Option<i64>, per: i64, count: i64) {
+    if let Some(p) = port {
+        let last = p + per * count - 1;
+        if last > i64::from(u16::MAX) {
+            e.problem(
+                "port",
+                text!(
+                    "{count} copies from port {p} need ports up to {last}, past 65535",
+                    "从端口 {p} 起的 {count} 份需要用到端口 {last}，超过了 65535"
+                ),
+                text!("give a lower port", "改用更小的端口"),
+            );
+        }
+    }
 }
 
 fn branch_section(p: &mut Parser<'_>, doc: &toml::Table) -> BranchDef {
     let fallback = BranchDef { id: "sim-branch".into(), name: "Simulated branch".into() };
     let Some((t, line)) = p.table(doc, "branch") else {
-        p.top("branch", "is required", "add [branch] with id = \"sh-pudong-0101\" and name = \"…\"");
+        p.top(
+            "branch",
+            text!("is required", "必须填写"),
+            text!(
+                "add [branch] with id = \"sh-pudong-0101\" and name = \"…\"",
+                "加上 [branch]，并写 id = \"sh-pudong-0101\" 和 name = \"…\""
+            ),
+        );
         return fallback;
     };
     let mut e = Entry::new(t, line, "[branch]".into());
@@ -411,8 +542,11 @@ fn gateway_section(p: &mut Parser<'_>, doc: &toml::Table) -> GatewayDef {
         } else {
             e.problem(
                 "broker",
-                format!("{b:?} is not an MQTT URL"),
-                "write broker = \"mqtt://HOST:PORT\" or \"mqtts://HOST:PORT\"",
+                text!("{b:?} is not an MQTT URL", "{b:?} 不是 MQTT 地址"),
+                text!(
+                    "write broker = \"mqtt://HOST:PORT\" or \"mqtts://HOST:PORT\"",
+                    "写成 broker = \"mqtt://主机:端口\" 或 \"mqtts://主机:端口\""
+                ),
             );
         }
     }
@@ -432,16 +566,22 @@ fn gateway_section(p: &mut Parser<'_>, doc: &toml::Table) -> GatewayDef {
             Ok(a) => g.metrics_listen = Some(a),
             Err(_) => e.problem(
                 "metrics_listen",
-                format!("{m:?} is not IP:PORT"),
-                "write metrics_listen = \"127.0.0.1:9464\" (port 0: a free port)",
+                text!("{m:?} is not IP:PORT", "{m:?} 不是 IP:端口"),
+                text!(
+                    "write metrics_listen = \"127.0.0.1:9464\" (port 0: a free port)",
+                    "写成 metrics_listen = \"127.0.0.1:9464\"（端口 0 表示任选空闲端口）"
+                ),
             ),
         }
     }
     if camera_timeout(&g) >= camera_interval(&g, None) {
         e.problem(
             "camera_timeout",
-            "is not shorter than camera_poll_interval",
-            "make the timeout shorter than the poll interval (gateway defaults: 2s and 10s)",
+            text!("is not shorter than camera_poll_interval", "不短于 camera_poll_interval"),
+            text!(
+                "make the timeout shorter than the poll interval (gateway defaults: 2s and 10s)",
+                "超时须短于轮询间隔（网关默认分别为 2s 和 10s）"
+            ),
         );
     }
     e.finish(&mut p.problems);
@@ -466,8 +606,11 @@ fn link_section(p: &mut Parser<'_>, doc: &toml::Table) -> Option<LinkDef> {
             Err(_) => {
                 e.problem(
                     "listen",
-                    format!("{s:?} is not an address"),
-                    "write listen = \"127.0.0.1:18830\" (port 0: any free port)",
+                    text!("{s:?} is not an address", "{s:?} 不是地址"),
+                    text!(
+                        "write listen = \"127.0.0.1:18830\" (port 0: any free port)",
+                        "写成 listen = \"127.0.0.1:18830\"（端口 0 表示任选空闲端口）"
+                    ),
                 );
                 None
             }
@@ -488,7 +631,11 @@ fn zones(p: &mut Parser<'_>, doc: &toml::Table) -> Vec<ZoneDef> {
         if let Some(id) = id {
             e.name = format!("zone #{} ({id})", i + 1);
             if out.iter().any(|z| z.id == id) {
-                e.problem("id", format!("zone {id:?} is defined twice"), "give every zone its own id");
+                e.problem(
+                    "id",
+                    text!("zone {id:?} is defined twice", "区域 {id:?} 定义了两次"),
+                    text!("give every zone its own id", "每个区域的 id 都要不同"),
+                );
             }
             out.push(ZoneDef { name: name.unwrap_or_else(|| id.clone()), id, coverage_required, min_live_cameras });
         }
@@ -512,8 +659,11 @@ fn repeat_count(e: &mut Entry<'_>, id_template: &str) -> (i64, i64) {
     if count > 1 && !id_template.contains("{n") {
         e.problem(
             "count",
-            "repeats an entry whose id has no {n}",
-            "put {n} (or {n:02}) in the id, e.g. id = \"cam-{n:02}\"",
+            text!("repeats an entry whose id has no {{n}}", "重复了一项，但它的 id 里没有 {{n}}"),
+            text!(
+                "put {{n}} (or {{n:02}}) in the id, e.g. id = \"cam-{{n:02}}\"",
+                "在 id 里写上 {{n}}（或 {{n:02}}），例如 id = \"cam-{{n:02}}\""
+            ),
         );
         return (1, first);
     }
@@ -533,14 +683,22 @@ fn cameras(p: &mut Parser<'_>, doc: &toml::Table, zones: &HashSet<String>, g: &G
         let cam_zones = e.strings("zones").unwrap_or_default();
         for z in &cam_zones {
             if !zones.contains(z) {
-                e.problem("zones", format!("no [[zone]] has id {z:?}"), "add the zone, or fix the id");
+                e.problem(
+                    "zones",
+                    text!("no [[zone]] has id {z:?}", "没有 id 为 {z:?} 的 [[zone]]"),
+                    text!("add the zone, or fix the id", "加上这个区域，或改正 id"),
+                );
             }
         }
         let auth = match e.string("auth").as_deref() {
             None | Some("username-token") => AuthMode::UsernameToken,
             Some("digest") => AuthMode::Digest,
             Some(other) => {
-                e.problem("auth", format!("unknown auth mode {other:?}"), "use \"username-token\" or \"digest\"");
+                e.problem(
+                    "auth",
+                    text!("unknown auth mode {other:?}", "未知的认证方式 {other:?}"),
+                    text!("use \"username-token\" or \"digest\"", "使用 \"username-token\" 或 \"digest\""),
+                );
                 AuthMode::UsernameToken
             }
         };
@@ -555,22 +713,33 @@ fn cameras(p: &mut Parser<'_>, doc: &toml::Table, zones: &HashSet<String>, g: &G
             .collect();
         let maintenance = e.boolean("maintenance").unwrap_or(false);
         let poll_interval = e.duration_in("poll_interval", Duration::from_secs(1), Duration::from_secs(3600));
+        let port = port_of(&mut e, 2);
         if poll_interval.is_some() && camera_timeout(g) >= camera_interval(g, poll_interval) {
-            e.problem("poll_interval", "is not longer than [gateway] camera_timeout", "give a longer poll interval");
+            e.problem(
+                "poll_interval",
+                text!("is not longer than [gateway] camera_timeout", "不长于 [gateway] camera_timeout"),
+                text!("give a longer poll interval", "把轮询间隔设长一些"),
+            );
         }
         let Some(id_t) = id else {
             e.finish(&mut p.problems);
             continue;
         };
         let (count, first) = repeat_count(&mut e, &id_t);
+        check_port_room(&mut e, port, 2, count);
         for n in first..first + count {
             let id = if count > 1 || id_t.contains("{n") { expand(&id_t, n) } else { id_t.clone() };
+            let port = port.map(|p| (p + 2 * (n - first)).clamp(0, i64::from(u16::MAX)) as u16);
             if let Err(err) = protocols::ids::validate_segment(&id) {
-                e.problem("id", format!("{id:?} {err}"), "use 1–64 letters, digits, '-', '_' or '.'");
+                e.problem("id", id_problem(&id, &err), id_fix());
                 break;
             }
             if !seen.insert(id.clone()) {
-                e.problem("id", format!("camera {id:?} is defined twice"), "give every camera its own id");
+                e.problem(
+                    "id",
+                    text!("camera {id:?} is defined twice", "摄像机 {id:?} 定义了两次"),
+                    text!("give every camera its own id", "每台摄像机的 id 都要不同"),
+                );
                 continue;
             }
             let name = name.as_deref().map(|t| expand(t, n)).unwrap_or_else(|| id.clone());
@@ -585,6 +754,7 @@ fn cameras(p: &mut Parser<'_>, doc: &toml::Table, zones: &HashSet<String>, g: &G
                 events: Vec::clone(&events),
                 maintenance,
                 poll_interval,
+                port,
             });
         }
         e.finish(&mut p.problems);
@@ -601,7 +771,11 @@ fn camera_faults(e: &mut Entry<'_>) -> Vec<CameraFault> {
         let delay = match delay.transpose() {
             Ok(d) => d,
             Err(err) => {
-                e.problem("faults", format!("delay of {name}: {err}"), "write delay = \"1500ms\"");
+                e.problem(
+                    "faults",
+                    text!("delay of {name}: {err}", "{name} 的延迟：{err}"),
+                    text!("write delay = \"1500ms\"", "写成 delay = \"1500ms\""),
+                );
                 continue;
             }
         };
@@ -621,7 +795,11 @@ fn panel_faults(e: &mut Entry<'_>) -> Vec<PanelFaultSim> {
         let delay = match delay.transpose() {
             Ok(d) => d,
             Err(err) => {
-                e.problem("faults", format!("delay of {name}: {err}"), "write delay = \"1500ms\"");
+                e.problem(
+                    "faults",
+                    text!("delay of {name}: {err}", "{name} 的延迟：{err}"),
+                    text!("write delay = \"1500ms\"", "写成 delay = \"1500ms\""),
+                );
                 continue;
             }
         };
@@ -636,9 +814,14 @@ fn panel_faults(e: &mut Entry<'_>) -> Vec<PanelFaultSim> {
 /// The items of a `faults` list: names, or tables with `fault` and parameters.
 fn fault_list<'a>(e: &mut Entry<'a>) -> Vec<(String, Option<&'a toml::Table>)> {
     let Some(v) = e.get("faults") else { return Vec::new() };
-    let fix = "write faults = [\"frozen\", { fault = \"slow\", delay = \"2s\" }]";
+    let fix = || {
+        text!(
+            "write faults = [\"frozen\", {{ fault = \"slow\", delay = \"2s\" }}]",
+            "写成 faults = [\"frozen\", {{ fault = \"slow\", delay = \"2s\" }}]"
+        )
+    };
     let Value::Array(items) = v else {
-        e.problem("faults", "expected a list", fix);
+        e.problem("faults", text!("expected a list", "应为列表"), fix());
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -648,19 +831,22 @@ fn fault_list<'a>(e: &mut Entry<'a>) -> Vec<(String, Option<&'a toml::Table>)> {
             Value::Table(t) => {
                 match t.get("fault").and_then(Value::as_str) {
                     Some(name) => out.push((name.to_string(), Some(t))),
-                    None => e.problem("faults", "a fault table without `fault`", fix),
+                    None => e.problem("faults", text!("a fault table without `fault`", "故障表里缺少 `fault`"), fix()),
                 }
                 for k in t.keys() {
                     if !["fault", "delay", "seconds", "code"].contains(&k.as_str()) {
                         e.problem(
                             "faults",
-                            format!("unknown key {k:?} in a fault"),
-                            "use fault, delay, seconds or code",
+                            text!("unknown key {k:?} in a fault", "故障里有未知的键 {k:?}"),
+                            text!("use fault, delay, seconds or code", "只用 fault、delay、seconds 或 code"),
                         );
                     }
                 }
             }
-            other => e.problem("faults", format!("an item is {}", other.type_str()), fix),
+            other => {
+                let (en, zh) = type_names(other);
+                e.problem("faults", text!("an item is {en}", "有一项是{zh}"), fix())
+            }
         }
     }
     out
@@ -680,7 +866,11 @@ fn panels(p: &mut Parser<'_>, doc: &toml::Table) -> Vec<PanelDef> {
             Some("alarm") => Some(PanelKindSim::Alarm),
             Some("access") => Some(PanelKindSim::Access),
             Some(other) => {
-                e.problem("kind", format!("unknown panel kind {other:?}"), "use \"alarm\" or \"access\"");
+                e.problem(
+                    "kind",
+                    text!("unknown panel kind {other:?}", "未知的主机类型 {other:?}"),
+                    text!("use \"alarm\" or \"access\"", "使用 \"alarm\"（报警主机）或 \"access\"（门禁控制器）"),
+                );
                 None
             }
             None => None,
@@ -689,12 +879,13 @@ fn panels(p: &mut Parser<'_>, doc: &toml::Table) -> Vec<PanelDef> {
         let profile = profile_name.as_deref().and_then(|n| match protocols::modbus::builtin(n) {
             Some(prof) => Some(Arc::new(prof)),
             None => {
+                let names = protocols::modbus::BUILTIN_NAMES.join(", ");
                 e.problem(
                     "profile",
-                    format!("{n:?} is not a built-in profile"),
-                    format!(
-                        "use one of: {} (the simulator serves built-in layouts only)",
-                        protocols::modbus::BUILTIN_NAMES.join(", ")
+                    text!("{n:?} is not a built-in profile", "{n:?} 不是内置的寄存器表"),
+                    text!(
+                        "use one of: {names} (the simulator serves built-in layouts only)",
+                        "使用以下之一：{names}（模拟器只提供内置的寄存器布局）"
                     ),
                 );
                 None
@@ -704,6 +895,7 @@ fn panels(p: &mut Parser<'_>, doc: &toml::Table) -> Vec<PanelDef> {
         let faults = panel_faults(&mut e);
         let heartbeat = e.boolean("heartbeat").unwrap_or(true);
         let poll_interval = e.duration_in("poll_interval", Duration::from_millis(20), Duration::from_secs(3600));
+        let port = port_of(&mut e, 1);
         let mut points = Vec::new();
         if let Some(v) = e.get("points") {
             match v {
@@ -716,8 +908,8 @@ fn panels(p: &mut Parser<'_>, doc: &toml::Table) -> Vec<PanelDef> {
                             _ => {
                                 e.problem(
                                     "points",
-                                    format!("{point}: expected a state or a number"),
-                                    "write \"partition.1\" = \"armed\"",
+                                    text!("{point}: expected a state or a number", "{point}：应为状态名或数字"),
+                                    text!("write \"partition.1\" = \"armed\"", "写成 \"partition.1\" = \"armed\""),
                                 );
                                 continue;
                             }
@@ -730,7 +922,14 @@ fn panels(p: &mut Parser<'_>, doc: &toml::Table) -> Vec<PanelDef> {
                         points.push((point.clone(), set));
                     }
                 }
-                _ => e.problem("points", "expected a table", "write points = { \"partition.1\" = \"armed\" }"),
+                _ => e.problem(
+                    "points",
+                    text!("expected a table", "应为表"),
+                    text!(
+                        "write points = {{ \"partition.1\" = \"armed\" }}",
+                        "写成 points = {{ \"partition.1\" = \"armed\" }}"
+                    ),
+                ),
             }
         }
         let (Some(id_t), Some(kind), Some(profile), Some(profile_name)) = (id, kind, profile, profile_name) else {
@@ -738,14 +937,20 @@ fn panels(p: &mut Parser<'_>, doc: &toml::Table) -> Vec<PanelDef> {
             continue;
         };
         let (count, first) = repeat_count(&mut e, &id_t);
+        check_port_room(&mut e, port, 1, count);
         for n in first..first + count {
             let id = if count > 1 || id_t.contains("{n") { expand(&id_t, n) } else { id_t.clone() };
+            let port = port.map(|p| (p + (n - first)).clamp(0, i64::from(u16::MAX)) as u16);
             if let Err(err) = protocols::ids::validate_segment(&id) {
-                e.problem("id", format!("{id:?} {err}"), "use 1–64 letters, digits, '-', '_' or '.'");
+                e.problem("id", id_problem(&id, &err), id_fix());
                 break;
             }
             if !seen.insert(id.clone()) {
-                e.problem("id", format!("panel {id:?} is defined twice"), "give every panel its own id");
+                e.problem(
+                    "id",
+                    text!("panel {id:?} is defined twice", "主机 {id:?} 定义了两次"),
+                    text!("give every panel its own id", "每台报警主机和门禁控制器的 id 都要不同"),
+                );
                 continue;
             }
             out.push(PanelDef {
@@ -759,6 +964,7 @@ fn panels(p: &mut Parser<'_>, doc: &toml::Table) -> Vec<PanelDef> {
                 heartbeat,
                 points: points.clone(),
                 poll_interval,
+                port,
             });
         }
         e.finish(&mut p.problems);
@@ -773,17 +979,22 @@ fn check_point(profile: &Profile, point: &str, set: &PointSet, role: Option<Role
         let mut ids: Vec<&str> =
             profile.points().iter().filter(|p| role.is_none_or(|r| p.role == r)).map(|p| p.id.as_str()).collect();
         ids.truncate(8);
+        let (name, ids) = (&profile.name, ids.join(", "));
         return Err(Invalid::new(
-            format!("profile {} has no point {point:?}", profile.name),
-            format!("use a point of the profile, e.g. {}", ids.join(", ")),
+            text!("profile {name} has no point {point:?}", "寄存器表 {name} 没有点位 {point:?}"),
+            text!("use a point of the profile, e.g. {ids}", "使用该寄存器表里的点位，例如 {ids}"),
         ));
     };
     if let Some(r) = role
         && pt.role != r
     {
+        let role = &pt.role;
         return Err(Invalid::new(
-            format!("point {point:?} is a {} point, not a {}", pt.role, r),
-            format!("name a point of role {r} (see docs/PROFILES.md)"),
+            text!("point {point:?} is a {role} point, not a {r}", "点位 {point:?} 的角色是 {role}，不是 {r}"),
+            text!(
+                "name a point of role {r} (see docs/PROFILES.md)",
+                "写一个角色为 {r} 的点位（见 docs/PROFILES.zh-CN.md）"
+            ),
         ));
     }
     check_value(pt, set)
@@ -794,17 +1005,18 @@ fn check_value(pt: &Point, set: &PointSet) -> Result<(), Invalid> {
         PointSet::State(s) => pt.raw_for_state(s, 0.0).map_err(|e| {
             let known: Vec<&str> = pt.states.as_deref().map(|m| m.states().collect()).unwrap_or_default();
             let fix = if known.is_empty() {
-                "this point has no states: give a raw number instead".to_string()
+                text!("this point has no states: give a raw number instead", "这个点位没有状态名：请改填 raw 数值")
             } else {
-                format!("use one of: {}", dedup(known).join(", "))
+                let names = dedup(known).join(", ");
+                text!("use one of: {names}", "使用以下之一：{names}")
             };
-            Invalid::new(e.to_string(), fix)
+            Invalid::new(Text::verbatim(e.to_string()), fix)
         })?,
         PointSet::Raw(r) => *r,
     };
     pt.encode(raw).map(|_| ()).map_err(|e| {
         let (lo, hi) = pt.data_type.range();
-        Invalid::new(e.to_string(), format!("give a value from {lo} to {hi}"))
+        Invalid::new(Text::verbatim(e.to_string()), text!("give a value from {lo} to {hi}", "填 {lo} 到 {hi} 之间的值"))
     })
 }
 
@@ -824,7 +1036,11 @@ impl Refs<'_> {
     fn area(&self, e: &mut Entry<'_>) -> Option<String> {
         let area = e.string("area")?;
         if !self.zones.contains(&area) {
-            e.problem("area", format!("no [[zone]] has id {area:?}"), "add the zone, or fix the id");
+            e.problem(
+                "area",
+                text!("no [[zone]] has id {area:?}", "没有 id 为 {area:?} 的 [[zone]]"),
+                text!("add the zone, or fix the id", "加上这个区域，或改正 id"),
+            );
         }
         Some(area)
     }
@@ -833,7 +1049,7 @@ impl Refs<'_> {
         let cams = e.strings("linked_cameras").unwrap_or_default();
         for c in &cams {
             if !self.cameras.contains(c.as_str()) {
-                e.problem("linked_cameras", format!("no [[camera]] has id {c:?}"), "fix the id, or add the camera");
+                e.problem("linked_cameras", no_camera(c), fix_camera());
             }
         }
         cams
@@ -843,15 +1059,16 @@ impl Refs<'_> {
     fn panel(&self, e: &mut Entry<'_>, kind: PanelKindSim) -> Option<(String, Arc<Profile>)> {
         let id = e.required_string("panel", "\"alarm-1\"")?;
         let Some(pn) = self.panels.get(id.as_str()) else {
-            e.problem("panel", format!("no [[panel]] has id {id:?}"), "fix the id, or add the panel");
+            e.problem("panel", no_panel(&id), fix_panel());
             return None;
         };
         if pn.kind != kind {
-            let want = if kind == PanelKindSim::Alarm { "alarm" } else { "access" };
+            let (want, want_zh) =
+                if kind == PanelKindSim::Alarm { ("alarm", "报警主机") } else { ("access", "门禁控制器") };
             e.problem(
                 "panel",
-                format!("panel {id:?} is not an {want} panel"),
-                format!("name a panel with kind = \"{want}\""),
+                text!("panel {id:?} is not an {want} panel", "{id:?} 不是{want_zh}"),
+                text!("name a panel with kind = \"{want}\"", "写一台 kind = \"{want}\" 的{want_zh}"),
             );
             return None;
         }
@@ -867,10 +1084,21 @@ fn point_of_role(e: &mut Entry<'_>, key: &'static str, profile: &Profile, role: 
             let of_role: Vec<&str> =
                 profile.points().iter().filter(|p| p.role == role).map(|p| p.id.as_str()).take(4).collect();
             let msg = match found {
-                Some(pt) => format!("point {point:?} has role {}, not {role}", pt.role),
-                None => format!("profile {} has no point {point:?}", profile.name),
+                Some(pt) => {
+                    let has = &pt.role;
+                    text!("point {point:?} has role {has}, not {role}", "点位 {point:?} 的角色是 {has}，不是 {role}")
+                }
+                None => {
+                    let name = &profile.name;
+                    text!("profile {name} has no point {point:?}", "寄存器表 {name} 没有点位 {point:?}")
+                }
             };
-            e.problem(key, msg, format!("name a {role} point, e.g. {}", of_role.join(", ")));
+            let of_role = of_role.join(", ");
+            e.problem(
+                key,
+                msg,
+                text!("name a {role} point, e.g. {of_role}", "写一个角色为 {role} 的点位，例如 {of_role}"),
+            );
             None
         }
     }
@@ -972,7 +1200,14 @@ fn timeline(
             true => e.duration_in("at", Duration::ZERO, MAX_AT),
             false => {
                 e.seen.push("at");
-                e.problem("at", "is required", "add at = \"10s\" (the offset from the start of play)");
+                e.problem(
+                    "at",
+                    text!("is required", "必须填写"),
+                    text!(
+                        "add at = \"10s\" (the offset from the start of play)",
+                        "加上 at = \"10s\"（从播放开始算起的时间）"
+                    ),
+                );
                 None
             }
         };
@@ -999,10 +1234,11 @@ fn timeline(
             .cloned()
             .collect();
         for k in extra {
+            let allowed = allowed.join(" + ");
             e.problem(
                 &k,
-                format!("does not apply to this step ({})", allowed.join(" + ")),
-                format!("remove {k}, or split the entry"),
+                text!("does not apply to this step ({allowed})", "不适用于这一步（{allowed}）"),
+                text!("remove {k}, or split the entry", "删掉 {k}，或把这一项拆开"),
             );
         }
         let Some(at) = at else {
@@ -1013,26 +1249,47 @@ fn timeline(
             (None, None, None) => 1,
             (None, _, _) => {
                 let f = if times.is_some() { "times" } else { "until" };
-                e.problem(f, "repeats nothing without `every`", "add every = \"5s\", or remove it");
+                e.problem(
+                    f,
+                    text!("repeats nothing without `every`", "没有 `every` 就没有东西可重复"),
+                    text!("add every = \"5s\", or remove it", "加上 every = \"5s\"，或删掉它"),
+                );
                 1
             }
             (Some(_), Some(_), Some(_)) => {
-                e.problem("until", "`times` and `until` both say when to stop", "keep one of them");
+                e.problem(
+                    "until",
+                    text!("`times` and `until` both say when to stop", "`times` 和 `until` 都在规定何时停止"),
+                    text!("keep one of them", "只留其中一个"),
+                );
                 1
             }
             (Some(_), None, None) => {
-                e.problem("every", "needs `times` or `until`", "add times = 12 or until = \"65s\"");
+                e.problem(
+                    "every",
+                    text!("needs `times` or `until`", "需要 `times` 或 `until`"),
+                    text!("add times = 12 or until = \"65s\"", "加上 times = 12 或 until = \"65s\""),
+                );
                 1
             }
             (Some(_), Some(n), None) => n as u64,
             (Some(_), None, Some(u)) if u < at => {
-                e.problem("until", "is before `at`", format!("give until ≥ {}", humantime::format_duration(at)));
+                let at = humantime::format_duration(at);
+                e.problem(
+                    "until",
+                    text!("is before `at`", "早于 `at`"),
+                    text!("give until ≥ {at}", "until 须不小于 {at}"),
+                );
                 1
             }
             (Some(ev), None, Some(u)) => ((u - at).as_nanos() / ev.as_nanos().max(1)) as u64 + 1,
         };
         if alternate && every.is_none() {
-            e.problem("alternate", "alternates nothing without `every`", "add every and times, or remove alternate");
+            e.problem(
+                "alternate",
+                text!("alternates nothing without `every`", "没有 `every` 就没有东西可交替"),
+                text!("add every and times, or remove alternate", "加上 every 和 times，或删掉 alternate"),
+            );
         }
         let opposite = if alternate && every.is_some() {
             match opposite(&action, refs) {
@@ -1048,8 +1305,8 @@ fn timeline(
         if steps.len() as u64 + occurrences > MAX_STEPS as u64 {
             e.problem(
                 "every",
-                format!("the timeline would exceed {MAX_STEPS} steps"),
-                "repeat less often or for less time",
+                text!("the timeline would exceed {MAX_STEPS} steps", "时间线会超过 {MAX_STEPS} 步"),
+                text!("repeat less often or for less time", "降低重复频率，或缩短重复时长"),
             );
             e.finish(&mut p.problems);
             continue;
@@ -1115,17 +1372,22 @@ fn step_action(
         [] => {
             e.problem(
                 "",
-                "says nothing to do",
-                "add exactly one of camera, panel, door, alarm_zone or link (see docs/SIMULATOR.md)",
+                text!("says nothing to do", "没有说要做什么"),
+                text!(
+                    "add exactly one of camera, panel, door, alarm_zone or link (see docs/SIMULATOR.md)",
+                    "在 camera、panel、door、alarm_zone、link 中恰好加上一个（见 docs/SIMULATOR.zh-CN.md）"
+                ),
             );
             return None;
         }
         [_] => {}
         many => {
+            let names = many.join(" and ");
+            let names_zh = many.join(" 和 ");
             e.problem(
                 many[1],
-                format!("one step does one thing; it names {}", many.join(" and ")),
-                "split it into two [[timeline]] entries",
+                text!("one step does one thing; it names {names}", "一步只做一件事；这一步写了 {names_zh}"),
+                split_fix(),
             );
             return None;
         }
@@ -1135,7 +1397,7 @@ fn step_action(
         "camera" => {
             let camera = e.string("camera")?;
             if !refs.cameras.contains(camera.as_str()) {
-                e.problem("camera", format!("no [[camera]] has id {camera:?}"), "fix the id, or add the camera");
+                e.problem("camera", no_camera(&camera), fix_camera());
                 return None;
             }
             match (e.has("fault"), e.has("event")) {
@@ -1157,8 +1419,14 @@ fn step_action(
                 _ => {
                     e.problem(
                         "camera",
-                        "a camera step needs exactly one of `fault` or `event`",
-                        "add fault = \"down\" or event = \"tamper\"",
+                        text!(
+                            "a camera step needs exactly one of `fault` or `event`",
+                            "摄像机的一步须在 `fault` 和 `event` 中恰好写一个"
+                        ),
+                        text!(
+                            "add fault = \"down\" or event = \"tamper\"",
+                            "加上 fault = \"down\" 或 event = \"tamper\""
+                        ),
                     );
                     None
                 }
@@ -1167,7 +1435,7 @@ fn step_action(
         "panel" => {
             let panel = e.string("panel")?;
             let Some(pn) = refs.panels.get(panel.as_str()) else {
-                e.problem("panel", format!("no [[panel]] has id {panel:?}"), "fix the id, or add the panel");
+                e.problem("panel", no_panel(&panel), fix_panel());
                 return None;
             };
             let profile = pn.profile.clone();
@@ -1182,8 +1450,8 @@ fn step_action(
                         _ => {
                             e.problem(
                                 "point",
-                                "needs exactly one of `state` or `raw`",
-                                "add state = \"alarm\" (or raw = 1)",
+                                text!("needs exactly one of `state` or `raw`", "须在 `state` 和 `raw` 中恰好写一个"),
+                                text!("add state = \"alarm\" (or raw = 1)", "加上 state = \"alarm\"（或 raw = 1）"),
                             );
                             return None;
                         }
@@ -1217,16 +1485,21 @@ fn step_action(
                 [] => {
                     e.problem(
                         "panel",
-                        "says nothing to do to the panel",
-                        "add one of point (+ state/raw), fault, heartbeat, arm or disarm",
+                        text!("says nothing to do to the panel", "没有说要对主机做什么"),
+                        text!(
+                            "add one of point (+ state/raw), fault, heartbeat, arm or disarm",
+                            "加上 point（及 state/raw）、fault、heartbeat、arm（布防）或 disarm（撤防）之一"
+                        ),
                     );
                     None
                 }
                 many => {
+                    let names = many.join(" and ");
+                    let names_zh = many.join(" 和 ");
                     e.problem(
                         many[1],
-                        format!("one step does one thing; it has {}", many.join(" and ")),
-                        "split it into two [[timeline]] entries",
+                        text!("one step does one thing; it has {names}", "一步只做一件事；这一步有 {names_zh}"),
+                        split_fix(),
                     );
                     None
                 }
@@ -1241,7 +1514,11 @@ fn step_action(
             };
             let Some((panel, point)) = target else {
                 let what = if key == "door" { "[[door]]" } else { "[[alarm_zone]]" };
-                e.problem(key, format!("no {what} has id {id:?}"), "fix the id, or define it");
+                e.problem(
+                    key,
+                    text!("no {what} has id {id:?}", "没有 id 为 {id:?} 的 {what}"),
+                    text!("fix the id, or define it", "改正 id，或定义它"),
+                );
                 return None;
             };
             let example = if key == "door" { "\"forced\" (closed, open, forced, held-open)" } else { "\"alarm\"" };
@@ -1261,8 +1538,8 @@ fn step_action(
                 other => {
                     e.problem(
                         "link",
-                        format!("{other:?} is neither up nor down"),
-                        "write link = \"down\" or link = \"up\"",
+                        text!("{other:?} is neither up nor down", "{other:?} 既不是 up 也不是 down"),
+                        text!("write link = \"down\" or link = \"up\"", "写成 link = \"down\" 或 link = \"up\""),
                     );
                     return None;
                 }
@@ -1270,14 +1547,37 @@ fn step_action(
             if !has_link {
                 e.problem(
                     "link",
-                    "the scenario has no [link] proxy to cut",
-                    "add a [link] section (the emitted config then reaches the broker through it)",
+                    text!("the scenario has no [link] proxy to cut", "场景里没有可切断的 [link] 代理"),
+                    text!(
+                        "add a [link] section (the emitted config then reaches the broker through it)",
+                        "加上 [link] 一节（生成的配置会经由它连接消息服务器）"
+                    ),
                 );
                 return None;
             }
             Some((Action::Link { up }, &["link"]))
         }
     }
+}
+
+fn no_camera(id: &str) -> Text {
+    text!("no [[camera]] has id {id:?}", "没有 id 为 {id:?} 的 [[camera]]")
+}
+
+fn fix_camera() -> Text {
+    text!("fix the id, or add the camera", "改正 id，或加上这台摄像机")
+}
+
+fn no_panel(id: &str) -> Text {
+    text!("no [[panel]] has id {id:?}", "没有 id 为 {id:?} 的 [[panel]]")
+}
+
+fn fix_panel() -> Text {
+    text!("fix the id, or add the panel", "改正 id，或加上这台主机")
+}
+
+fn split_fix() -> Text {
+    text!("split it into two [[timeline]] entries", "把它拆成两个 [[timeline]] 项")
 }
 
 /// What an `alternate` step does every other time.
@@ -1290,8 +1590,8 @@ fn opposite(action: &Action, refs: &Refs<'_>) -> Result<Action, Invalid> {
         Action::Link { up } => Action::Link { up: !up },
         Action::Point { value: PointSet::Raw(_), .. } => {
             return Err(Invalid::new(
-                "a raw value has no opposite",
-                "use state = … to alternate, or write two entries",
+                text!("a raw value has no opposite", "raw 数值没有相反值"),
+                text!("use state = … to alternate, or write two entries", "交替时用 state = …，或写成两项"),
             ));
         }
         Action::Point { panel, point, value: PointSet::State(s) } => {
@@ -1306,8 +1606,14 @@ fn opposite(action: &Action, refs: &Refs<'_>) -> Result<Action, Invalid> {
                 (Some(r), s) if r != s => r,
                 _ => {
                     return Err(Invalid::new(
-                        format!("{s:?} is the point's resting state; alternating would not change anything"),
-                        "give the non-resting state (e.g. \"alarm\" or \"forced\"); alternate returns to rest",
+                        text!(
+                            "{s:?} is the point's resting state; alternating would not change anything",
+                            "{s:?} 是该点位的静止状态；交替不会改变任何东西"
+                        ),
+                        text!(
+                            "give the non-resting state (e.g. \"alarm\" or \"forced\"); alternate returns to rest",
+                            "写非静止状态（例如 \"alarm\" 或 \"forced\"）；交替时会回到静止状态"
+                        ),
                     ));
                 }
             };

@@ -25,7 +25,7 @@ impl Sim {
     /// Spawns `device-sim ARGS…`; stderr (the log) goes to `dir/device-sim.log`.
     pub fn spawn(args: &[&str], dir: &Path) -> Result<Sim> {
         let log = std::fs::File::create(dir.join("device-sim.log"))?;
-        let mut child = Command::new(bin("device-sim"))
+        let mut child = english(&mut Command::new(bin("device-sim")))
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -97,6 +97,19 @@ impl Sim {
         let prefix = format!("panel  {id} modbus=");
         self.stdout().iter().find_map(|l| l.strip_prefix(&prefix)?.split_whitespace().next()?.parse().ok())
     }
+}
+
+/// `cmd` in an English locale whatever the test runner's: the tests read the English texts
+/// (`serving`, `wrote a matching gateway config`, problems); sim_i18n checks the Chinese ones.
+pub fn english(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("LC_ALL").env_remove("LC_MESSAGES").env("LANG", "C")
+}
+
+/// `device-sim` in an English locale.
+pub fn device_sim() -> Command {
+    let mut cmd = Command::new(bin("device-sim"));
+    english(&mut cmd);
+    cmd
 }
 
 /// One HTTP/1.1 request to `base` (`http://127.0.0.1:PORT`); returns the status and the JSON
