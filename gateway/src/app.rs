@@ -74,7 +74,7 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
         last_seq = %outbox.last_seq(),
         cameras = cfg.cameras.len(),
         panels = cfg.panels.len(),
-        "gateway starting"
+        "{}", i18n::Lang::current().t("gateway starting", "网关正在启动")
     );
 
     let metrics = Metrics::new();
@@ -87,10 +87,12 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
                 if let Err(e) =
                     crate::metrics::serve(addr, metrics.clone(), outbox.clone(), stats, shutdown.child_token()).await
                 {
-                    error!(addr = %addr, error = %e, "cannot serve metrics; running without them (set [metrics] listen or enabled = false)");
+                    error!(addr = %addr, error = %e, "{}", i18n::Lang::current().t("cannot serve metrics; running without them (set [metrics] listen or enabled = false)", "无法提供监控指标，继续在无指标状态下运行（请设置 [metrics] listen 或 enabled = false）"));
                 }
             }
-            Err(e) => error!(listen = %cfg.metrics.listen, error = %e, "bad [metrics] listen; running without metrics"),
+            Err(e) => {
+                error!(listen = %cfg.metrics.listen, error = %e, "{}", i18n::Lang::current().t("bad [metrics] listen; running without metrics", "[metrics] listen 有误，继续在无指标状态下运行"))
+            }
         }
     }
 
@@ -122,12 +124,19 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
     match outbox.open_conditions() {
         Ok(open) => {
             if !open.is_empty() {
-                info!(open = open.len(), "conditions raised before the restart taken over");
+                info!(
+                    open = open.len(),
+                    "{}",
+                    i18n::Lang::current()
+                        .t("conditions raised before the restart taken over", "已接管重启前未恢复的告警")
+                );
             }
             let out = engine.restore(open);
             deliver(&outbox, &retained_tx, &metrics, out).await;
         }
-        Err(e) => error!(error = %e, "cannot read the open conditions; raise/clear pairs may break"),
+        Err(e) => {
+            error!(error = %e, "{}", i18n::Lang::current().t("cannot read the open conditions; raise/clear pairs may break", "无法读取未恢复的告警，告警与恢复可能无法一一对应"))
+        }
     }
     let mut service = crate::service::Service::from_env();
     service.ready();
@@ -176,7 +185,7 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
     }
 
     service.stopping();
-    info!("shutting down: stopping pollers");
+    info!("{}", i18n::Lang::current().t("shutting down: stopping pollers", "正在停止：停止轮询"));
     pollers_stop.cancel();
     for t in tasks {
         let _ = t.await;
@@ -190,10 +199,12 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
     uplink_stop.cancel();
     match uplink_task.await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => warn!(error = %e, "uplink ended with an error"),
-        Err(e) => error!(error = %e, "uplink task failed"),
+        Ok(Err(e)) => {
+            warn!(error = %e, "{}", i18n::Lang::current().t("uplink ended with an error", "上行链路因错误结束"))
+        }
+        Err(e) => error!(error = %e, "{}", i18n::Lang::current().t("uplink task failed", "上行链路任务失败")),
     }
-    info!(waiting = outbox.depth(), "gateway stopped");
+    info!(waiting = outbox.depth(), "{}", i18n::Lang::current().t("gateway stopped", "网关已停止"));
     Ok(())
 }
 
@@ -216,7 +227,7 @@ async fn deliver(outbox: &Arc<Outbox>, retained_tx: &mpsc::Sender<Retained>, met
             }
             Err(e) => {
                 metrics.count_store_error();
-                error!(error = %e, "could not store an alert; it is lost");
+                error!(error = %e, "{}", i18n::Lang::current().t("could not store an alert; it is lost", "无法保存告警，该告警已丢失"));
             }
         }
     }
@@ -257,7 +268,9 @@ pub async fn run_gateway_faults(
                     );
                 }
                 Ok(_) => {}
-                Err(e) => error!(error = %e, "could not store a gateway fault alert"),
+                Err(e) => {
+                    error!(error = %e, "{}", i18n::Lang::current().t("could not store a gateway fault alert", "无法保存网关故障告警"))
+                }
             }
         }
     }

@@ -355,7 +355,14 @@ impl Store {
             replayed += 1;
         }
         if replayed > 0 {
-            tracing::info!(replayed, "condition changes of stored events replayed after a crash");
+            tracing::info!(
+                replayed,
+                "{}",
+                i18n::Lang::current().t(
+                    "condition changes of stored events replayed after a crash",
+                    "异常退出后已重放已存事件的告警状态变化"
+                )
+            );
         }
         Ok(())
     }
@@ -567,7 +574,11 @@ impl OutboxCore {
                         seq = seq.0,
                         events = w.counts.total_events(),
                         bytes = w.counts.total_bytes(),
-                        "outbox full of priority events; accepting an alarm over the bound"
+                        "{}",
+                        i18n::Lang::current().t(
+                            "outbox full of priority events; accepting an alarm over the bound",
+                            "待发队列已满且均为优先事件，超出上限接收一条报警"
+                        )
                     );
                     break;
                 }
@@ -592,7 +603,13 @@ impl OutboxCore {
             w.counts.bytes[lane.index()] += size;
         }
         if evicted > 0 {
-            tracing::warn!(seq = seq.0, evicted, stored, "outbox bound reached; events dropped");
+            tracing::warn!(
+                seq = seq.0,
+                evicted,
+                stored,
+                "{}",
+                i18n::Lang::current().t("outbox bound reached; events dropped", "待发队列已满，事件被丢弃")
+            );
         }
         w.last_seq = seq.0;
         self.publish_counts(w);
@@ -927,7 +944,7 @@ fn flusher(ob: Arc<OutboxCore>, mut done: u64) {
                     ob.new_events.notify_one();
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "outbox flush failed");
+                    tracing::error!(error = %e, "{}", i18n::Lang::current().t("outbox flush failed", "待发队列写盘失败"));
                     ob.durable_tx.send_modify(|d| {
                         d.failed_upto = d.failed_upto.max(target);
                         d.error = Some(e.to_string());
@@ -939,7 +956,7 @@ fn flusher(ob: Arc<OutboxCore>, mut done: u64) {
         if let Some(min) = rotate
             && let Err(e) = ob.rotate(min)
         {
-            tracing::error!(error = %e, "outbox rotation failed; keeping the current database");
+            tracing::error!(error = %e, "{}", i18n::Lang::current().t("outbox rotation failed; keeping the current database", "待发队列轮换失败，继续使用当前数据库"));
         }
     }
 }

@@ -247,7 +247,10 @@ impl Uplink {
     async fn run(&mut self) -> anyhow::Result<()> {
         loop {
             if self.shutdown.is_cancelled() {
-                tracing::info!("uplink stopped (not connected)");
+                tracing::info!(
+                    "{}",
+                    i18n::Lang::current().t("uplink stopped (not connected)", "上行链路已停止（未连接）")
+                );
                 return Ok(());
             }
             let link = Link::connect(&self.link_options());
@@ -259,7 +262,7 @@ impl Uplink {
                     self.s.stats.connection_errors.fetch_add(1, Ordering::Relaxed);
                     if self.s.stats.connected.swap(false, Ordering::Relaxed) {
                         self.down_since = Instant::now();
-                        tracing::warn!(host = %self.s.host, port = self.s.port, error = %why, "uplink disconnected");
+                        tracing::warn!(host = %self.s.host, port = self.s.port, error = %why, "{}", i18n::Lang::current().t("uplink disconnected", "上行链路断开"));
                     } else if let Some((what, fix)) = crate::mqtt::explain_tls(&why, &self.s.host) {
                         // A certificate problem does not go away by retrying: say it each time.
                         let lang = i18n::Lang::current();
@@ -287,7 +290,10 @@ impl Uplink {
             let delay = half + jitter;
             self.backoff = (self.backoff * 2).min(self.s.tuning.backoff_max);
             if !self.idle(delay).await {
-                tracing::info!("uplink stopped (not connected)");
+                tracing::info!(
+                    "{}",
+                    i18n::Lang::current().t("uplink stopped (not connected)", "上行链路已停止（未连接）")
+                );
                 return Ok(());
             }
         }
@@ -335,7 +341,7 @@ impl Uplink {
         }
         self.down_reported = true;
         let down_for = self.down_since.elapsed();
-        tracing::warn!(down_s = down_for.as_secs(), host = %self.s.host, port = self.s.port, "uplink down; reporting it");
+        tracing::warn!(down_s = down_for.as_secs(), host = %self.s.host, port = self.s.port, "{}", i18n::Lang::current().t("uplink down; reporting it", "上行链路中断，正在报告"));
         self.s.events.emit(GatewayEvent::LinkDown { down_for, broker: format!("{}:{}", self.s.host, self.s.port) });
     }
 
@@ -410,7 +416,7 @@ impl Uplink {
         let mut draining: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = s.fill(&self.outbox, &self.s.topics) {
-                tracing::error!(error = %e, "cannot read the outbox");
+                tracing::error!(error = %e, "{}", i18n::Lang::current().t("cannot read the outbox", "无法读取待发队列"));
             }
             if let Err(why) = s.push(&link) {
                 return SessionEnd::Lost(why);
@@ -447,7 +453,7 @@ impl Uplink {
                     }
                 }
                 _ = self.shutdown.cancelled(), if draining.is_none() => {
-                    tracing::info!(pending = self.outbox.depth(), "uplink shutting down; draining the outbox");
+                    tracing::info!(pending = self.outbox.depth(), "{}", i18n::Lang::current().t("uplink shutting down; draining the outbox", "上行链路正在停止，先发完待发队列"));
                     draining = Some(tokio::time::Instant::now() + self.s.tuning.drain_timeout);
                     s.maybe_more = true;
                 }
@@ -477,7 +483,7 @@ impl Uplink {
             session_present,
             pending = waiting,
             outage_ms = outage.map(|o| o.as_millis() as u64),
-            "uplink connected"
+            "{}", i18n::Lang::current().t("uplink connected", "上行链路已连接")
         );
         self.s.events.emit(GatewayEvent::Connected { outage, waiting });
     }
@@ -487,7 +493,7 @@ impl Uplink {
         if self.refusing {
             self.refusing = false;
             self.backoff = self.s.tuning.backoff_min;
-            tracing::info!(host = %self.s.host, "the broker accepts the gateway's publishes again");
+            tracing::info!(host = %self.s.host, "{}", i18n::Lang::current().t("the broker accepts the gateway's publishes again", "消息服务器重新接受网关发布的消息"));
         }
         self.s.events.emit(GatewayEvent::PublishAccepted);
     }
@@ -501,7 +507,7 @@ impl Uplink {
             username = self.s.username.as_deref().unwrap_or(""),
             pending = self.outbox.depth(),
             retry_in_ms = self.backoff.as_millis() as u64,
-            "the broker refused a publish; the event stays in the outbox and is retried (check the broker's user and ACL for this branch)"
+            "{}", i18n::Lang::current().t("the broker refused a publish; the event stays in the outbox and is retried (check the broker's user and ACL for this branch)", "消息服务器拒收了一条消息；该事件留在待发队列中并会重试（请检查消息服务器上本网点的用户和 ACL）")
         );
         self.refusing = true;
         self.s.events.emit(GatewayEvent::PublishRefused { topic, reason });
@@ -515,7 +521,8 @@ impl Uplink {
         tracing::info!(
             unacked = s.in_flight_events,
             pending = self.outbox.depth(),
-            "uplink drained; publishing offline"
+            "{}",
+            i18n::Lang::current().t("uplink drained; publishing offline", "待发队列已发完，正在发布离线状态")
         );
         s.queue(Out {
             tag: Tag::Offline,
@@ -536,11 +543,15 @@ impl Uplink {
             }
         }
         if !s.offline_acked {
-            tracing::warn!("no PUBACK for the offline status before the deadline");
+            tracing::warn!(
+                "{}",
+                i18n::Lang::current()
+                    .t("no PUBACK for the offline status before the deadline", "时限内未收到离线状态的 PUBACK")
+            );
         }
         disconnect(link).await;
         self.s.stats.connected.store(false, Ordering::Relaxed);
-        tracing::info!(host = %self.s.host, port = self.s.port, "uplink disconnected (shutdown)");
+        tracing::info!(host = %self.s.host, port = self.s.port, "{}", i18n::Lang::current().t("uplink disconnected (shutdown)", "上行链路已断开（停止）"));
         SessionEnd::Shutdown
     }
 }

@@ -254,3 +254,34 @@ fn a_chinese_locale_gets_the_problems_in_chinese_with_the_same_fields_and_exit_c
     assert_eq!(code, 2, "{syntax}");
     assert!(syntax.contains("第 1 行") && syntax.contains("修正"), "{syntax}");
 }
+
+#[test]
+fn the_log_lines_an_operator_reads_follow_the_locale() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    // No broker at port 1: the gateway starts, keeps its events and says so.
+    let site = GOOD.replace("mqtt://127.0.0.1:1883", "mqtt://127.0.0.1:1");
+    let path = write_file(dir.path(), "site.toml", &site).unwrap();
+    let mut child = Command::new(bin("branch-gateway"))
+        .args(["run", "--log-format", "json"])
+        .arg(&path)
+        .env("LANG", "zh_CN.UTF-8")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // SIGTERM: the gateway stops cleanly and says so in Chinese too.
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    assert!(status.success(), "{status}: {log}");
+    for s in ["网关正在启动", "收到信号，正在停止", "网关已停止"] {
+        assert!(log.contains(s), "no {s:?} in the log:\n{log}");
+    }
+    // Field names stay English: tools parse them.
+    assert!(log.contains("\"last_seq\"") && log.contains("\"waiting\""), "{log}");
+}

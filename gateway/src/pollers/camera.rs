@@ -126,7 +126,7 @@ pub fn spawn_camera_poller_with(
             let device = match DeviceId::new(cfg.id.clone()) {
                 Ok(d) => d,
                 Err(e) => {
-                    tracing::error!(error = %e, "invalid camera id; not polling");
+                    tracing::error!(error = %e, "{}", i18n::Lang::current().t("invalid camera id; not polling", "摄像机 id 无效，不轮询"));
                     return;
                 }
             };

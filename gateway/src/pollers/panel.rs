@@ -295,7 +295,7 @@ async fn run(cfg: PanelConfig, profile: Profile, tx: mpsc::Sender<Observation>, 
     let device = match DeviceId::new(cfg.id.clone()) {
         Ok(d) => d,
         Err(e) => {
-            warn!(error = %e, "panel id is not usable; not polling");
+            warn!(error = %e, "{}", i18n::Lang::current().t("panel id is not usable; not polling", "主机 id 不可用，不轮询"));
             return;
         }
     };
@@ -347,7 +347,7 @@ async fn run(cfg: PanelConfig, profile: Profile, tx: mpsc::Sender<Observation>, 
                     need_full = false;
                 }
                 if failing {
-                    info!("panel answers again");
+                    info!("{}", i18n::Lang::current().t("panel answers again", "主机恢复应答"));
                     failing = false;
                 }
                 PanelOutcome::Read(
@@ -368,7 +368,7 @@ async fn run(cfg: PanelConfig, profile: Profile, tx: mpsc::Sender<Observation>, 
                     debug!(reason = %f.reason, "connection dropped");
                 }
                 if !failing {
-                    warn!(fault = ?f.fault, reason = %f.reason, "poll failed");
+                    warn!(fault = ?f.fault, reason = %f.reason, "{}", i18n::Lang::current().t("poll failed", "轮询失败"));
                     failing = true;
                 }
                 need_full = true;
