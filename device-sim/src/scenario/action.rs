@@ -51,6 +51,25 @@ impl std::fmt::Display for Invalid {
     }
 }
 
+/// Why a value cannot be written to a panel point, in both languages.
+pub fn encode_error(e: &protocols::modbus::EncodeError) -> Text {
+    use protocols::modbus::EncodeError;
+    match e {
+        EncodeError::OutOfRange { point, value, data_type } => text!(
+            "{value} does not fit point {point:?} of type {data_type}",
+            "{value} 放不进类型为 {data_type} 的点位 {point:?}"
+        ),
+        EncodeError::UnknownState { point, state, known } => text!(
+            "point {point:?} has no state {state:?} (it knows: {known})",
+            "点位 {point:?} 没有状态 {state:?}（它的状态有：{known}）"
+        ),
+        EncodeError::Unreachable { point, state } => text!(
+            "point {point:?}: no value decodes to state {state:?} (an earlier rule always wins)",
+            "点位 {point:?}：没有哪个值能解出状态 {state:?}（前面的规则总是先匹配）"
+        ),
+    }
+}
+
 /// What to write to a panel point.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PointSet {

@@ -75,7 +75,9 @@ impl ApplyError {
                 text!("panel {panel:?} has no point {point:?}", "主机 {panel:?} 没有点位 {point:?}")
             }
             ApplyError::Panel(panel::SimError::Encode { panel, source }) => {
-                text!("panel {panel:?}: {source}", "主机 {panel:?}：{source}")
+                let why = super::action::encode_error(source);
+                let (en, zh) = (&why.en, &why.zh);
+                Text::new(format!("panel {panel:?}: {en}"), format!("主机 {panel:?}：{zh}"))
             }
             ApplyError::NoLink => text!(
                 "this branch has no link proxy (add a [link] section to the scenario)",

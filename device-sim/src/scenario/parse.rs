@@ -1010,13 +1010,13 @@ fn check_value(pt: &Point, set: &PointSet) -> Result<(), Invalid> {
                 let names = dedup(known).join(", ");
                 text!("use one of: {names}", "使用以下之一：{names}")
             };
-            Invalid::new(Text::verbatim(e.to_string()), fix)
+            Invalid::new(action::encode_error(&e), fix)
         })?,
         PointSet::Raw(r) => *r,
     };
     pt.encode(raw).map(|_| ()).map_err(|e| {
         let (lo, hi) = pt.data_type.range();
-        Invalid::new(Text::verbatim(e.to_string()), text!("give a value from {lo} to {hi}", "填 {lo} 到 {hi} 之间的值"))
+        Invalid::new(action::encode_error(&e), text!("give a value from {lo} to {hi}", "填 {lo} 到 {hi} 之间的值"))
     })
 }
 

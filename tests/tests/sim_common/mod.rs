@@ -24,8 +24,13 @@ pub struct Sim {
 impl Sim {
     /// Spawns `device-sim ARGS…`; stderr (the log) goes to `dir/device-sim.log`.
     pub fn spawn(args: &[&str], dir: &Path) -> Result<Sim> {
+        Self::spawn_cmd(device_sim(), args, dir)
+    }
+
+    /// [`Sim::spawn`] from `cmd` as prepared (its locale, say).
+    pub fn spawn_cmd(mut cmd: Command, args: &[&str], dir: &Path) -> Result<Sim> {
         let log = std::fs::File::create(dir.join("device-sim.log"))?;
-        let mut child = english(&mut Command::new(bin("device-sim")))
+        let mut child = cmd
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
