@@ -172,6 +172,7 @@ fn systemd_analyze_verify_accepts_the_unit() {
 
 fn gateway(u: &Unpacked) -> Command {
     let mut c = Command::new(u.root.join("usr/bin/branch-gateway"));
+    packaging_common::english(&mut c);
     c.env("HOME", "/root"); // minimal.toml reads its password from $HOME, any set variable
     c
 }
@@ -308,6 +309,8 @@ fn dpkg_install_upgrade_remove_purge_in_a_scratch_overlay_keeps_config_and_outbo
         s,
         r#"
 export DEBIAN_FRONTEND=noninteractive
+# A fresh machine: what anything else left on this one goes first (in the overlay only).
+rm -rf /var/lib/branch-gateway /etc/branch-gateway
 dpkg -i /tmp/bg/first.deb >/dev/null
 echo "USER $(id -un branch-gateway) $(id -gn branch-gateway) $(getent passwd branch-gateway | cut -d: -f6,7)"
 echo "MODES $(stat -c "%U:%G:%a" /etc/branch-gateway /etc/branch-gateway/branch.toml /etc/branch-gateway/secrets /var/lib/branch-gateway | tr "\n" " ")"

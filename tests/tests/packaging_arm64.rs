@@ -47,6 +47,7 @@ fn qemu(bin: &Path) -> Command {
     );
     let mut c = Command::new(qemu);
     c.arg("-L").arg(SYSROOT).arg(bin);
+    packaging_common::english(&mut c);
     c.env("HOME", "/root"); // minimal.toml reads its password from $HOME, any set variable
     c
 }

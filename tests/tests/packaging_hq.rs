@@ -252,6 +252,8 @@ fn hq_dpkg_install_upgrade_remove_purge_in_a_scratch_overlay_keeps_config_and_da
         s,
         r#"
 export DEBIAN_FRONTEND=noninteractive
+# A fresh machine: what anything else left on this one goes first (in the overlay only).
+rm -rf /var/lib/hq /etc/hq
 dpkg -i /tmp/bg/first.deb >/dev/null
 echo "USER $(id -un hq) $(id -gn hq) $(getent passwd hq | cut -d: -f6,7)"
 echo "MODES $(stat -c "%U:%G:%a" /etc/hq /etc/hq/hq.toml /etc/hq/hq.env /var/lib/hq | tr "\n" " ")"

@@ -48,6 +48,12 @@ pub fn deb(name: &str, arch: &str, env: &str) -> PathBuf {
     })
 }
 
+/// `cmd` in an English locale whatever the test runner's (the programs pick their language from
+/// it; the tests read the English texts).
+pub fn english(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("LC_ALL").env_remove("LC_MESSAGES").env("LANG", "C")
+}
+
 /// The Debian architecture of this machine (`dpkg --print-architecture`).
 pub fn native_arch() -> String {
     stdout(Command::new("dpkg").arg("--print-architecture")).trim().to_string()
@@ -347,8 +353,9 @@ mkdir -p "$S/merged/tmp/bg"
 cp "$S/first.deb" "$S/next.deb" "$S/inner.sh" "$S/merged/tmp/bg/"
 chroot "$S/merged" /bin/sh -eu /tmp/bg/inner.sh
 "#;
-    let out =
-        Command::new(unshare).args(["-m", "--propagation", "private", "sh", "-c", script, "sh"]).arg(dir).output();
+    let mut cmd = Command::new(unshare);
+    english(cmd.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"]).arg(dir));
+    let out = cmd.output();
     let out = out.expect("unshare");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     if let Some(reason) = text.lines().find_map(|l| l.strip_prefix("NO-OVERLAY: ")) {
