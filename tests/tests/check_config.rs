@@ -259,8 +259,12 @@ fn a_chinese_locale_gets_the_problems_in_chinese_with_the_same_fields_and_exit_c
 fn the_log_lines_an_operator_reads_follow_the_locale() {
     use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
-    // No broker at port 1: the gateway starts, keeps its events and says so.
-    let site = GOOD.replace("mqtt://127.0.0.1:1883", "mqtt://127.0.0.1:1");
+    // No broker at port 1: the gateway starts, keeps its events and says so. The outbox in the
+    // test's own directory (the default is /var/lib/branch-gateway).
+    let site = GOOD.replace("mqtt://127.0.0.1:1883", "mqtt://127.0.0.1:1").replace(
+        "[[zone]]",
+        &format!("[storage]\npath = {:?}\n[[zone]]", dir.path().join("outbox").display().to_string()),
+    );
     let path = write_file(dir.path(), "site.toml", &site).unwrap();
     let mut child = Command::new(bin("branch-gateway"))
         .args(["run", "--log-format", "json"])
