@@ -82,6 +82,8 @@ bsg_missing_debs() {
     # The multicast discovery tests build network namespaces and a veth pair with `ip`
     # (tests/tests/discovery_netns.rs); ip lives in /usr/sbin.
     bsg_have_sbin ip || echo iproute2
+    # The packaging tests check every maintainer script with shellcheck.
+    bsg_have shellcheck || echo shellcheck
     # The tidy test (tests/tests/tidy.rs) lists the repository's files with `git ls-files`.
     bsg_have git || echo git
     # The arm64 gateway package (scripts/package --arch arm64): Debian's cross linker and the

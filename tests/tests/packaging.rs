@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use harness::{which, workspace_root};
-use packaging_common::{Unpacked, run, run_script, service_settings, stdout};
+use packaging_common::{Unpacked, check_scripts, run_script, service_settings, stdout};
 
 const UNIT: &str = "usr/lib/systemd/system/branch-gateway.service";
 const CONFFILE: &str = "etc/branch-gateway/branch.toml";
@@ -211,22 +211,8 @@ fn default_site_file_passes_check_config_once_the_installer_adds_the_secrets() {
 #[test]
 fn maintainer_scripts_are_valid_sh_and_shellcheck_clean() {
     let u = unpack();
-    let shellcheck = which("shellcheck");
-    if shellcheck.is_none() {
-        eprintln!("note: shellcheck is not installed: only `sh -n` checked");
-    }
     // The scripts as shipped (ours plus cargo-deb's systemd snippets) and as written.
-    let sources = workspace_root().join("deploy/debian");
-    for script in ["postinst", "prerm", "postrm"] {
-        for path in [u.control.join(script), sources.join(script)] {
-            let text = fs::read_to_string(&path).expect("script");
-            assert!(text.starts_with("#!/bin/sh\n") && text.contains("\nset -e\n"), "{}", path.display());
-            run(Command::new("sh").arg("-n").arg(&path));
-            if let Some(sc) = &shellcheck {
-                run(Command::new(sc).args(["-s", "sh"]).arg(&path));
-            }
-        }
-    }
+    check_scripts(&u, &workspace_root().join("deploy/debian"), &["postinst", "prerm", "postrm"]);
 }
 
 #[test]
