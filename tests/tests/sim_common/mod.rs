@@ -152,9 +152,9 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
-/// Runs `branch-gateway check-config FILE`; returns (exit code, stdout + stderr).
+/// Runs `branch-gateway check-config FILE` in English; returns (exit code, stdout + stderr).
 pub fn check_config(file: &Path) -> Result<(i32, String)> {
-    let out = Command::new(bin("branch-gateway")).arg("check-config").arg(file).output()?;
+    let out = english(&mut Command::new(bin("branch-gateway"))).arg("check-config").arg(file).output()?;
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     Ok((out.status.code().unwrap_or(-1), text))
 }
