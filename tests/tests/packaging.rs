@@ -45,6 +45,8 @@ fn package_installs_the_binary_the_unit_the_examples_and_the_site_file() {
         ("usr/share/doc/branch-gateway/examples/secrets/mqtt.pass", "-rw-r--r--"),
         ("usr/share/doc/branch-gateway/INSTALL.md", "-rw-r--r--"),
         ("usr/share/doc/branch-gateway/CONFIG.md", "-rw-r--r--"),
+        ("usr/share/doc/branch-gateway/INSTALL.zh-CN.md", "-rw-r--r--"),
+        ("usr/share/doc/branch-gateway/CONFIG.zh-CN.md", "-rw-r--r--"),
     ];
     for (path, mode) in expect {
         let (got, owner) = files.get(path).unwrap_or_else(|| panic!("{path} is not in the package: {files:#?}"));

@@ -42,6 +42,8 @@ fn hq_package_installs_the_binary_both_units_the_conffiles_and_the_docs() {
             (CONF, "-rw-r-----"),
             (ENV, "-rw-r-----"),
             ("usr/share/doc/hq/HQ.md", "-rw-r--r--"),
+            ("usr/share/doc/hq/HQ.zh-CN.md", "-rw-r--r--"),
+            ("usr/share/doc/hq/CONSOLE.zh-CN.md", "-rw-r--r--"),
             ("usr/share/doc/hq/CONSOLE.md", "-rw-r--r--"),
             ("usr/share/doc/hq/ORDERS.md", "-rw-r--r--"),
             ("usr/share/doc/hq/NOTIFY.md", "-rw-r--r--"),

@@ -42,6 +42,7 @@ fn device_sim_package_installs_the_binary_the_scenarios_and_the_manual_and_nothi
     let mut expect = vec![
         ("usr/bin/device-sim".to_string(), "-rwxr-xr-x"),
         ("usr/share/doc/device-sim/SIMULATOR.md".to_string(), "-rw-r--r--"),
+        ("usr/share/doc/device-sim/SIMULATOR.zh-CN.md".to_string(), "-rw-r--r--"),
     ];
     expect.extend(shipped_scenarios().into_iter().map(|n| (format!("{SCENARIOS}/{n}"), "-rw-r--r--")));
     let expect: Vec<(&str, &str)> = expect.iter().map(|(p, m)| (p.as_str(), *m)).collect();
