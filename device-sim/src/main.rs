@@ -494,6 +494,11 @@ fn start_failure(e: &StartError, scn: &Scenario, plan: &PortPlan, lang: Lang) ->
             "broker URL {url:?} has no host (fix: write mqtt://HOST:PORT)",
             "消息服务器地址 {url:?} 中没有主机（修正：写成 mqtt://主机:端口）"
         )),
+        StartError::Initial(e) => {
+            let why = e.text();
+            let why = why.get(lang);
+            Failure::runtime(tr!(lang, "cannot set the branch's initial state: {why}", "无法设置网点的初始状态：{why}"))
+        }
         other => Failure::runtime(tr!(lang, "cannot start the branch: {other}", "无法启动网点：{other}")),
     }
 }

@@ -389,7 +389,12 @@ impl LiveBranch {
             (Ok(()), Origin::Timeline { entry, note: None, .. }) => info!(offset = %offset, entry, "{what}"),
             (Ok(()), Origin::Control) => info!(offset = %offset, source = "control", "{what}"),
             (Ok(()), Origin::Initial) => tracing::debug!("initial: {what}"),
-            (Err(e), _) => warn!(offset = %offset, source = ?origin, error = %e, "could not apply: {what}"),
+            (Err(e), _) => {
+                let lang = i18n::Lang::current();
+                let error = e.text();
+                let error = error.get(lang);
+                warn!(offset = %offset, source = ?origin, error, "{}", i18n::tr!(lang, "could not apply: {what}", "无法执行：{what}"))
+            }
         }
         let _ = self.journal.send(Record {
             t,
