@@ -1,6 +1,6 @@
 //! `hq serve` and `hq user`: the web console's commands.
 
-use i18n::Lang;
+use i18n::{Lang, tr};
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -231,7 +231,8 @@ pub async fn user(cmd: &UserCmd, store: &Store) -> Result<()> {
                 return Err(anyhow::anyhow!("a user named {name:?} exists already (change it with `hq user set`)"));
             }
             store.audit(&cli_actor(), "user-add", name, role.as_str(), now).await.map_err(db_error)?;
-            emit(&format!("added {name} ({})\n", role.as_str()))
+            let role = role.as_str();
+            emit(&tr!(Lang::current(), "added {name} ({role})\n", "已添加 {name}（{role}）\n"))
         }
         UserCmd::List { format } => {
             let users = store.users().await.map_err(db_error)?;
@@ -285,7 +286,8 @@ pub async fn user(cmd: &UserCmd, store: &Store) -> Result<()> {
             .flatten()
             .collect();
             store.audit(&cli_actor(), "user-set", name, &what.join(" "), now).await.map_err(db_error)?;
-            emit(&format!("changed {name}: {}\n", what.join(", ")))
+            let what = what.join(", ");
+            emit(&tr!(Lang::current(), "changed {name}: {what}\n", "已修改 {name}：{what}\n"))
         }
     }
 }

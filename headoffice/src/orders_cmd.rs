@@ -1,6 +1,6 @@
 //! `hq orders`: rectification orders at the command line.
 
-use i18n::Lang;
+use i18n::{Lang, tr};
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
@@ -211,14 +211,15 @@ pub async fn orders(cmd: &OrdersCmd, store: &Store, cfg: &HqConfig) -> Result<()
         }
         OrdersCmd::Take { id, by, note } => {
             store.take_order(*id, &actor(by), note, now).await.map_err(db_error)?.map_err(refused)?;
-            emit(&format!("order {id}: in progress ({})\n", actor(by)))
+            let by = actor(by);
+            emit(&tr!(Lang::current(), "order {id}: in progress ({by})\n", "整改单 {id}：整改中（{by}）\n"))
         }
         OrdersCmd::Note { id, by, note } => {
             if note.trim().is_empty() {
                 return Err(usage("--note is empty"));
             }
             store.note_order(*id, &actor(by), note, now).await.map_err(db_error)?.map_err(refused)?;
-            emit(&format!("order {id}: note added\n"))
+            emit(&tr!(Lang::current(), "order {id}: note added\n", "整改单 {id}：已添加备注\n"))
         }
         OrdersCmd::Close { id, by, reason } => {
             if reason.trim().is_empty() {
@@ -226,7 +227,7 @@ pub async fn orders(cmd: &OrdersCmd, store: &Store, cfg: &HqConfig) -> Result<()
             }
             store.close_order(*id, &actor(by), reason, now).await.map_err(db_error)?.map_err(refused)?;
             store.audit(&actor(by), "order-close", &id.to_string(), reason, now).await.map_err(db_error)?;
-            emit(&format!("order {id}: closed\n"))
+            emit(&tr!(Lang::current(), "order {id}: closed\n", "整改单 {id}：已关闭\n"))
         }
         OrdersCmd::Open { branch, title, requirement, severity, assignee, by, directory } => {
             if title.trim().is_empty() {
@@ -248,7 +249,12 @@ pub async fn orders(cmd: &OrdersCmd, store: &Store, cfg: &HqConfig) -> Result<()
                 .await
                 .map_err(db_error)?;
             store.audit(&actor(by), "order-open", &id.to_string(), title, now).await.map_err(db_error)?;
-            emit(&format!("order {id} opened for {branch}, due {}\n", t(&deadline)))
+            let due = t(&deadline);
+            emit(&tr!(
+                Lang::current(),
+                "order {id} opened for {branch}, due {due}\n",
+                "已为 {branch} 开整改单 {id}，期限 {due}\n"
+            ))
         }
         OrdersCmd::Check { directory } => {
             let dir = match directory {
@@ -257,10 +263,10 @@ pub async fn orders(cmd: &OrdersCmd, store: &Store, cfg: &HqConfig) -> Result<()
             };
             let done = store.check_orders(&cfg.orders, &dir, now).await.map_err(db_error)?;
             for (id, action) in &done {
-                emit(&format!("order {id}: {action}\n"))?;
+                emit(&tr!(Lang::current(), "order {id}: {action}\n", "整改单 {id}：{action}\n"))?;
             }
             if done.is_empty() {
-                emit("nothing due\n")?;
+                emit(Lang::current().t("nothing due\n", "没有到期的事项\n"))?;
             }
             Ok(())
         }

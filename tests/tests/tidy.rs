@@ -617,8 +617,8 @@ fn is_prose(s: &str) -> bool {
 /// - each `tr!(lang, "en", "zh")`, `text!("en", "zh")` and `lang.t("en", "zh")` has a
 ///   Chinese text that is Chinese (unless the English has no words) and that names the same
 ///   placeholders as the English;
-/// - no `println!`, `eprintln!`, `print!`, `eprint!`, `write!` or `writeln!` prints English
-///   prose straight from its format string: it goes through `tr!` or `t()`, or the line (or
+/// - no `println!`, `eprintln!`, `print!`, `eprint!`, `write!`, `writeln!` or `hq`'s `emit`
+///   prints English prose straight from its format string: it goes through `tr!` or `t()`, or the line (or
 ///   the one before) says `i18n-exempt:` and why (a line a program reads, markup).
 #[test]
 fn every_text_a_person_reads_has_its_chinese_translation() {
@@ -664,7 +664,9 @@ fn every_text_a_person_reads_has_its_chinese_translation() {
         let lines: Vec<&str> = src.lines().collect();
         for (n, line) in lines.iter().enumerate() {
             let exempt = line.contains("i18n-exempt:") || n > 0 && lines[n - 1].contains("i18n-exempt:");
-            for m in ["println!(", "eprintln!(", "print!(", "eprint!(", "writeln!(", "write!("] {
+            for m in
+                ["println!(", "eprintln!(", "print!(", "eprint!(", "writeln!(", "write!(", "emit(&format!(", "emit("]
+            {
                 let Some(i) = line.find(m) else { continue };
                 if i > 0 && line[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
                     continue;
