@@ -6,7 +6,8 @@
 # network namespaces, git for the tidy test; gcc-aarch64-linux-gnu and libc6-dev-arm64-cross to
 # cross-compile the arm64 gateway package, qemu-user to run it), the Python
 # peers in a virtualenv, the npm peers, libmodbus's unit-test-server built into target/peers,
-# cargo-deb (for scripts/package) and the rustup target aarch64-unknown-linux-gnu.
+# cargo-deb (for scripts/package), cargo-machete (unused dependencies) and the rustup target
+# aarch64-unknown-linux-gnu.
 # Sourced by scripts/test (and by any script that needs the same peers); every step is
 # skipped when it is already satisfied, so a second run costs well under a second.
 #
@@ -284,6 +285,26 @@ bsg_ensure_cargo_deb() {
     "${cmd[@]}" </dev/null || return 1
 }
 
+# cargo-machete, which scripts/test runs after clippy so that a dependency nothing uses fails the
+# run (a Cargo.toml's [package.metadata.cargo-machete] names the few it cannot see). Pinned, as
+# cargo-deb is; compiling it takes about a minute, once.
+BSG_CARGO_MACHETE_VERSION=0.9.2
+bsg_ensure_cargo_machete() {
+    bsg_have cargo || return 0
+    if cargo machete --version >/dev/null 2>&1 </dev/null; then
+        bsg_info "cargo-machete: $(cargo machete --version 2>/dev/null </dev/null | head -n 1)"
+        return 0
+    fi
+    local cmd=(cargo install cargo-machete --version "$BSG_CARGO_MACHETE_VERSION" --locked)
+    if ! bsg_can_install; then
+        bsg_err "missing: cargo-machete (finds unused dependencies)"
+        printf 'Run:\n    %s\nthen run scripts/test again.\n' "${cmd[*]}" >&2
+        return 2
+    fi
+    bsg_info "installing cargo-machete $BSG_CARGO_MACHETE_VERSION: ${cmd[*]}"
+    "${cmd[@]}" </dev/null || return 1
+}
+
 # The Rust standard library for the arm64 gateway package (scripts/package --arch arm64). Only
 # with rustup: a toolchain from elsewhere must bring the target itself.
 BSG_ARM64_TARGET=aarch64-unknown-linux-gnu
@@ -308,6 +329,7 @@ bsg_prereqs() {
     bsg_ensure_venv || return 1
     bsg_ensure_node_peers || return 1
     bsg_ensure_cargo_deb || return $?
+    bsg_ensure_cargo_machete || return $?
     bsg_ensure_rust_target || return $?
     export BSG_PYTHON=$BSG_VENV/bin/python
     bsg_build_native_peers
