@@ -439,7 +439,7 @@ async fn run(cli: Cli) -> Result<()> {
                         Format::Csv | Format::Table => {
                             let a: protocols::Alert = serde_json::from_str(payload).context("a stored alert")?;
                             if format == Format::Csv {
-                                emit(render::csv(&[], &[render::alert_row(&a)]).trim_start_matches("\r\n"))
+                                emit(&render::csv(&[], &[render::alert_row(&a)]))
                             } else {
                                 // A table aligns its columns over every row: it holds them. For
                                 // long exports use --format csv or json, which stream.
@@ -755,7 +755,7 @@ async fn follow_alerts(cli: &Cli, filter: AlertFilter, for_: Option<Duration>, f
         let line = match format {
             Format::Json => serde_json::to_string(a).map(|s| s + "\n").map_err(anyhow::Error::from),
             Format::Table => Ok(render::alert_row(a).join("  ") + "\n"),
-            Format::Csv => Ok(render::csv(&[], &[render::alert_row(a)]).trim_start_matches("\r\n").to_string()),
+            Format::Csv => Ok(render::csv(&[], &[render::alert_row(a)])),
         };
         if let Err(e) = line.and_then(|l| emit(&l)) {
             failed.get_or_insert(e);

@@ -140,19 +140,18 @@ pub fn table(lang: Lang, headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// RFC 4180 CSV.
+/// RFC 4180 CSV (the csv crate: quotes what needs quoting, CRLF line ends), headers first when
+/// there are any (`hq alerts --follow --format csv` streams rows alone after its header line).
 pub fn csv(headers: &[&str], rows: &[Vec<String>]) -> String {
-    fn field(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    // Writing into a Vec cannot fail; a record that could not be written would be left out.
+    if !headers.is_empty() {
+        let _ = w.write_record(headers);
     }
-    let mut out = String::new();
-    out.push_str(&headers.iter().map(|h| field(h)).collect::<Vec<_>>().join(","));
-    out.push_str("\r\n");
     for r in rows {
-        out.push_str(&r.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
-        out.push_str("\r\n");
+        let _ = w.write_record(r);
     }
-    out
+    w.into_inner().map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default()
 }
 
 fn opt_ts(t: Option<Timestamp>) -> String {
@@ -705,6 +704,8 @@ mod tests {
         assert_eq!(t, "网点   区域\nb0101  金库\n");
         let c = csv(&["a", "b"], &[vec!["x,y".into(), "say \"hi\"".into()]]);
         assert_eq!(c, "a,b\r\n\"x,y\",\"say \"\"hi\"\"\"\r\n");
+        // Rows alone (a stream after its header line); a line break inside a field is quoted.
+        assert_eq!(csv(&[], &[vec!["x".into(), "two\nlines".into()]]), "x,\"two\nlines\"\r\n");
     }
 
     #[test]
