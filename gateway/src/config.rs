@@ -208,6 +208,10 @@ fn de_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+fn de_bytes_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    de_bytes(d).map(Some)
+}
+
 /// The operator endpoint (`/metrics`, `/health`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -245,6 +249,14 @@ pub struct HealthConfig {
     /// How often the coverage report is re-published even when nothing changed.
     #[serde(default = "default_coverage_period", with = "humantime_serde")]
     pub coverage_period: Duration,
+    /// Cameras: fetch the snapshot (to tell a frozen picture) on every Nth probe; a camera's
+    /// own `frozen_check_every` overrides it.
+    #[serde(default = "default_frozen_check_every")]
+    pub frozen_check_every: u32,
+    /// Cameras: the largest snapshot read; a bigger picture is a reason, not a hash. A camera's
+    /// own `snapshot_max_bytes` overrides it.
+    #[serde(default = "default_snapshot_max_bytes", deserialize_with = "de_bytes")]
+    pub snapshot_max_bytes: u64,
 }
 
 impl Default for HealthConfig {
@@ -253,8 +265,23 @@ impl Default for HealthConfig {
             offline_after: default_offline_after(),
             online_after: default_online_after(),
             coverage_period: default_coverage_period(),
+            frozen_check_every: default_frozen_check_every(),
+            snapshot_max_bytes: default_snapshot_max_bytes(),
         }
     }
+}
+
+/// Default of `frozen_check_every`: one snapshot every 6 probes (once a minute at the default
+/// 10 s interval). Costs and delays in docs/CONFIG.md.
+pub const DEFAULT_FROZEN_CHECK_EVERY: u32 = 6;
+/// Default of `snapshot_max_bytes`: 4 MiB, several times a 1080p JPEG (200–700 KB).
+pub const DEFAULT_SNAPSHOT_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+fn default_frozen_check_every() -> u32 {
+    DEFAULT_FROZEN_CHECK_EVERY
+}
+fn default_snapshot_max_bytes() -> u64 {
+    DEFAULT_SNAPSHOT_MAX_BYTES
 }
 
 fn default_offline_after() -> u32 {
@@ -301,6 +328,13 @@ pub struct CameraConfig {
     /// Planned work: probed, reported as `maintenance`, never alerts.
     #[serde(default)]
     pub maintenance: bool,
+    /// Fetch the snapshot every Nth probe (`[health] frozen_check_every` when not set; the
+    /// site file's value is filled in at parse time).
+    #[serde(default)]
+    pub frozen_check_every: Option<u32>,
+    /// Largest snapshot read (`[health] snapshot_max_bytes` when not set).
+    #[serde(default, deserialize_with = "de_bytes_opt")]
+    pub snapshot_max_bytes: Option<u64>,
 }
 
 fn default_camera_interval() -> Duration {
@@ -523,6 +557,16 @@ impl SiteConfig {
 
     /// Parses a site file's text. The error's detail is the TOML parser's (English only).
     pub fn parse_str(src: &str) -> Result<SiteConfig, Text> {
+        let mut cfg = Self::parse_toml(src)?;
+        // Each camera carries its own snapshot settings, `[health]`'s unless it sets them.
+        for c in &mut cfg.cameras {
+            c.frozen_check_every.get_or_insert(cfg.health.frozen_check_every);
+            c.snapshot_max_bytes.get_or_insert(cfg.health.snapshot_max_bytes);
+        }
+        Ok(cfg)
+    }
+
+    fn parse_toml(src: &str) -> Result<SiteConfig, Text> {
         toml::from_str::<SiteConfig>(src).map_err(|e| {
             let msg = e.message().to_string();
             match e.span() {
@@ -725,6 +769,8 @@ impl SiteConfig {
                 text!("set e.g. 2", "例如设为 2"),
             );
         }
+        v.frozen_check_every("health.frozen_check_every", self.health.frozen_check_every);
+        v.snapshot_max_bytes("health.snapshot_max_bytes", self.health.snapshot_max_bytes);
         v.duration(
             "health.coverage_period",
             self.health.coverage_period,
@@ -786,6 +832,12 @@ impl SiteConfig {
                     text!("is not shorter than poll_interval", "不短于 poll_interval"),
                     text!("make the timeout shorter than the interval", "超时须短于轮询间隔"),
                 );
+            }
+            if let Some(n) = c.frozen_check_every {
+                v.frozen_check_every(&format!("{f}.frozen_check_every"), n);
+            }
+            if let Some(n) = c.snapshot_max_bytes {
+                v.snapshot_max_bytes(&format!("{f}.snapshot_max_bytes"), n);
             }
             v.secret(&f, &c.password, &self.base_dir);
             for (j, z) in c.zones.iter().enumerate() {
@@ -1015,6 +1067,29 @@ impl Validator {
                 field,
                 Text::new(format!("duplicate {} id {value:?}", what.en), format!("{}的 id {value:?} 重复", what.zh)),
                 text!("give each one a unique id", "每一项的 id 都不能相同"),
+            );
+        }
+    }
+
+    fn frozen_check_every(&mut self, field: &str, n: u32) {
+        if !(1..=360).contains(&n) {
+            self.push(
+                field,
+                text!("must be 1 to 360 probes", "须为 1 到 360 次探测"),
+                text!("set e.g. 6 (a snapshot every sixth probe)", "例如设为 6（每 6 次探测取一次快照）"),
+            );
+        }
+    }
+
+    fn snapshot_max_bytes(&mut self, field: &str, n: u64) {
+        if !(64 * 1024..=64 * 1024 * 1024).contains(&n) {
+            self.push(
+                field,
+                text!("{n} bytes is out of range", "{n} 字节超出范围"),
+                text!(
+                    "use a size from \"64KiB\" to \"64MiB\" (the default is \"4MiB\")",
+                    "取值须在 \"64KiB\" 到 \"64MiB\" 之间（默认 \"4MiB\"）"
+                ),
             );
         }
     }

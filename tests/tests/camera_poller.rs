@@ -41,11 +41,18 @@ struct Poller {
 }
 
 impl Poller {
+    /// A poller that checks the picture on every probe (the tests of the other faults count
+    /// probes and want no sparse checks in their way).
     fn start(cfg: CameraConfig) -> Poller {
+        Poller::start_with(cfg, |s| s.frozen_check_every = 1)
+    }
+
+    fn start_with(cfg: CameraConfig, tune: impl FnOnce(&mut CameraProbeSettings)) -> Poller {
         let (tx, rx) = mpsc::channel(64);
         let stop = CancellationToken::new();
         let mut settings = CameraProbeSettings::from_config(&cfg);
         settings.frozen_after = 3;
+        tune(&mut settings);
         spawn_camera_poller_with(cfg, settings, PathBuf::from("."), tx, stop.clone());
         Poller { rx, stop, seen: Vec::new() }
     }
@@ -303,4 +310,73 @@ async fn camera_poller_reaches_online_against_oxvif_mock_server() {
     drop(p);
     drop(bad);
     let _ = server.shutdown().await;
+}
+
+/// The picture is fetched on the first probe and then every Nth only, streamed (a 600 KB
+/// picture, as real cameras send), over the connection the probe's SOAP calls use; a freeze is
+/// still found (N unchanged pictures in a row among the checked probes), confirmed on every
+/// probe once seen, and watched on every probe until the picture moves again.
+#[tokio::test]
+async fn camera_poller_checks_the_picture_every_nth_probe_over_one_connection() {
+    const EVERY: u32 = 3;
+    let fleet = fleet(vec![spec("c-nth", AuthMode::Digest)]).await;
+    let cam = fleet.cameras().remove(0);
+    fleet.set_picture_bytes("c-nth", 600_000).unwrap();
+    let cfg = camera_config(&cam.id, &cam.device_url, "digest", "s3cret");
+    let mut p = Poller::start_with(cfg, |s| s.frozen_check_every = EVERY);
+    let first = p.next(Duration::from_secs(5)).await;
+    assert!(online_live(&first), "{first:#?}");
+    assert_eq!(fleet.snapshot_requests("c-nth").unwrap(), 1, "the first probe checks the picture");
+    for _ in 0..8 {
+        let o = p.next(Duration::from_secs(3)).await;
+        assert!(online_live(&o), "{o:#?}");
+    }
+    // Probes 1, 4 and 7 of 9.
+    assert_eq!(fleet.snapshot_requests("c-nth").unwrap(), 3, "one picture every {EVERY} probes");
+    // One kept-alive connection carries every probe's SOAP calls and pictures.
+    let conns = fleet.http_connections("c-nth").unwrap();
+    assert!(conns <= 2, "{conns} HTTP connections for 9 probes (one expected; two if a probe raced its own pool)");
+
+    fleet.set_fault("c-nth", CameraFault::Frozen, true).unwrap();
+    let frozen_from = p.seen.len();
+    p.wait_for(Duration::from_secs(8), "frozen", |o| o.video == Video::Frozen).await;
+    // At most one probe in flight, up to N to the next check, then 3 unchanged pictures.
+    let probes = p.seen.len() - frozen_from;
+    assert!(probes <= 1 + EVERY as usize + 3, "frozen after {probes} probes: {:#?}", &p.seen[frozen_from..]);
+    let before = fleet.snapshot_requests("c-nth").unwrap();
+    for _ in 0..3 {
+        let o = p.next(Duration::from_secs(3)).await;
+        assert_eq!(o.video, Video::Frozen, "{o:#?}");
+    }
+    assert_eq!(fleet.snapshot_requests("c-nth").unwrap(), before + 3, "a frozen picture is watched every probe");
+    fleet.set_fault("c-nth", CameraFault::Frozen, false).unwrap();
+    p.next(Duration::from_secs(3)).await;
+    let o = p.next(Duration::from_secs(3)).await;
+    assert!(online_live(&o), "live again at the first probe after the fault: {o:#?}");
+    fleet.shutdown().await;
+}
+
+/// A picture over the cap is a reason, never a frozen picture (its hash is never taken), and
+/// the camera stays online with live video (the stream answers).
+#[tokio::test]
+async fn camera_poller_picture_over_the_cap_is_a_reason_not_a_frozen_picture() {
+    let fleet = fleet(vec![spec("c-big", AuthMode::UsernameToken)]).await;
+    let cam = fleet.cameras().remove(0);
+    fleet.set_picture_bytes("c-big", 300_000).unwrap();
+    fleet.set_fault("c-big", CameraFault::Frozen, true).unwrap();
+    let cfg = camera_config(&cam.id, &cam.device_url, "username-token", "s3cret");
+    let mut p = Poller::start_with(cfg, |s| {
+        s.frozen_check_every = 1;
+        s.snapshot_max_bytes = 200_000;
+    });
+    for _ in 0..6 {
+        let o = p.next(Duration::from_secs(3)).await;
+        assert!(online_live(&o), "{o:#?}");
+        let reason = o.reason.as_deref().unwrap_or("");
+        assert!(reason.contains("snapshot_max_bytes") && reason.contains("200000"), "{o:#?}");
+    }
+    // Under the cap, the same frozen picture is found.
+    fleet.set_picture_bytes("c-big", 150_000).unwrap();
+    p.wait_for(Duration::from_secs(5), "frozen", |o| o.video == Video::Frozen).await;
+    fleet.shutdown().await;
 }

@@ -34,6 +34,7 @@ pub(crate) fn spawn(cam: Arc<Camera>, listener: TcpListener, token: Cancellation
                 _ = token.cancelled() => break,
                 r = listener.accept() => match r {
                     Ok((stream, _)) => {
+                        cam.http_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tokio::spawn(serve_conn(cam.clone(), stream, token.clone()));
                     }
                     Err(e) => {
@@ -122,14 +123,15 @@ fn snapshot(cam: &Camera, headers: &HeaderMap) -> Resp {
     if let Err(challenge) = check_digest(cam, "GET", "/onvif/snapshot.jpg", headers) {
         return unauthorized(challenge, "text/plain", "authentication required\n");
     }
-    let frame = {
+    let (frame, size) = {
         let mut st = cam.state();
         if !st.faults.frozen {
             st.frame += 1;
         }
-        st.frame
+        (st.frame, st.picture_bytes)
     };
-    let mut r = response(StatusCode::OK, "image/jpeg", jpeg::frame(frame));
+    cam.snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut r = response(StatusCode::OK, "image/jpeg", jpeg::frame_of_size(frame, size));
     r.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
     r
 }

@@ -38,6 +38,60 @@ pub fn frame(counter: u64) -> Vec<u8> {
     out
 }
 
+/// Noise shared by every padded picture (made once): random bytes barely compress, as a real
+/// camera's JPEG data does not.
+fn noise() -> &'static [u8] {
+    static NOISE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    NOISE.get_or_init(|| {
+        // xorshift64*: fixed seed, the same picture on every run.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..PAD_SEGMENT)
+            .map(|_| {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+            })
+            .collect()
+    })
+}
+
+/// Payload of one padding segment (APP15, which decoders skip): the most one segment holds.
+const PAD_SEGMENT: usize = 65_533;
+
+/// The JPEG for frame `counter`, padded to `size` bytes with APP15 segments of noise when
+/// `size` is larger than the plain picture (about 200 bytes); the counter still makes every
+/// frame differ.
+pub fn frame_of_size(counter: u64, size: usize) -> Vec<u8> {
+    let plain = frame(counter);
+    if size <= plain.len() + 4 {
+        return plain;
+    }
+    let mut out = Vec::with_capacity(size);
+    // SOI and APP0 first, then the padding, then the rest of the picture.
+    let (head, rest) = plain.split_at(HEAD.len());
+    out.extend_from_slice(head);
+    let mut left = size - plain.len();
+    while left >= 4 {
+        let mut n = (left - 4).min(PAD_SEGMENT);
+        if (1..4).contains(&(left - 4 - n)) {
+            // Too little would be left for a segment of its own: leave it more.
+            n -= 4;
+        }
+        let len = u16::try_from(n + 2).unwrap_or(u16::MAX);
+        out.extend_from_slice(&[0xFF, 0xEF]);
+        out.extend_from_slice(&len.to_be_bytes());
+        let offset = (counter as usize).wrapping_mul(7919) % PAD_SEGMENT;
+        let noise = noise();
+        let first = n.min(PAD_SEGMENT - offset);
+        out.extend_from_slice(&noise[offset..offset + first]);
+        out.extend_from_slice(&noise[..n - first]);
+        left -= n + 4;
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +105,23 @@ mod tests {
         assert_eq!(&a[..2], &[0xFF, 0xD8]);
         assert_eq!(&a[a.len() - 2..], &[0xFF, 0xD9]);
         assert_eq!(frame(7), frame(7));
+    }
+
+    #[test]
+    fn padded_frames_have_their_size_and_stay_framed() {
+        for size in [0, 100, 300, 65_000, 600_000] {
+            let a = frame_of_size(3, size);
+            let b = frame_of_size(4, size);
+            assert_ne!(a, b);
+            assert!(a.len() == size || (size < 300 && a == frame(3)), "{size}: {}", a.len());
+            assert_eq!(&a[..2], &[0xFF, 0xD8]);
+            assert_eq!(&a[a.len() - 2..], &[0xFF, 0xD9]);
+            // Every segment before the scan is well formed: marker, length, payload.
+            let mut i = 2;
+            while a[i + 1] != 0xDA {
+                assert_eq!(a[i], 0xFF, "{size}: marker at {i}");
+                i += 2 + usize::from(u16::from_be_bytes([a[i + 2], a[i + 3]]));
+            }
+        }
     }
 }

@@ -36,6 +36,7 @@ mod soap;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -178,6 +179,8 @@ pub(crate) struct CamState {
     pub conditions: [bool; 3],
     pub subs: HashMap<u64, Subscription>,
     pub next_sub: u64,
+    /// The snapshot's size in bytes (0: the built-in 8×8 picture, about 200 bytes).
+    pub picture_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +199,10 @@ pub(crate) struct Camera {
     /// Secret for stateless digest nonces.
     pub nonce_secret: u64,
     state: Mutex<CamState>,
+    /// HTTP connections accepted so far.
+    pub http_connections: AtomicU64,
+    /// Snapshot requests answered with a picture so far.
+    pub snapshots: AtomicU64,
     http_slot: Mutex<Option<CancellationToken>>,
     rtsp_slot: Mutex<Option<CancellationToken>>,
     fleet_token: CancellationToken,
@@ -401,6 +408,8 @@ impl CameraFleet {
                 rtsp_port,
                 nonce_secret: rand::random(),
                 state: Mutex::new(CamState::default()),
+                http_connections: AtomicU64::new(0),
+                snapshots: AtomicU64::new(0),
                 http_slot: Mutex::new(None),
                 rtsp_slot: Mutex::new(None),
                 fleet_token: shutdown.child_token(),
@@ -445,6 +454,24 @@ impl CameraFleet {
         tracing::info!(camera = id, ?fault, on, "camera fault");
         sync_listener(cam, Kind::Http, &self.inner.handle)?;
         sync_listener(cam, Kind::Rtsp, &self.inner.handle)
+    }
+
+    /// Makes the camera's snapshot `bytes` long (a valid JPEG padded with noise, different on
+    /// every frame as before), as a real camera's few hundred KB picture; 0 goes back to the
+    /// built-in picture of about 200 bytes.
+    pub fn set_picture_bytes(&self, id: &str, bytes: usize) -> Result<(), SimError> {
+        self.camera(id)?.state().picture_bytes = bytes;
+        Ok(())
+    }
+
+    /// HTTP connections the camera has accepted (to check that clients keep them alive).
+    pub fn http_connections(&self, id: &str) -> Result<u64, SimError> {
+        Ok(self.camera(id)?.http_connections.load(Ordering::Relaxed))
+    }
+
+    /// Snapshots the camera has served.
+    pub fn snapshot_requests(&self, id: &str) -> Result<u64, SimError> {
+        Ok(self.camera(id)?.snapshots.load(Ordering::Relaxed))
     }
 
     /// Sets a health condition and queues a `Changed` message for every live subscription.

@@ -14,7 +14,12 @@
 //!    after the first success and fetched again after any failure further down or when the
 //!    camera's clock jumps back (a reboot or a reset).
 //! 4. RTSP `DESCRIBE` on the stream URI → [`Video::StreamDown`] when it fails.
-//! 5. A snapshot, hashed: unchanged for [`FROZEN_AFTER`] consecutive probes → [`Video::Frozen`].
+//! 5. A snapshot, hashed as it streams in (never held whole) and capped in size
+//!    (`snapshot_max_bytes`; a bigger picture is a reason, never a frozen picture). Fetched on
+//!    the first probe and then every `frozen_check_every`th, and on every probe while the last
+//!    two pictures were the same (a freeze being confirmed or a frozen picture watched for its
+//!    recovery): [`FROZEN_AFTER`] unchanged pictures in a row among the checked probes →
+//!    [`Video::Frozen`].
 //! 6. Pull-point events (signal loss, tamper, storage failure), pulled once per cycle with a
 //!    zero wait, so the pull loop is paced by the poll interval and can never spin however a
 //!    device answers; a device that keeps failing subscriptions is retried with a growing
@@ -24,6 +29,9 @@
 //! default transport reads bodies without a cap), which also pre-parses each reply with the
 //! depth- and size-limited parser of `protocols::onvif` before oxvif's own parser sees it;
 //! snapshots and RTSP replies by explicit caps. A reply that never ends runs into the deadline.
+//!
+//! A probe's HTTP requests (SOAP and snapshot) go one after the other over one kept-alive
+//! connection per camera (the shared client keeps one idle connection per host).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -46,15 +54,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::{CameraEvent, CameraObservation, Observation, Reach, Video};
-use crate::config::{CameraAuth, CameraConfig};
+use crate::config::{CameraAuth, CameraConfig, DEFAULT_FROZEN_CHECK_EVERY, DEFAULT_SNAPSHOT_MAX_BYTES};
 
 /// Consecutive probes that must see an unchanged snapshot before the picture is `Frozen`
 /// (not configurable yet: `CameraConfig` has no field for it).
 pub const FROZEN_AFTER: u32 = 3;
 /// Largest SOAP reply read.
 pub const SOAP_MAX_BYTES: usize = 1024 * 1024;
-/// Largest snapshot read.
-pub const SNAPSHOT_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// Largest RTSP reply (head + SDP) read.
 pub const RTSP_MAX_BYTES: usize = 16 * 1024;
 /// Longest reason text put in an observation.
@@ -69,6 +75,8 @@ pub struct CameraProbeSettings {
     /// Deadline of each step of a probe.
     pub timeout: Duration,
     pub frozen_after: u32,
+    /// Fetch the snapshot on every Nth probe (1: every probe).
+    pub frozen_check_every: u32,
     pub soap_max_bytes: usize,
     pub snapshot_max_bytes: usize,
     pub rtsp_max_bytes: usize,
@@ -82,8 +90,9 @@ impl CameraProbeSettings {
             poll_interval: cfg.poll_interval,
             timeout: cfg.timeout,
             frozen_after: FROZEN_AFTER,
+            frozen_check_every: cfg.frozen_check_every.unwrap_or(DEFAULT_FROZEN_CHECK_EVERY).max(1),
             soap_max_bytes: SOAP_MAX_BYTES,
-            snapshot_max_bytes: SNAPSHOT_MAX_BYTES,
+            snapshot_max_bytes: snapshot_cap(cfg),
             rtsp_max_bytes: RTSP_MAX_BYTES,
             events: true,
         }
@@ -93,6 +102,11 @@ impl CameraProbeSettings {
     fn lease_secs(&self) -> u64 {
         (self.poll_interval.as_secs() * 3).clamp(60, 3600)
     }
+}
+
+/// The camera's snapshot cap in bytes.
+fn snapshot_cap(cfg: &CameraConfig) -> usize {
+    usize::try_from(cfg.snapshot_max_bytes.unwrap_or(DEFAULT_SNAPSHOT_MAX_BYTES)).unwrap_or(usize::MAX)
 }
 
 /// Starts the poller of one camera with settings from its config.
@@ -201,6 +215,67 @@ async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>
     Ok(out)
 }
 
+/// A hash of a picture fed as it streams in. Data is handed to the hasher in fixed blocks, so
+/// the hash depends on the bytes only, never on how the network cut them into chunks.
+struct StreamHash {
+    hasher: DefaultHasher,
+    block: [u8; 512],
+    filled: usize,
+    len: u64,
+}
+
+impl StreamHash {
+    fn new() -> Self {
+        StreamHash { hasher: DefaultHasher::new(), block: [0; 512], filled: 0, len: 0 }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        if self.filled > 0 {
+            let n = data.len().min(self.block.len() - self.filled);
+            self.block[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+            self.filled += n;
+            data = &data[n..];
+            if self.filled < self.block.len() {
+                return;
+            }
+            self.hasher.write(&self.block);
+            self.filled = 0;
+        }
+        let whole = data.len() - data.len() % self.block.len();
+        for b in data[..whole].chunks_exact(self.block.len()) {
+            self.hasher.write(b);
+        }
+        let rest = &data[whole..];
+        self.block[..rest.len()].copy_from_slice(rest);
+        self.filled = rest.len();
+    }
+
+    fn finish(mut self) -> (u64, u64) {
+        self.hasher.write(&self.block[..self.filled]);
+        self.hasher.write_u64(self.len);
+        (self.hasher.finish(), self.len)
+    }
+}
+
+/// Reads a body up to `max` bytes into a hash, holding one network chunk at a time; more is an
+/// error, not a truncation. Returns the hash and the length.
+async fn hash_bounded(mut resp: reqwest::Response, max: usize) -> Result<(u64, u64), BodyError> {
+    if let Some(len) = resp.content_length()
+        && len > max as u64
+    {
+        return Err(BodyError::TooLarge(max));
+    }
+    let mut h = StreamHash::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Http)? {
+        if h.len + chunk.len() as u64 > max as u64 {
+            return Err(BodyError::TooLarge(max));
+        }
+        h.update(&chunk);
+    }
+    Ok(h.finish())
+}
+
 #[derive(Debug, thiserror::Error)]
 enum BodyError {
     #[error("response larger than {0} bytes")]
@@ -242,7 +317,7 @@ pub async fn fetch_snapshot(
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status().as_u16()));
         }
-        let bytes = read_bounded(resp, SNAPSHOT_MAX_BYTES).await.map_err(|e| e.to_string())?;
+        let bytes = read_bounded(resp, snapshot_cap(cfg)).await.map_err(|e| e.to_string())?;
         if bytes.is_empty() { Err("empty picture".to_string()) } else { Ok(bytes) }
     };
     timeout(deadline, work).await.unwrap_or_else(|_| Err(format!("no picture within {deadline:?}")))
@@ -405,6 +480,13 @@ struct Prober {
     unchanged: u32,
     events: EventState,
     cycle: u64,
+}
+
+enum SnapshotError {
+    /// Over the size cap.
+    TooLarge(String),
+    /// No picture (HTTP error, timeout, empty).
+    Failed(String),
 }
 
 /// A probe result before it becomes an observation.
@@ -599,9 +681,11 @@ impl Prober {
             }
         };
 
-        // 5. Snapshot.
+        // 5. Snapshot: on the first probe, every Nth, and every probe while the last two
+        // pictures were the same (confirming a freeze, or watching a frozen picture recover).
         let mut snapshot_ok = true;
-        if let Some(uri) = &media.snapshot_uri {
+        let due = (self.cycle - 1).is_multiple_of(u64::from(self.settings.frozen_check_every)) || self.unchanged > 0;
+        if let Some(uri) = media.snapshot_uri.as_deref().filter(|_| due) {
             match self.snapshot(&http, uri).await {
                 Ok(hash) => {
                     if self.last_snapshot == Some(hash) {
@@ -611,7 +695,13 @@ impl Prober {
                     }
                     self.last_snapshot = Some(hash);
                 }
-                Err(r) => {
+                Err(SnapshotError::TooLarge(r)) => {
+                    // Not a frozen picture and not a changed URI: the picture cannot be checked.
+                    self.unchanged = 0;
+                    self.last_snapshot = None;
+                    out.reasons.push(format!("snapshot: {r}"));
+                }
+                Err(SnapshotError::Failed(r)) => {
                     snapshot_ok = false;
                     out.reasons.push(format!("snapshot: {r}"));
                 }
@@ -727,25 +817,36 @@ impl Prober {
         }
     }
 
-    async fn snapshot(&self, http: &reqwest::Client, uri: &str) -> Result<u64, String> {
+    /// The snapshot's hash, computed as it streams in.
+    async fn snapshot(&self, http: &reqwest::Client, uri: &str) -> Result<u64, SnapshotError> {
+        let max = self.settings.snapshot_max_bytes;
         let work = async {
-            let resp =
-                send(http.get(uri), self.digest.as_deref()).await.map_err(|e| truncate(&e.to_string(), MAX_REASON))?;
+            let resp = send(http.get(uri), self.digest.as_deref())
+                .await
+                .map_err(|e| SnapshotError::Failed(truncate(&e.to_string(), MAX_REASON)))?;
             let status = resp.status();
             if !status.is_success() {
-                return Err(format!("HTTP {}", status.as_u16()));
+                return Err(SnapshotError::Failed(format!("HTTP {}", status.as_u16())));
             }
-            let bytes = read_bounded(resp, self.settings.snapshot_max_bytes).await.map_err(|e| e.to_string())?;
-            if bytes.is_empty() {
-                return Err("empty picture".to_string());
+            let hashed = hash_bounded(resp, max).await;
+            // The connection goes back to the pool from its own task once the body is done: let
+            // it run, so that the probe's next request reuses it instead of opening another.
+            tokio::task::yield_now().await;
+            match hashed {
+                Ok((_, 0)) => Err(SnapshotError::Failed("empty picture".to_string())),
+                Ok((hash, _)) => Ok(hash),
+                Err(BodyError::TooLarge(_)) => Err(SnapshotError::TooLarge(format!(
+                    "picture larger than snapshot_max_bytes ({max} bytes): not checked for a frozen picture"
+                ))),
+                Err(e) => Err(SnapshotError::Failed(e.to_string())),
             }
-            let mut h = DefaultHasher::new();
-            bytes.hash(&mut h);
-            Ok(h.finish())
         };
         match timeout(self.settings.timeout, work).await {
             Ok(r) => r,
-            Err(_) => Err(format!("no picture within {}", humantime::format_duration(self.settings.timeout))),
+            Err(_) => Err(SnapshotError::Failed(format!(
+                "no picture within {}",
+                humantime::format_duration(self.settings.timeout)
+            ))),
         }
     }
 
@@ -859,6 +960,31 @@ async fn read_rtsp(s: &mut TcpStream, max: usize) -> Result<rtsp::Message, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_hash_ignores_chunking() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let whole = {
+            let mut h = StreamHash::new();
+            h.update(&data);
+            h.finish()
+        };
+        for cut in [1, 7, 511, 512, 513, 1000, 4999] {
+            let mut h = StreamHash::new();
+            for c in data.chunks(cut) {
+                h.update(c);
+            }
+            assert_eq!(h.finish(), whole, "chunks of {cut}");
+        }
+        let mut other = data.clone();
+        other[4321] ^= 1;
+        let mut h = StreamHash::new();
+        h.update(&other);
+        assert_ne!(h.finish().0, whole.0);
+        let mut shorter = StreamHash::new();
+        shorter.update(&data[..4999]);
+        assert_ne!(shorter.finish(), whole);
+    }
 
     #[test]
     fn truncate_respects_char_boundaries() {
