@@ -380,3 +380,53 @@ async fn camera_poller_picture_over_the_cap_is_a_reason_not_a_frozen_picture() {
     p.wait_for(Duration::from_secs(5), "frozen", |o| o.video == Video::Frozen).await;
     fleet.shutdown().await;
 }
+
+/// Cameras started together probe at once, then at a stable phase each, spread over the whole
+/// interval — not bunched in its first seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_probes_start_at_once_then_spread_over_the_interval() {
+    const N: usize = 40;
+    let interval = Duration::from_secs(4);
+    let specs: Vec<CameraSpec> = (0..N).map(|i| spec(&format!("c-spread-{i:02}"), AuthMode::UsernameToken)).collect();
+    let fleet = fleet(specs).await;
+    let (tx, mut rx) = mpsc::channel(4 * N);
+    let stop = CancellationToken::new();
+    let t0 = Instant::now();
+    for cam in fleet.cameras() {
+        let mut cfg = camera_config(&cam.id, &cam.device_url, "username-token", "s3cret");
+        cfg.poll_interval = interval;
+        let settings = CameraProbeSettings::from_config(&cfg);
+        spawn_camera_poller_with(cfg, settings, PathBuf::from("."), tx.clone(), stop.clone());
+    }
+    // (camera, probe start relative to t0) of every probe in the first two intervals and a half.
+    let mut starts: Vec<(String, Duration)> = Vec::new();
+    let until = t0 + interval * 5 / 2;
+    while let Ok(Some(Observation::Camera(o))) =
+        tokio::time::timeout(until.saturating_duration_since(Instant::now()), rx.recv()).await
+    {
+        assert!(online_live(&o), "{o:#?}");
+        let start = (Instant::now() - t0).saturating_sub(o.duration);
+        starts.push((o.device.to_string(), start));
+    }
+    stop.cancel();
+    for cam in fleet.cameras() {
+        let mine: Vec<Duration> = starts.iter().filter(|(c, _)| *c == cam.id).map(|(_, s)| *s).collect();
+        assert!(mine.len() >= 2, "{}: {mine:?}", cam.id);
+        assert!(mine[0] < Duration::from_secs(1), "{}: first probe at {:?}", cam.id, mine[0]);
+        let gap = mine[1] - mine[0];
+        assert!(gap >= interval / 2 - Duration::from_millis(100), "{}: second probe {gap:?} after the first", cam.id);
+    }
+    // The second probes: their phases fill the interval (ten slices, none empty, none with
+    // more than a quarter of the fleet).
+    let mut slices = [0usize; 10];
+    for cam in fleet.cameras() {
+        let mut mine = starts.iter().filter(|(c, _)| *c == cam.id).map(|(_, s)| *s);
+        let second = mine.nth(1).expect("second probe");
+        let phase = second.as_millis() % interval.as_millis();
+        slices[(phase * 10 / interval.as_millis()) as usize] += 1;
+    }
+    assert!(slices.iter().all(|n| *n >= 1 && *n <= N / 4), "probe phases per tenth of the interval: {slices:?}");
+    let seconds_with_probes = slices.chunks(2).filter(|s| s.iter().sum::<usize>() > 0).count();
+    println!("second-probe phases per 0.4 s of a 4 s interval: {slices:?} ({seconds_with_probes} of 5 pairs used)");
+    fleet.shutdown().await;
+}

@@ -32,9 +32,13 @@
 //!
 //! A probe's HTTP requests (SOAP and snapshot) go one after the other over one kept-alive
 //! connection per camera (the shared client keeps one idle connection per host).
+//!
+//! Schedule: the first probe comes at once (a cold start sees every camera within one probe);
+//! after it each camera keeps a stable phase within the poll interval, from a hash of its id, so
+//! a fleet's probes are spread evenly over the whole interval instead of coming in one burst.
 
 use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -120,10 +124,26 @@ pub fn spawn_camera_poller(
     spawn_camera_poller_with(cfg, settings, base_dir, tx, shutdown)
 }
 
-/// How widely first probes are spread: the interval, at most 2 s (so a cold start still sees
-/// every camera within 2 s plus one probe).
-fn prober_spread(interval: Duration) -> Duration {
-    interval.min(Duration::from_secs(2))
+/// A camera's stable phase within the poll interval, from a hash of its id (FNV-1a and
+/// MurmurHash3's finaliser, so that ids differing in one digit land far apart: the same on
+/// every run and every build, unlike std's hasher).
+pub fn probe_phase(id: &str, interval: Duration) -> Duration {
+    let mut h = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    let span = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(h % span)
+}
+
+/// When the second probe comes, `start` being the first's: at the camera's phase, at least half
+/// an interval after the first (so two probes never come back to back) — from then on every
+/// interval.
+pub fn second_probe_at(start: tokio::time::Instant, phase: Duration, interval: Duration) -> tokio::time::Instant {
+    let at = start + phase;
+    if phase < interval / 2 { at + interval } else { at }
 }
 
 /// Starts the poller of one camera with explicit settings.
@@ -144,22 +164,22 @@ pub fn spawn_camera_poller_with(
                     return;
                 }
             };
-            // Spread the cameras' schedules over up to 2 s by a stable per-camera phase: started
-            // together, 1,000 cameras would all probe in the same instant every interval (a burst
-            // of 1,000 concurrent probes: peak memory, CPU and network all at once).
-            let spread = prober_spread(settings.poll_interval);
-            let phase = {
-                let mut h = DefaultHasher::new();
-                cfg.id.hash(&mut h);
-                Duration::from_millis(h.finish() % spread.as_millis().max(1) as u64)
-            };
+            // The first probe at once; then a stable per-camera phase spread over the whole
+            // interval: started together, 1,000 cameras would otherwise all probe in the same
+            // instant every interval (peak memory, CPU and network all at once).
+            let interval = settings.poll_interval;
+            let start = tokio::time::Instant::now();
+            let phase = probe_phase(&cfg.id, interval);
             let mut prober = Prober::new(cfg, settings, &base_dir, device);
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + phase, prober.settings.poll_interval);
+            let mut tick = tokio::time::interval_at(second_probe_at(start, phase, interval), interval);
             tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut first = true;
             loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tick.tick() => {}
+                if !std::mem::take(&mut first) {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
                 }
                 // Boxed: the probe's state machine (oxvif + reqwest futures) is tens of KiB; inline
                 // it would stay allocated in every idle camera task between probes.
@@ -984,6 +1004,25 @@ mod tests {
         let mut shorter = StreamHash::new();
         shorter.update(&data[..4999]);
         assert_ne!(shorter.finish(), whole);
+    }
+
+    #[test]
+    fn phases_are_stable_and_spread_over_the_interval() {
+        let interval = Duration::from_secs(10);
+        assert_eq!(probe_phase("cam-01", interval), probe_phase("cam-01", interval));
+        let phases: Vec<Duration> = (0..1000).map(|i| probe_phase(&format!("cam-{i:04}"), interval)).collect();
+        assert!(phases.iter().all(|p| *p < interval));
+        // Ten buckets of one second each: every one gets its share (100 ± 40).
+        let mut buckets = [0u32; 10];
+        for p in &phases {
+            buckets[p.as_secs() as usize] += 1;
+        }
+        assert!(buckets.iter().all(|n| (60..=140).contains(n)), "{buckets:?}");
+        let start = tokio::time::Instant::now();
+        for p in phases {
+            let gap = second_probe_at(start, p, interval) - start;
+            assert!(gap >= interval / 2 && gap < interval * 3 / 2, "{gap:?}");
+        }
     }
 
     #[test]
