@@ -9,6 +9,10 @@
 //! A scripted scenario then plays — a camera is lost, an alarm zone fires, a door is forced,
 //! the camera recovers — over real sockets. The traffic is real, not a replay.
 
+// Data here comes from devices, networks, files, databases and users: no unwrap or expect
+// outside tests (a test's panic is its failure).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};

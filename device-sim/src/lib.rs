@@ -8,6 +8,10 @@
 //! branch plus a timeline of faults and events) and emits matching gateway configs;
 //! [`control`] is the loopback HTTP/JSON API that drives a running branch.
 
+// Data here comes from devices, networks, files, databases and users: no unwrap or expect
+// outside tests (a test's panic is its failure).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod camera;
 pub mod control;
 pub mod panel;

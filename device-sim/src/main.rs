@@ -12,6 +12,10 @@
 //! 1 a runtime failure (a port taken, the control API unreachable…); 2 bad usage or a bad
 //! scenario.
 
+// Data here comes from devices, networks, files, databases and users: no unwrap or expect
+// outside tests (a test's panic is its failure).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;

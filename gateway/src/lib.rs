@@ -5,6 +5,10 @@
 //! [`pollers`] (sources) → [`health`] (state machines, linkage, coverage) → [`outbox`]
 //! (durable sled FIFO) → [`uplink`] (MQTT to head office).
 
+// Data here comes from devices, networks, files, databases and users: no unwrap or expect
+// outside tests (a test's panic is its failure).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod app;
 pub mod commission;
 pub mod config;

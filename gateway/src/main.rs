@@ -3,6 +3,10 @@
 //! Exit codes: 0 success; 1 a runtime failure; 2 bad usage or a bad configuration (so a
 //! systemd unit can tell "fix the file" from "try again").
 
+// Data here comes from devices, networks, files, databases and users: no unwrap or expect
+// outside tests (a test's panic is its failure).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

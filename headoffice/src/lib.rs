@@ -16,6 +16,10 @@
 //!
 //! Only the binary (`main.rs`) prints; the library logs through `tracing` and returns values.
 
+// Data here comes from devices, networks, files, databases and users: no unwrap or expect
+// outside tests (a test's panic is its failure).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod coverage;
 pub mod db;
 pub mod directory;

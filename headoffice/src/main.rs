@@ -3,6 +3,10 @@
 //! Results go to stdout (tables, CSV, JSON, HTML); logs go to stderr through `tracing`.
 //! Exit status: 0 done, 1 failed, 2 usage error (bad flag, bad time, bad combination).
 
+// Data here comes from devices, networks, files, databases and users: no unwrap or expect
+// outside tests (a test's panic is its failure).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use i18n::{Lang, tr};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};

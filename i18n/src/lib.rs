@@ -13,6 +13,10 @@
 //! Why not fluent or gettext: two languages, fixed at build time, checked by the compiler where
 //! the text is used; a catalogue in separate files would let the two drift apart unseen.
 
+// Data here comes from devices, networks, files, databases and users: no unwrap or expect
+// outside tests (a test's panic is its failure).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -5,6 +5,10 @@
 //! Anything that changes a payload or a topic here changes what head office sees — keep the
 //! JSON Schemas in `docs/schemas/` in step (a test checks them).
 
+// Data here comes from devices, networks, files, databases and users: no unwrap or expect
+// outside tests (a test's panic is its failure).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod alert;
 pub mod coverage;
 pub mod ids;
