@@ -265,24 +265,32 @@ bsg_build_native_peers() {
     fi
 }
 
-# cargo-deb, which scripts/package uses to build the .deb that tests/tests/packaging.rs checks.
-# Pinned: a new cargo-deb may lay the package out differently. Compiling it takes a minute or
-# two, once; `cargo deb --version` working is the cache.
-BSG_CARGO_DEB_VERSION=3.8.0
-bsg_ensure_cargo_deb() {
+# A cargo subcommand installed with `cargo install NAME --version VERSION --locked` when missing:
+# bsg_ensure_cargo_tool NAME SUBCOMMAND VERSION WHAT-IT-IS-FOR. `cargo SUBCOMMAND --version`
+# working is the cache, so a second run costs nothing.
+bsg_ensure_cargo_tool() {
+    local name=$1 sub=$2 version=$3 why=$4
     bsg_have cargo || return 0 # scripts/test reports a missing cargo itself
-    if cargo deb --version >/dev/null 2>&1 </dev/null; then
-        bsg_info "cargo-deb: $(cargo deb --version 2>/dev/null </dev/null | head -n 1)"
+    if cargo "$sub" --version >/dev/null 2>&1 </dev/null; then
+        bsg_info "$name: $(cargo "$sub" --version 2>/dev/null </dev/null | head -n 1)"
         return 0
     fi
-    local cmd=(cargo install cargo-deb --version "$BSG_CARGO_DEB_VERSION" --locked)
+    local cmd=(cargo install "$name" --version "$version" --locked)
     if ! bsg_can_install; then
-        bsg_err "missing: cargo-deb (builds the .deb for the packaging tests)"
+        bsg_err "missing: $name ($why)"
         printf 'Run:\n    %s\nthen run scripts/test again.\n' "${cmd[*]}" >&2
         return 2
     fi
-    bsg_info "installing cargo-deb $BSG_CARGO_DEB_VERSION: ${cmd[*]}"
+    bsg_info "installing $name $version: ${cmd[*]}"
     "${cmd[@]}" </dev/null || return 1
+}
+
+# cargo-deb, which scripts/package uses to build the .debs that tests/tests/packaging*.rs check.
+# Pinned: a new cargo-deb may lay the packages out differently. Compiling it takes a minute or
+# two, once.
+BSG_CARGO_DEB_VERSION=3.8.0
+bsg_ensure_cargo_deb() {
+    bsg_ensure_cargo_tool cargo-deb deb "$BSG_CARGO_DEB_VERSION" "builds the .debs for the packaging tests"
 }
 
 # cargo-machete, which scripts/test runs after clippy so that a dependency nothing uses fails the
@@ -290,19 +298,7 @@ bsg_ensure_cargo_deb() {
 # cargo-deb is; compiling it takes about a minute, once.
 BSG_CARGO_MACHETE_VERSION=0.9.2
 bsg_ensure_cargo_machete() {
-    bsg_have cargo || return 0
-    if cargo machete --version >/dev/null 2>&1 </dev/null; then
-        bsg_info "cargo-machete: $(cargo machete --version 2>/dev/null </dev/null | head -n 1)"
-        return 0
-    fi
-    local cmd=(cargo install cargo-machete --version "$BSG_CARGO_MACHETE_VERSION" --locked)
-    if ! bsg_can_install; then
-        bsg_err "missing: cargo-machete (finds unused dependencies)"
-        printf 'Run:\n    %s\nthen run scripts/test again.\n' "${cmd[*]}" >&2
-        return 2
-    fi
-    bsg_info "installing cargo-machete $BSG_CARGO_MACHETE_VERSION: ${cmd[*]}"
-    "${cmd[@]}" </dev/null || return 1
+    bsg_ensure_cargo_tool cargo-machete machete "$BSG_CARGO_MACHETE_VERSION" "finds unused dependencies"
 }
 
 # The Rust standard library for the arm64 gateway package (scripts/package --arch arm64). Only

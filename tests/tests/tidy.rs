@@ -301,19 +301,7 @@ fn section_citations(line: &str) -> Vec<(&str, Option<&str>)> {
 
 /// The headings of a Markdown text (ATX style), outside fenced code.
 fn headings(markdown: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut fenced = false;
-    for line in markdown.lines() {
-        if is_fence(line) {
-            fenced = !fenced;
-            continue;
-        }
-        let hashes = line.len() - line.trim_start_matches('#').len();
-        if !fenced && (1..=6).contains(&hashes) && line[hashes..].starts_with(' ') {
-            out.push(line[hashes..].trim().trim_end_matches('#').trim_end().to_owned());
-        }
-    }
-    out
+    heading_levels(markdown).into_iter().map(|(_, text)| text.trim_end_matches('#').trim_end().to_owned()).collect()
 }
 
 #[cfg(test)]
