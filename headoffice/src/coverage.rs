@@ -65,6 +65,9 @@ pub struct DeviceNotOnline {
     pub device_type: &'static str,
     pub name: String,
     pub state: String,
+    /// The precise code behind the state (`unreachable`, `tcp-only`…), when the gateway sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
     #[serde(with = "rfc3339_ms")]
     pub since: Timestamp,
 }
@@ -127,6 +130,7 @@ pub fn summarize(s: &Snapshot, now: Timestamp) -> CoverageView {
                     device_type: d.device.device_type.as_str(),
                     name: d.device.name.clone(),
                     state: d.state.clone(),
+                    status: d.status.clone(),
                     since: d.since,
                 })
                 .collect();
@@ -220,6 +224,7 @@ mod tests {
                 zones: vec![],
             },
             state: state.into(),
+            status: (state == "offline").then(|| "unreachable".into()),
             since: t,
             updated_at: t,
             reason: None,

@@ -473,7 +473,7 @@ pub fn observe(s: &Snapshot, faults: &[OpenFault]) -> Observation {
                 subject: d.value.device.id.to_string(),
                 subject_name: d.value.device.name.clone(),
                 since: d.value.since,
-                detail: d.value.state.clone(),
+                detail: d.value.detail().to_string(),
             });
         }
     }

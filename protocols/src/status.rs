@@ -31,15 +31,37 @@ pub struct GatewayStatus {
     pub version: String,
 }
 
+/// The device health `state`s a gateway publishes (an open vocabulary: head office treats any
+/// other value as not healthy). `docs/schemas/branch-device-1.json` lists the same.
+pub const DEVICE_STATES: [&str; 10] = [
+    "online",
+    "offline",
+    "auth-failed",
+    "stream-down",
+    "frozen",
+    "signal-lost",
+    "flapping",
+    "hung",
+    "maintenance",
+    "unknown",
+];
+
 /// Retained on `{p}/{b}/devices/{id}`: the latest health of one device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceHealth {
     pub schema: String,
     pub branch: BranchId,
     pub device: DeviceRef,
-    /// `online`, `offline`, `auth-failed`, `stream-down`, `frozen`, `flapping`, `maintenance`,
-    /// `unknown` (not yet probed).
+    /// One of [`DEVICE_STATES`]: `online`, `offline` (not reachable: see `status`),
+    /// `auth-failed`, `stream-down`, `frozen`, `signal-lost`, `flapping`, `hung` (a panel whose
+    /// heartbeat stopped), `maintenance`, `unknown` (not yet proven).
     pub state: String,
+    /// The precise code behind a state that is not healthy, as in the alert that reported it: a
+    /// camera's `unreachable`, `tcp-only`, `auth-failed`, `stream-down`, `frozen`, `signal-lost`
+    /// (for `flapping`: its last loss), a panel's `unreachable`, `modbus-exception`,
+    /// `protocol-error`, `heartbeat-stopped`. Absent when `online`, `unknown` or `maintenance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
     #[serde(with = "rfc3339_ms")]
     pub since: Timestamp,
     #[serde(with = "rfc3339_ms")]
@@ -48,4 +70,15 @@ pub struct DeviceHealth {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_skew_ms: Option<i64>,
+}
+
+impl DeviceHealth {
+    /// The most precise code for what is wrong: `status` for an `offline` device (e.g.
+    /// `unreachable`), else the `state` itself.
+    pub fn detail(&self) -> &str {
+        match (&*self.state, &self.status) {
+            ("offline", Some(s)) => s,
+            (state, _) => state,
+        }
+    }
 }

@@ -89,7 +89,7 @@ async fn metrics_parse_and_move_when_a_camera_fails() {
     assert!(health.contains("\"status\":\"ok\""), "{health}");
 
     cams.set_fault("cam-1", CameraFault::Down, true).unwrap();
-    let s = scrape_until(&|s| value(s, "bsg_devices", &[("type", "camera"), ("state", "unreachable")]) == Some(1.0));
+    let s = scrape_until(&|s| value(s, "bsg_devices", &[("type", "camera"), ("state", "offline")]) == Some(1.0));
     assert_eq!(value(&s, "bsg_alerts_total", &[("kind", "camera-offline"), ("state", "raised")]), Some(1.0));
 
     // The uplink goes away: /health says so with 503.

@@ -200,6 +200,7 @@ fn device_health(full: bool) -> DeviceHealth {
         branch: branch(),
         device: camera_ref(full),
         state: if full { "frozen".into() } else { "unknown".into() },
+        status: full.then(|| "frozen".into()),
         since: ts("2026-11-24T07:59:30.000Z"),
         updated_at: ts("2026-11-24T08:00:00.250Z"),
         reason: full.then(|| "snapshot unchanged across 3 probes".into()),
@@ -668,6 +669,9 @@ fn schemas_and_rust_types_agree_on_names_and_enums() {
     assert_eq!(enum_at(&gateway, "/properties/status/enum"), wire(&gateway_states));
     let device = load_schema(DEVICE);
     assert_eq!(enum_at(&device, "/$defs/deviceRef/properties/type/enum"), wire(&device_types));
+    // The device states the gateway publishes (an open vocabulary: listed as examples).
+    let published: BTreeSet<String> = protocols::status::DEVICE_STATES.iter().map(|s| s.to_string()).collect();
+    assert_eq!(enum_at(&device, "/properties/state/examples"), published, "device states: schema and protocols");
     // The device reference is the same object in both schemas.
     assert_eq!(device["$defs"]["deviceRef"]["required"], alert["$defs"]["deviceRef"]["required"]);
     // Shared definitions are copied into each schema (self-contained files): keep them equal.

@@ -312,6 +312,7 @@ fn state(b: usize, at: chrono::DateTime<Utc>, degraded: bool, out: &mut Vec<(Str
             branch: bid.clone(),
             device: DeviceRef { id: id(d)?, device_type: *ty, name: format!("设备 {d}"), zones: vec![] },
             state: if degraded && i == 0 { "offline".into() } else { "online".into() },
+            status: (degraded && i == 0).then(|| "unreachable".into()),
             since: at,
             updated_at: at,
             reason: None,

@@ -47,6 +47,15 @@ pub(super) fn camera_verdict(obs: &CameraObservation) -> (bool, String) {
     (false, status.to_string())
 }
 
+/// The device health `state` of a lost camera's status: not reachable at all (`unreachable`,
+/// `tcp-only`) is `offline`, the precise code going in `status`; the rest name themselves.
+pub(super) fn camera_state(status: &str) -> &str {
+    match status {
+        "unreachable" | "tcp-only" => "offline",
+        other => other,
+    }
+}
+
 pub(super) fn camera_view(c: &CameraState) -> CameraView {
     if !c.known {
         return CameraView::default();
@@ -255,19 +264,22 @@ impl Engine {
 
     pub(super) fn publish_camera_state(&mut self, id: &DeviceId, out: &mut Output) {
         let Some(cam) = self.cameras.get_mut(id) else { return };
-        let state = if cam.maintenance {
-            "maintenance".to_string()
+        let (state, status) = if cam.maintenance {
+            ("maintenance".to_string(), None)
         } else if !cam.known || (!cam.proven && !cam.debounce.raised) {
-            "unknown".to_string()
+            ("unknown".to_string(), None)
         } else if cam.debounce.raised {
-            if cam.flapping { "flapping".into() } else { cam.raised_status.clone().unwrap_or_else(|| "offline".into()) }
+            let status = cam.raised_status.clone().unwrap_or_else(|| "unreachable".into());
+            let state = if cam.flapping { "flapping".to_string() } else { camera_state(&status).to_string() };
+            (state, Some(status))
         } else {
-            "online".to_string()
+            ("online".to_string(), None)
         };
-        if cam.published_state.as_deref() == Some(state.as_str()) {
+        let key = format!("{state}/{}", status.as_deref().unwrap_or(""));
+        if cam.published_state.as_deref() == Some(key.as_str()) {
             return;
         }
-        cam.published_state = Some(state.clone());
+        cam.published_state = Some(key);
         self.coverage_dirty = true;
         let last = cam.last.as_ref();
         let at = last.map(|l| l.at).unwrap_or_else(protocols::time::now);
@@ -276,6 +288,7 @@ impl Engine {
             branch: self.branch.clone(),
             device: cam.device.clone(),
             state,
+            status,
             since: at,
             updated_at: at,
             reason: last.and_then(|l| l.reason.clone()),

@@ -116,6 +116,11 @@ pub struct Engine {
     armed: bool,
 }
 
+/// The `state` of a published (state, status) key (`state/status`), `unknown` before any.
+fn published(key: Option<&str>) -> String {
+    key.and_then(|k| k.split('/').next()).unwrap_or("unknown").to_string()
+}
+
 impl Engine {
     /// An engine for `site` (typed and resolved: see [`Site::new`]).
     pub fn new(site: &Site, topics: Topics, now: Instant) -> Engine {
@@ -201,20 +206,14 @@ impl Engine {
 
     /// Every device's current state as published: (id, type, state).
     pub fn device_states(&self) -> Vec<(String, &'static str, String)> {
-        let cams = self.cameras.values().map(|c| {
-            (
-                c.device.id.to_string(),
-                c.device.device_type.as_str(),
-                c.published_state.clone().unwrap_or_else(|| "unknown".into()),
-            )
-        });
-        let panels = self.panels.values().map(|p| {
-            (
-                p.device.id.to_string(),
-                p.device.device_type.as_str(),
-                p.published_state.clone().unwrap_or_else(|| "unknown".into()),
-            )
-        });
+        let cams = self
+            .cameras
+            .values()
+            .map(|c| (c.device.id.to_string(), c.device.device_type.as_str(), published(c.published_state.as_deref())));
+        let panels = self
+            .panels
+            .values()
+            .map(|p| (p.device.id.to_string(), p.device.device_type.as_str(), published(p.published_state.as_deref())));
         cams.chain(panels).collect()
     }
 

@@ -218,26 +218,33 @@ impl Engine {
 
     pub(super) fn publish_panel_state(&mut self, id: &DeviceId, at: Timestamp, out: &mut Output) {
         let Some(p) = self.panels.get_mut(id) else { return };
-        let state = if p.maintenance {
-            "maintenance"
+        let (state, status) = if p.maintenance {
+            ("maintenance", None)
         } else if p.debounce.raised {
-            "offline"
+            let code = match p.last_fault.as_ref().map(|f| f.0) {
+                Some(PanelFault::Exception) => "modbus-exception",
+                Some(PanelFault::Protocol) => "protocol-error",
+                _ => "unreachable",
+            };
+            ("offline", Some(code))
         } else if !p.proven {
-            "unknown"
+            ("unknown", None)
         } else if p.heartbeat_raised {
-            "hung"
+            ("hung", Some("heartbeat-stopped"))
         } else {
-            "online"
+            ("online", None)
         };
-        if p.published_state.as_deref() == Some(state) {
+        let key = format!("{state}/{}", status.unwrap_or(""));
+        if p.published_state.as_deref() == Some(key.as_str()) {
             return;
         }
-        p.published_state = Some(state.to_string());
+        p.published_state = Some(key);
         let health = DeviceHealth {
             schema: DEVICE_HEALTH_SCHEMA.into(),
             branch: self.branch.clone(),
             device: p.device.clone(),
             state: state.to_string(),
+            status: status.map(str::to_string),
             since: at,
             updated_at: at,
             reason: if p.debounce.raised { p.last_fault.as_ref().map(|f| f.1.clone()) } else { None },

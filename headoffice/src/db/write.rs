@@ -549,7 +549,8 @@ impl Store {
             // `unknown` says nothing about whether the camera was watching.
             if d.state != "unknown" {
                 let bad = d.state != "online";
-                let reason = bad.then(|| d.state.clone());
+                // The precise code (`unreachable` rather than `offline`) is the outage's reason.
+                let reason = bad.then(|| d.detail().to_string());
                 let dev = d.device.id.as_str();
                 self.fact(tx, &d.branch, "camera", dev, d.since, bad, reason, "health", m.received_at).await?;
             }

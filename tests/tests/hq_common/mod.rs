@@ -240,6 +240,7 @@ pub fn health(b: &str, dev: DeviceRef, state: &str, since: DateTime<Utc>) -> Dev
         branch: branch(b),
         device: dev,
         state: state.into(),
+        status: None,
         since,
         updated_at: since,
         reason: None,

@@ -212,6 +212,7 @@ async fn latest_state(conn: &mut AnyConnection, plan: &Plan) -> Result<()> {
                 schema: DEVICE_HEALTH_SCHEMA.into(),
                 branch: branch.clone(),
                 state: state.into(),
+                status: (state == "offline").then(|| "unreachable".into()),
                 since: at(since),
                 updated_at: at(status_at),
                 reason: (state != "online").then(|| "connect: connection refused".to_string()),

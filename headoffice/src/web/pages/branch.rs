@@ -107,7 +107,7 @@ pub async fn branch(
                     tr.bad[d.value.state != "online"] id={"d-" (d.value.device.id)} {
                         td { (d.value.device.name) br; small { (d.value.device.id) } }
                         td { (d.value.device.device_type.as_str()) }
-                        td.dstate { (device_state_name(l, &d.value.state)) }
+                        td.dstate { (device_state_name(l, d.value.detail())) }
                         td { (since(l, c, now, Some(d.value.since))) }
                         td { (d.value.reason.as_deref().unwrap_or("")) }
                         td.num { @if let Some(s) = d.value.clock_skew_ms { (format!("{:.1} s", s as f64 / 1000.0)) } }

@@ -151,10 +151,16 @@ fn state_name(l: Lang, s: TileState) -> &'static str {
     }
 }
 
+/// A device's state in words, with its code: `s` is the most precise code the gateway sent
+/// (`DeviceHealth::detail`: `unreachable` rather than `offline`).
 fn device_state_name(l: Lang, s: &str) -> String {
     let t = match s {
         "online" => l.t("online", "在线"),
         "offline" | "unreachable" => l.t("offline", "离线"),
+        "hung" | "heartbeat-stopped" => l.t("heartbeat stopped", "心跳停止"),
+        "modbus-exception" => l.t("Modbus exception", "Modbus 异常应答"),
+        "protocol-error" => l.t("protocol error", "协议错误"),
+        "maintenance" => l.t("maintenance", "维护中"),
         "frozen" => l.t("frozen picture", "画面冻结"),
         "stream-down" => l.t("no video stream", "无视频流"),
         "auth-failed" => l.t("login refused", "认证失败"),
