@@ -23,6 +23,10 @@
 //! - Pull-point subscriptions start with one `Initialized` message per health condition
 //!   (signal loss, tamper, storage failure) carrying its current state, then get a `Changed`
 //!   message per [`CameraFleet::emit_event`]. Subscription filters are accepted and ignored.
+//! - What Home Assistant's onvif setup asks is answered: `GetNetworkInterfaces` (a MAC per
+//!   camera, locally administered, from its id: distinct and the same on every run) and
+//!   `GetServiceCapabilities` of each service (media: `SnapshotUri="true"`; events:
+//!   `WSPullPointSupport="true"`), told apart by the operation's namespace, else the path.
 //! - Request bodies are capped at 64 KiB (HTTP 413 beyond).
 //! - WS-Discovery (`discovery`) is off until asked for: [`CameraFleet::start_discovery`] on UDP
 //!   3702 with the multicast group, or [`CameraFleet::start_discovery_unicast`] on a port of its

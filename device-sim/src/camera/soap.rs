@@ -112,6 +112,8 @@ async fn dispatch(cam: &Arc<Camera>, path: &str, env: &Envelope, op: &Element) -
             "<tds:GetScopesResponse><tds:Scopes><tt:ScopeDef>Fixed</tt:ScopeDef><tt:ScopeItem>onvif://www.onvif.org/type/video_encoder</tt:ScopeItem></tds:Scopes><tds:Scopes><tt:ScopeDef>Fixed</tt:ScopeDef><tt:ScopeItem>onvif://www.onvif.org/Profile/Streaming</tt:ScopeItem></tds:Scopes><tds:Scopes><tt:ScopeDef>Configurable</tt:ScopeDef><tt:ScopeItem>onvif://www.onvif.org/name/{}</tt:ScopeItem></tds:Scopes></tds:GetScopesResponse>",
             escape(&scope_name(&cam.spec.name))
         ),
+        "GetNetworkInterfaces" => network_interfaces(cam),
+        "GetServiceCapabilities" => service_capabilities(path, op),
         "GetHostname" => format!(
             "<tds:GetHostnameResponse><tds:HostnameInformation><tt:FromDHCP>false</tt:FromDHCP><tt:Name>{}</tt:Name></tds:HostnameInformation></tds:GetHostnameResponse>",
             escape(&cam.spec.id)
@@ -155,6 +157,42 @@ async fn dispatch(cam: &Arc<Camera>, path: &str, env: &Envelope, op: &Element) -
             return Err(Fault::sender("ter:ActionNotSupported", format!("{other} is not supported by this device")));
         }
     })
+}
+
+/// The camera's MAC address: locally administered, unicast, from a hash of its id — distinct
+/// per camera and the same on every run (clients such as Home Assistant take their unique id
+/// from it).
+pub(crate) fn mac_address(id: &str) -> String {
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let b = h.to_be_bytes();
+    format!("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[3] ^ b[0], b[4] ^ b[1], b[5] ^ b[2], b[6], b[7])
+}
+
+fn network_interfaces(cam: &Camera) -> String {
+    let ip = match cam.ip {
+        std::net::IpAddr::V4(v4) if !v4.is_unspecified() => v4.to_string(),
+        _ => "127.0.0.1".to_string(),
+    };
+    // i18n-exempt: ONVIF XML, read by programs
+    format!(
+        "<tds:GetNetworkInterfacesResponse><tds:NetworkInterfaces token=\"eth0\"><tt:Enabled>true</tt:Enabled><tt:Info><tt:Name>eth0</tt:Name><tt:HwAddress>{}</tt:HwAddress><tt:MTU>1500</tt:MTU></tt:Info><tt:IPv4><tt:Enabled>true</tt:Enabled><tt:Config><tt:Manual><tt:Address>{ip}</tt:Address><tt:PrefixLength>24</tt:PrefixLength></tt:Manual><tt:DHCP>false</tt:DHCP></tt:Config></tt:IPv4></tds:NetworkInterfaces></tds:GetNetworkInterfacesResponse>",
+        mac_address(&cam.spec.id)
+    )
+}
+
+/// `GetServiceCapabilities` of the service the request names (by the operation's namespace,
+/// else by the service path): each service has its own.
+fn service_capabilities(path: &str, op: &Element) -> String {
+    let ns = op.ns.as_deref().unwrap_or("");
+    if ns == protocols::onvif::ns::TRT || (ns.is_empty() && path.ends_with("/media_service")) {
+        "<trt:GetServiceCapabilitiesResponse><trt:Capabilities SnapshotUri=\"true\" Rotation=\"false\" VideoSourceMode=\"false\" OSD=\"false\" EXICompression=\"false\"><trt:ProfileCapabilities MaximumNumberOfProfiles=\"1\"/><trt:StreamingCapabilities RTPMulticast=\"false\" RTP_TCP=\"true\" RTP_RTSP_TCP=\"true\" NonAggregateControl=\"false\" NoRTSPStreaming=\"false\"/></trt:Capabilities></trt:GetServiceCapabilitiesResponse>".to_string()
+    } else if ns == protocols::onvif::ns::TEV || (ns.is_empty() && path.ends_with("/events_service")) {
+        format!(
+            "<tev:GetServiceCapabilitiesResponse><tev:Capabilities WSSubscriptionPolicySupport=\"false\" WSPullPointSupport=\"true\" WSPausableSubscriptionManagerInterfaceSupport=\"false\" MaxNotificationProducers=\"0\" MaxPullPoints=\"{MAX_SUBSCRIPTIONS}\" PersistentNotificationStorage=\"false\"/></tev:GetServiceCapabilitiesResponse>"
+        )
+    } else {
+        "<tds:GetServiceCapabilitiesResponse><tds:Capabilities><tds:Network IPFilter=\"false\" ZeroConfiguration=\"false\" IPVersion6=\"false\" DynDNS=\"false\" Dot11Configuration=\"false\" HostnameFromDHCP=\"false\" NTP=\"0\"/><tds:Security TLS1.0=\"false\" TLS1.1=\"false\" TLS1.2=\"false\" OnboardKeyGeneration=\"false\" AccessPolicyConfig=\"false\" DefaultAccessPolicy=\"false\" Dot1X=\"false\" RemoteUserHandling=\"false\" X.509Token=\"false\" SAMLToken=\"false\" KerberosToken=\"false\" UsernameToken=\"true\" HttpDigest=\"true\" RELToken=\"false\"/><tds:System DiscoveryResolve=\"false\" DiscoveryBye=\"false\" RemoteDiscovery=\"false\" SystemBackup=\"false\" SystemLogging=\"false\" FirmwareUpgrade=\"false\" HttpFirmwareUpgrade=\"false\" HttpSystemBackup=\"false\" HttpSystemLogging=\"false\" HttpSupportInformation=\"false\"/></tds:Capabilities></tds:GetServiceCapabilitiesResponse>".to_string()
+    }
 }
 
 fn scope_name(name: &str) -> String {
@@ -447,6 +485,17 @@ fn renew(cam: &Camera, id: u64, op: &Element) -> Result<String, Fault> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mac_addresses_are_stable_distinct_and_local() {
+        assert_eq!(mac_address("cam-01"), mac_address("cam-01"));
+        let macs: std::collections::HashSet<String> = (0..1000).map(|i| mac_address(&format!("cam-{i:04}"))).collect();
+        assert_eq!(macs.len(), 1000);
+        for m in &macs {
+            assert_eq!(m.len(), 17, "{m}");
+            assert!(m.starts_with("02:"), "locally administered, unicast: {m}");
+        }
+    }
 
     #[test]
     fn durations() {
