@@ -295,7 +295,12 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("hq: {}", tr!(lang, "error: {e:#}", "错误：{e:#}"));
+            // A database error is said in the reader's language (what the driver adds stays as is).
+            let e = match e.downcast_ref::<DbError>() {
+                Some(db) if lang == Lang::Zh => db.render(lang),
+                _ => format!("{e:#}"),
+            };
+            eprintln!("hq: {}", tr!(lang, "error: {e}", "错误：{e}"));
             ExitCode::FAILURE
         }
     }
@@ -681,7 +686,7 @@ fn default_client_id(db_url: &DbUrl, share_group: Option<&str>) -> String {
 
 /// A database error as `hq` reports it: a bad URL is a usage mistake (exit 2).
 fn db_error(e: DbError) -> anyhow::Error {
-    if e.is_usage() { usage(e.to_string()) } else { anyhow::Error::new(e) }
+    if e.is_usage() { usage(e.render(Lang::current())) } else { anyhow::Error::new(e) }
 }
 
 async fn open_reader(url: &DbUrl) -> Result<Store> {

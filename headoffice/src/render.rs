@@ -27,9 +27,9 @@ pub fn heading_zh(key: &str) -> Option<&'static str> {
         "cameras_online" => "在线摄像机",
         "cameras_total" => "摄像机总数",
         "live_video" => "有效视频",
-        "required_zones" => "必防区域",
-        "uncovered" => "未覆盖",
-        "uncovered_zones" => "未覆盖区域",
+        "required_zones" => "必防区",
+        "uncovered" => "无人看护",
+        "uncovered_zones" => "无人看护的必防区",
         "stale" => "数据过时",
         "from" => "开始",
         "to" => "结束",
@@ -57,9 +57,9 @@ pub fn heading_zh(key: &str) -> Option<&'static str> {
         "down_min" | "down min" => "离线分钟",
         "outages" => "离线次数",
         "zone" => "区域",
-        "uncovered_min" | "uncovered min" => "未覆盖分钟",
+        "uncovered_min" | "uncovered min" => "无人看护(分钟)",
         "periods" => "时段",
-        "cameras_down" | "cameras down" => "离线摄像机",
+        "cameras_down" | "cameras down" => "故障摄像机",
         "device_type" | "device type" => "设备类型",
         "repairs" => "修复次数",
         "mean_min" | "mean min" => "平均分钟",
@@ -67,11 +67,11 @@ pub fn heading_zh(key: &str) -> Option<&'static str> {
         "minutes" => "分钟",
         "ongoing" => "仍在持续",
         "reason" => "原因",
-        "camera_avail_%" => "摄像机可用率 %",
-        "gateway_online_%" => "网关在线率 %",
+        "camera_avail_%" => "摄像机可用率",
+        "gateway_online_%" => "网关在线率",
         "alarms" => "报警",
-        "alarms_cam_down" => "报警时摄像机离线",
-        "gateway_offline_min" => "网关离线分钟",
+        "alarms_cam_down" => "联动摄像机故障的报警",
+        "gateway_offline_min" => "网关离线(分钟)",
         "dry_run" => "试运行",
         "access_alerts" => "门禁告警",
         "state_changes" => "状态变化",
@@ -276,7 +276,7 @@ pub fn report_table(r: &Report, lang: Lang) -> String {
                 .collect(),
         ),
         (
-            lang.t("Required zones", "必防区域"),
+            lang.t("Required zones", "必防区"),
             vec!["branch", "zone", "name", "uncovered_min", "periods"],
             r.branches
                 .iter()
@@ -294,7 +294,7 @@ pub fn report_table(r: &Report, lang: Lang) -> String {
                 .collect(),
         ),
         (
-            lang.t("Alarms with a linked camera down", "报警时联动摄像机离线"),
+            lang.t("Alarms with a linked camera down", "报警时联动摄像机故障"),
             vec!["branch", "occurred_at", "seq", "zone", "cameras_down"],
             r.branches
                 .iter()
@@ -594,7 +594,7 @@ pub fn report_html(r: &Report, lang: Lang) -> String {
              a linked camera down), {uncovered:.1} min of required zones uncovered, {offline:.1} min of gateways \
              offline.",
             "网点 {branches} 个，摄像机 {cameras} 台，摄像机可用率 {avail} %，报警 {alarms} 次（其中 {cam_down} 次报警时\
-             联动摄像机离线），必防区域未覆盖 {uncovered:.1} 分钟，网关离线 {offline:.1} 分钟。"
+             联动摄像机故障），必防区无人看护 {uncovered:.1} 分钟，网关离线 {offline:.1} 分钟。"
         )
     );
     let _ = writeln!(out, "<h2>{}</h2>", lang.t("Availability per branch", "各网点可用率"));
@@ -621,7 +621,7 @@ pub fn report_html(r: &Report, lang: Lang) -> String {
         .collect();
     html_table(&mut out, lang, &["branch", "camera", "name", "online %", "down min", "outages"], &rows);
 
-    let _ = writeln!(out, "<h2>{}</h2>", lang.t("Required zones uncovered", "必防区域未覆盖"));
+    let _ = writeln!(out, "<h2>{}</h2>", lang.t("Required zones uncovered", "必防区无人看护"));
     let rows: Vec<Vec<String>> = r
         .branches
         .iter()
@@ -638,7 +638,7 @@ pub fn report_html(r: &Report, lang: Lang) -> String {
         .collect();
     html_table(&mut out, lang, &["branch", "zone", "uncovered min", "periods"], &rows);
 
-    let _ = writeln!(out, "<h2>{}</h2>", lang.t("Alarms with a linked camera down", "报警时联动摄像机离线"));
+    let _ = writeln!(out, "<h2>{}</h2>", lang.t("Alarms with a linked camera down", "报警时联动摄像机故障"));
     let rows: Vec<Vec<String>> = r
         .branches
         .iter()

@@ -218,7 +218,7 @@ fn answers(backend: Backend) -> Result<()> {
     // same; --lang overrides the locale; CSV keeps its field names whatever the language.
     let zh = hq_in_locale(work.path(), "zh_CN.UTF-8", &["coverage", "--db", &db_url])?;
     let head = zh.lines().next().unwrap_or_default();
-    for h in ["网点", "网关", "在线摄像机", "必防区域", "未覆盖区域"] {
+    for h in ["网点", "网关", "在线摄像机", "必防区", "无人看护的必防区"] {
         assert!(head.contains(h), "no heading {h:?} in:\n{zh}");
     }
     assert!(zh.lines().any(|l| l.starts_with("b2") && l.contains("ATM lobby")), "{zh}");
@@ -230,9 +230,26 @@ fn answers(backend: Backend) -> Result<()> {
     let mut args = vec!["report", "--db", &db_url, "--format", "html", "--lang", "zh-CN"];
     args.extend(window);
     let page_zh = hq(work.path(), &args)?;
-    for s in ["<html lang=zh-CN>", "网点安防考核报告", "<th>网点</th>", "报警时联动摄像机离线", "b2"]
+    for s in ["<html lang=zh-CN>", "网点安防考核报告", "<th>网点</th>", "报警时联动摄像机故障", "b2"]
     {
         assert!(page_zh.contains(s), "no {s:?} in the Chinese report:\n{page_zh}");
     }
+    Ok(())
+}
+
+#[test]
+fn a_missing_database_is_said_in_the_readers_language() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = std::process::Command::new(harness::bin("hq"))
+        .args(["coverage", "--db", "sqlite://nothing-here.db"])
+        .current_dir(dir.path())
+        .env("LANG", "zh_CN.UTF-8")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("错误：") && err.contains("处没有数据库") && err.contains("hq migrate"), "{err}");
+    assert!(!dir.path().join("nothing-here.db").exists(), "a reader never creates the database");
     Ok(())
 }

@@ -121,6 +121,34 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// The error in `lang` (the English is the `Display` above; the driver's own detail stays as
+    /// the driver says it).
+    pub fn render(&self, lang: i18n::Lang) -> String {
+        use DbError as E;
+        if lang == i18n::Lang::En {
+            return self.to_string();
+        }
+        match self {
+            E::BadUrl(u) => format!(
+                "数据库地址 {u:?} 既不是 sqlite://路径，也不是 postgres://用户@主机[:端口]/库名（例如 sqlite:///var/lib/hq/hq.db）"
+            ),
+            E::NoFile { path, url } => format!(
+                "{path} 处没有数据库（先启动 `hq listen`，或运行 `hq migrate --db {url}`，或用 --db 指定正确的数据库）"
+            ),
+            E::Auth { url, detail } => {
+                format!("{url}：数据库服务器拒绝了账号（{detail}）；请检查 --db 中的用户名和密码")
+            }
+            E::NoDatabase { url, detail } => {
+                format!("{url}：{detail}（请先建库，例如用 `createdb`，或改正 --db 中的库名）")
+            }
+            E::Unreachable { url, detail } => format!("{url}：无法连接数据库：{detail}"),
+            E::NotMigrated { url } => format!("{url}：数据库结构比这个 `hq` 旧（请运行 `hq migrate --db {url}`）"),
+            E::Migrate { url, detail } => format!("{url}：无法升级数据库结构：{detail}"),
+            E::Query { url, what, error } => format!("{url}：{what}：{error}"),
+            E::Corrupt { url, what, detail } => format!("{url}：一条已存记录无法读取（{what}）：{detail}"),
+        }
+    }
+
     /// Whether waiting and trying again may help (the server is down or restarting, the
     /// connection was lost, SQLite is busy), as opposed to a mistake that needs a person.
     pub fn is_transient(&self) -> bool {
