@@ -145,17 +145,23 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
     let snapshot_dir = storage.join("snapshots");
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Open while a poller may still send; a site without devices has none, and the gateway still
+    // runs (its status, its own faults) until it is told to stop.
+    let mut observing = true;
     loop {
         // The watchdog is petted from here: a hung engine stops petting it.
         service.alive(Instant::now());
         let mut out = tokio::select! {
             _ = shutdown.cancelled() => break,
-            obs = obs_rx.recv() => match obs {
+            obs = obs_rx.recv(), if observing => match obs {
                 Some(obs) => {
                     metrics.observe_latency(obs.source(), obs.duration());
                     engine.observe(obs, Instant::now())
                 }
-                None => break,
+                None => {
+                    observing = false;
+                    Output::default()
+                }
             },
             _ = tick.tick() => engine.tick(Instant::now(), protocols::time::now()),
             Some(alert) = follow_rx.recv() => Output { alerts: vec![alert], ..Output::default() },

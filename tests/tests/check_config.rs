@@ -289,3 +289,21 @@ fn the_log_lines_an_operator_reads_follow_the_locale() {
     // Field names stay English: tools parse them.
     assert!(log.contains("\"last_seq\"") && log.contains("\"waiting\""), "{log}");
 }
+
+#[test]
+fn a_site_without_devices_runs_until_told_to_stop() {
+    // A branch commissioned before its devices: the gateway used to exit at once (exit 0), as if
+    // stopped, because no poller kept its observation channel open.
+    let dir = tempfile::tempdir().unwrap();
+    let site = format!(
+        "[branch]\nid = \"b01\"\nname = \"Empty\"\n[uplink]\nbroker = \"mqtt://127.0.0.1:1\"\n[storage]\npath = {:?}\n\
+         [metrics]\nenabled = false\n",
+        dir.path().join("outbox").display().to_string()
+    );
+    let path = write_file(dir.path(), "site.toml", &site).unwrap();
+    let mut child = Command::new(bin("branch-gateway")).arg("run").arg(&path).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(child.try_wait().unwrap().is_none(), "the gateway stopped by itself");
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+}
