@@ -1032,10 +1032,18 @@ pub fn broker_host_port(url: &str) -> Option<(String, u16)> {
     split_host_port(rest, default)
 }
 
-/// `host:port` or `host` → (host, port).
+/// `host:port` or `host` → (host, port); an IPv6 address in brackets (`[::1]:1883`, `[::1]`).
 pub fn split_host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
     if s.is_empty() || s.contains('/') {
         return None;
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        host.parse::<std::net::Ipv6Addr>().ok()?;
+        return match after {
+            "" => Some((host.to_string(), default_port)),
+            p => Some((host.to_string(), p.strip_prefix(':')?.parse().ok()?)),
+        };
     }
     match s.rsplit_once(':') {
         Some((h, p)) if !h.is_empty() => Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?)),
@@ -1175,5 +1183,9 @@ mod tests {
         assert_eq!(broker_host_port("mqtt://127.0.0.1:1884"), Some(("127.0.0.1".into(), 1884)));
         assert_eq!(broker_host_port("mqtts://ho.example"), Some(("ho.example".into(), 8883)));
         assert_eq!(broker_host_port("http://x"), None);
+        assert_eq!(broker_host_port("mqtt://[::1]:1884"), Some(("::1".into(), 1884)));
+        assert_eq!(broker_host_port("mqtts://[fd00::5]"), Some(("fd00::5".into(), 8883)));
+        assert_eq!(broker_host_port("mqtt://[::1"), None);
+        assert_eq!(broker_host_port("mqtt://[nonsense]:1"), None);
     }
 }

@@ -143,6 +143,17 @@ impl Mosquitto {
             .spawn()
             .context("spawn mosquitto")?;
         self.proc = Some(Proc { child, name: "mosquitto".into() });
+        // On 127.0.0.1, or on ::1 when the configuration says so.
+        if std::fs::read_to_string(&self.conf).is_ok_and(|c| c.contains(" ::1")) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect(("::1", self.port)).is_err() {
+                if Instant::now() > deadline {
+                    bail!("nothing listening on [::1]:{} after 10 s (is IPv6 loopback off?)", self.port);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            return Ok(());
+        }
         wait_for_port(self.port, Duration::from_secs(10))
     }
 

@@ -149,3 +149,43 @@ fn usage_mistakes_exit_2_with_the_fix_named() -> Result<()> {
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
     Ok(())
 }
+
+/// IPv6 literals in broker URLs: the gateway publishes to `mqtt://[::1]:PORT` and `hq listen`
+/// stores what it published, through a mosquitto listening on ::1 only.
+#[test]
+fn the_gateway_and_hq_reach_a_broker_by_its_ipv6_address() -> Result<()> {
+    let broker = Mosquitto::start_with("listener {port} ::1\nallow_anonymous true\n")?;
+    let url = format!("mqtt://[::1]:{}", broker.port);
+    let work = tempfile::tempdir()?;
+    let cwd = work.path();
+    let db = format!("sqlite://{}", cwd.join("hq.db").display());
+    let site = format!(
+        "[branch]\nid = \"b-v6\"\nname = \"IPv6\"\n[uplink]\nbroker = \"{url}\"\n[storage]\npath = {:?}\n\
+         [metrics]\nenabled = false\n",
+        cwd.join("outbox").display().to_string()
+    );
+    let site_path = harness::write_file(cwd, "site.toml", &site)?;
+    let mut hq_listen =
+        harness::spawn_bin("hq", &["listen", "--broker", &url, "--db", &db], cwd, &[("RUST_LOG", "info")])?;
+    let gw_dir = cwd.join("gw");
+    std::fs::create_dir_all(&gw_dir)?;
+    let site_s = site_path.display().to_string();
+    let mut gateway = harness::spawn_bin("branch-gateway", &["run", &site_s], &gw_dir, &[])?;
+    eventually(Duration::from_secs(20), "the branch's gateway online at head office", || {
+        let c = match hq_json(cwd, &["coverage", "--db", &db, "--format", "json"]) {
+            Ok(c) => c,
+            Err(_) => return Ok(None), // the database is created by the listener
+        };
+        let online = c["branches"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|b| b["branch"] == "b-v6" && b["gateway"] == "online"));
+        Ok(online.then_some(()))
+    })
+    .with_context(|| format!("broker log:\n{}", broker.log()))?;
+    // `hq coverage --live` reads the retained topics over ::1 too.
+    let live = hq_json(cwd, &["coverage", "--live", "2s", "--broker", &url, "--format", "json"])?;
+    assert!(live.to_string().contains("b-v6"), "{live}");
+    assert_eq!(stop(&mut gateway), Some(0));
+    assert_eq!(stop(&mut hq_listen), Some(0));
+    Ok(())
+}
