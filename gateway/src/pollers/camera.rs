@@ -148,6 +148,15 @@ pub fn second_probe_at(start: tokio::time::Instant, phase: Duration, interval: D
     if phase < interval / 2 { at + interval } else { at }
 }
 
+/// How many cameras make their first probe at the same time: a typical branch's all at once,
+/// a fleet of a thousand in turns (a probe takes a few milliseconds).
+const FIRST_PROBES_AT_ONCE: usize = 64;
+
+fn first_probe_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(FIRST_PROBES_AT_ONCE))
+}
+
 /// Starts the poller of one camera with explicit settings.
 pub fn spawn_camera_poller_with(
     cfg: CameraConfig,
@@ -184,11 +193,15 @@ pub fn spawn_camera_poller_with(
                     }
                 }
                 // Boxed: the probe's state machine (oxvif + reqwest futures) is tens of KiB; inline
-                // it would stay allocated in every idle camera task between probes.
+                // it would stay allocated in every idle camera task between probes. The first
+                // probes of a large fleet take turns in FIRST_PROBES_AT_ONCE slots: all at once,
+                // their buffers would raise the memory the process keeps for good.
+                let first_slot = if prober.cycle == 0 { first_probe_slots().acquire().await.ok() } else { None };
                 let obs = tokio::select! {
                     _ = shutdown.cancelled() => break,
                     obs = Box::pin(prober.probe()) => obs,
                 };
+                drop(first_slot);
                 tracing::debug!(reach = ?obs.reach, video = ?obs.video, reason = ?obs.reason, "probe");
                 if tx.send(Observation::Camera(obs)).await.is_err() {
                     break;
