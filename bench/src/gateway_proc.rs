@@ -47,6 +47,8 @@ pub struct Site {
     pub panel_timeout: Duration,
     pub offline_after: u32,
     pub online_after: u32,
+    /// `[health] frozen_check_every` (the gateway's default when `None`).
+    pub frozen_check_every: Option<u32>,
 }
 
 impl Site {
@@ -63,6 +65,7 @@ impl Site {
             panel_timeout: Duration::from_secs(1),
             offline_after: 3,
             online_after: 2,
+            frozen_check_every: None,
         }
     }
 
@@ -87,6 +90,10 @@ impl Site {
             self.offline_after,
             self.online_after
         );
+        if let Some(n) = self.frozen_check_every {
+            // Into [health], ahead of the first table that follows it.
+            s = s.replacen("\n\n[[zone]]", &format!("\nfrozen_check_every = {n}\n\n[[zone]]"), 1);
+        }
         for c in &self.cameras {
             let _ = write!(
                 s,

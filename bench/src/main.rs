@@ -83,6 +83,9 @@ enum Internal {
         panels: usize,
         #[arg(long, default_value = "zone-status-word")]
         profile: String,
+        /// Every camera's snapshot size in bytes (0: the simulator's 200-byte picture).
+        #[arg(long, default_value_t = 0)]
+        picture_bytes: usize,
     },
     /// Measure the outbox in a process of its own; prints one JSON object.
     #[command(hide = true)]
@@ -128,9 +131,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Internal::SimServe { cameras, panels, profile }) => {
+        Some(Internal::SimServe { cameras, panels, profile, picture_bytes }) => {
             let _ = procfs::raise_nofile_limit();
-            sim::serve(cameras, panels, &profile).map(|()| ExitCode::SUCCESS)
+            sim::serve(cameras, panels, &profile, picture_bytes).map(|()| ExitCode::SUCCESS)
         }
         Some(Internal::OutboxWorker { task, dir, events, port }) => {
             outbox_worker::run(task, dir, events, port).map(|()| ExitCode::SUCCESS)

@@ -46,12 +46,15 @@ pub fn panel_specs(ids: impl IntoIterator<Item = String>, profile: &str) -> Resu
 }
 
 /// `bsg-bench sim-serve`: the child side.
-pub fn serve(cameras: usize, panels: usize, profile: &str) -> Result<()> {
+pub fn serve(cameras: usize, panels: usize, profile: &str, picture_bytes: usize) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the runtime")?;
     rt.block_on(async {
         let cams = CameraFleet::start(LOOPBACK, camera_specs((1..=cameras).map(|i| format!("cam-{i:04}"))))
             .await
             .context("start the cameras")?;
+        for c in cams.cameras() {
+            cams.set_picture_bytes(&c.id, picture_bytes).context("set the picture size")?;
+        }
         let pans = PanelFleet::start(LOOPBACK, panel_specs((1..=panels).map(|i| format!("panel-{i:03}")), profile)?)
             .await
             .context("start the panels")?;
@@ -83,10 +86,17 @@ pub struct SimProc {
 }
 
 impl SimProc {
-    pub fn spawn(self_bin: &Path, cameras: usize, panels: usize, profile: &str) -> Result<SimProc> {
+    /// Every camera's snapshot is `picture_bytes` long (0: the built-in 200-byte picture).
+    pub fn spawn(
+        self_bin: &Path,
+        cameras: usize,
+        panels: usize,
+        profile: &str,
+        picture_bytes: usize,
+    ) -> Result<SimProc> {
         let mut child = Command::new(self_bin)
             .args(["sim-serve", "--cameras", &cameras.to_string(), "--panels", &panels.to_string()])
-            .args(["--profile", profile])
+            .args(["--profile", profile, "--picture-bytes", &picture_bytes.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -7,6 +7,11 @@
 //! Budgets: cameras alone < 10 % of one core and < 64 MiB RSS; panels alone < 25 % of one
 //! core. Measured separately (and combined, for information). Each camera window is one whole
 //! poll period, so every window holds exactly one probe of every camera.
+//!
+//! The cameras run twice: with the simulator's 200-byte picture, and with a realistic one
+//! ([`REALISTIC_PICTURE`] bytes of JPEG, as a 1080p camera sends) under the same budgets — once
+//! with the gateway's default snapshot check (every `frozen_check_every`th probe) and, in the
+//! full run, once fetching the picture on every probe (`frozen_check_every = 1`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,6 +28,8 @@ use crate::stats::Summary;
 
 const SCENARIO: &str = "3 scale";
 const MIB: f64 = 1024.0 * 1024.0;
+/// A realistic snapshot: a 1080p JPEG is 200–700 KB.
+const REALISTIC_PICTURE: usize = 600_000;
 
 struct Load {
     name: &'static str,
@@ -33,6 +40,9 @@ struct Load {
     windows: usize,
     cpu_budget: Option<f64>,
     rss_budget: Option<f64>,
+    /// Snapshot size (0: the simulator's 200 bytes).
+    picture_bytes: usize,
+    frozen_check_every: Option<u32>,
 }
 
 pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
@@ -48,6 +58,20 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             windows: ctx.pick(6, 2),
             cpu_budget: Some(10.0),
             rss_budget: Some(64.0),
+            picture_bytes: 0,
+            frozen_check_every: None,
+        },
+        Load {
+            name: "cameras-600k",
+            label: format!("{cameras} cameras / 10 s, 600 KB pictures"),
+            cameras,
+            panels: 0,
+            window: Duration::from_secs(10),
+            windows: ctx.pick(6, 2),
+            cpu_budget: Some(10.0),
+            rss_budget: Some(64.0),
+            picture_bytes: REALISTIC_PICTURE,
+            frozen_check_every: None,
         },
         Load {
             name: "panels",
@@ -58,9 +82,26 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             windows: ctx.pick(12, 3),
             cpu_budget: Some(25.0),
             rss_budget: None,
+            picture_bytes: 0,
+            frozen_check_every: None,
         },
     ];
     if !ctx.quick {
+        loads.insert(
+            2,
+            Load {
+                name: "cameras-600k-every",
+                label: format!("{cameras} cameras / 10 s, 600 KB pictures, frozen_check_every = 1"),
+                cameras,
+                panels: 0,
+                window: Duration::from_secs(10),
+                windows: 6,
+                cpu_budget: Some(10.0),
+                rss_budget: Some(64.0),
+                picture_bytes: REALISTIC_PICTURE,
+                frozen_check_every: Some(1),
+            },
+        );
         loads.push(Load {
             name: "combined",
             label: "cameras + panels".into(),
@@ -70,6 +111,8 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             windows: 6,
             cpu_budget: None,
             rss_budget: None,
+            picture_bytes: 0,
+            frozen_check_every: None,
         });
     }
     let mut rows = Vec::new();
@@ -81,9 +124,10 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
 
 async fn measure(ctx: &Ctx, load: &Load) -> Result<Vec<Row>> {
     eprintln!("  {}: starting the simulator", load.label);
-    let sim = SimProc::spawn(&ctx.self_bin, load.cameras, load.panels, "zone-status-word")?;
+    let sim = SimProc::spawn(&ctx.self_bin, load.cameras, load.panels, "zone-status-word", load.picture_bytes)?;
     let branch = format!("bench-scale-{}", load.name);
     let mut site = Site::new(&branch);
+    site.frozen_check_every = load.frozen_check_every;
     site.cameras = sim.cameras.clone();
     site.panels = sim.panels.clone();
     let mut sub = Subscriber::start(ctx.broker.port, &format!("branches/{branch}/#")).await?;
