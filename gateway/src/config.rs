@@ -472,22 +472,6 @@ impl fmt::Display for Problem {
     }
 }
 
-/// What is wrong with an id, in both languages.
-pub(crate) fn id_error(e: &protocols::ids::IdError) -> Text {
-    use protocols::ids::IdError;
-    match e {
-        IdError::Empty => text!("is empty", "为空"),
-        IdError::TooLong(n) => text!("is {n} bytes long; the limit is 64", "长 {n} 字节，上限为 64"),
-        IdError::TopicWildcard(c) => text!(
-            "contains {c:?}, which MQTT reserves in topics (`+`, `#` and `/` are not allowed)",
-            "含有 {c:?}，MQTT 主题保留了它（不能用 `+`、`#`、`/`）"
-        ),
-        IdError::Whitespace(c) => {
-            text!("contains whitespace or a control character ({c:?})", "含有空白或控制字符（{c:?}）")
-        }
-    }
-}
-
 /// How to write a good id, with an example when given.
 fn id_fix(example: &str) -> Text {
     if example.is_empty() {
@@ -693,7 +677,7 @@ impl SiteConfig {
                 v.push(
                     "uplink.topic_prefix",
                     {
-                        let (n, e) = (i + 1, id_error(&e));
+                        let (n, e) = (i + 1, e.text());
                         Text::new(format!("level {n} ({seg:?}) {}", e.en), format!("第 {n} 级（{seg:?}）{}", e.zh))
                     },
                     text!(
@@ -1064,7 +1048,7 @@ impl Validator {
 
     fn segment(&mut self, field: &str, value: &str, fix: Text) {
         if let Err(e) = validate_segment(value) {
-            let e = id_error(&e);
+            let e = e.text();
             self.push(field, Text::new(format!("{value:?} {}", e.en), format!("{value:?} {}", e.zh)), fix);
         }
     }

@@ -19,6 +19,25 @@ pub enum IdError {
     Whitespace(char),
 }
 
+impl IdError {
+    /// What is wrong, in both languages (the English is the `Display`), for the gateway's and
+    /// the simulator's problem lists.
+    pub fn text(&self) -> i18n::Text {
+        use i18n::text;
+        match self {
+            IdError::Empty => text!("is empty", "为空"),
+            IdError::TooLong(n) => text!("is {n} bytes long; the limit is 64", "长 {n} 字节，上限为 64"),
+            IdError::TopicWildcard(c) => text!(
+                "contains {c:?}, which MQTT reserves in topics (`+`, `#` and `/` are not allowed)",
+                "含有 {c:?}，MQTT 主题保留了它（不能用 `+`、`#`、`/`）"
+            ),
+            IdError::Whitespace(c) => {
+                text!("contains whitespace or a control character ({c:?})", "含有空白或控制字符（{c:?}）")
+            }
+        }
+    }
+}
+
 /// Checks that `s` can stand alone as one MQTT topic segment.
 pub fn validate_segment(s: &str) -> Result<(), IdError> {
     if s.is_empty() {

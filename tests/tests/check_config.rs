@@ -35,13 +35,9 @@ point = "zone.1"
 linked_cameras = ["cam-1"]
 "#;
 
+/// `check-config` on `text` as `site.toml`, in English: exit code and stdout+stderr.
 fn check(text: &str) -> (i32, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_file(dir.path(), "site.toml", text).unwrap();
-    let out = Command::new(bin("branch-gateway")).arg("check-config").arg(&path).output().unwrap();
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!all.contains("panicked"), "panic: {all}");
-    (out.status.code().unwrap_or(-1), all)
+    check_in(text, "C", None)
 }
 
 fn rejects(text: &str, needles: &[&str]) {

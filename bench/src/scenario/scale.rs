@@ -31,6 +31,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// A realistic snapshot: a 1080p JPEG is 200–700 KB.
 const REALISTIC_PICTURE: usize = 600_000;
 
+#[derive(Clone)]
 struct Load {
     name: &'static str,
     label: String,
@@ -48,31 +49,28 @@ struct Load {
 pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let cameras = 1000;
     let panels = 100;
+    // The camera fleet; its variants differ only in the picture and the frozen-check cadence.
+    let fleet = Load {
+        name: "cameras",
+        label: format!("{cameras} cameras / 10 s"),
+        cameras,
+        panels: 0,
+        window: Duration::from_secs(10),
+        windows: ctx.pick(6, 2),
+        cpu_budget: Some(10.0),
+        rss_budget: Some(64.0),
+        picture_bytes: 0,
+        frozen_check_every: None,
+    };
+    let realistic = Load {
+        name: "cameras-600k",
+        label: format!("{cameras} cameras / 10 s, 600 KB pictures"),
+        picture_bytes: REALISTIC_PICTURE,
+        ..fleet.clone()
+    };
     let mut loads = vec![
-        Load {
-            name: "cameras",
-            label: format!("{cameras} cameras / 10 s"),
-            cameras,
-            panels: 0,
-            window: Duration::from_secs(10),
-            windows: ctx.pick(6, 2),
-            cpu_budget: Some(10.0),
-            rss_budget: Some(64.0),
-            picture_bytes: 0,
-            frozen_check_every: None,
-        },
-        Load {
-            name: "cameras-600k",
-            label: format!("{cameras} cameras / 10 s, 600 KB pictures"),
-            cameras,
-            panels: 0,
-            window: Duration::from_secs(10),
-            windows: ctx.pick(6, 2),
-            cpu_budget: Some(10.0),
-            rss_budget: Some(64.0),
-            picture_bytes: REALISTIC_PICTURE,
-            frozen_check_every: None,
-        },
+        fleet,
+        realistic.clone(),
         Load {
             name: "panels",
             label: format!("{panels} panels × 200 pts / 250 ms"),
@@ -92,14 +90,9 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             Load {
                 name: "cameras-600k-every",
                 label: format!("{cameras} cameras / 10 s, 600 KB pictures, frozen_check_every = 1"),
-                cameras,
-                panels: 0,
-                window: Duration::from_secs(10),
                 windows: 6,
-                cpu_budget: Some(10.0),
-                rss_budget: Some(64.0),
-                picture_bytes: REALISTIC_PICTURE,
                 frozen_check_every: Some(1),
+                ..realistic
             },
         );
         loads.push(Load {

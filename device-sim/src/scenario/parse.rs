@@ -262,18 +262,8 @@ fn type_names(v: &Value) -> (&'static str, &'static str) {
 
 /// What is wrong with an id (`"cam 1" contains whitespace…`), in both languages.
 fn id_problem(id: &str, e: &protocols::ids::IdError) -> Text {
-    use protocols::ids::IdError;
-    match e {
-        IdError::Empty => text!("{id:?} is empty", "{id:?} 为空"),
-        IdError::TooLong(n) => text!("{id:?} is {n} bytes long; the limit is 64", "{id:?} 长 {n} 字节，上限为 64"),
-        IdError::TopicWildcard(c) => text!(
-            "{id:?} contains {c:?}, which MQTT reserves in topics (`+`, `#` and `/` are not allowed)",
-            "{id:?} 含有 {c:?}，MQTT 主题保留了它（不能用 `+`、`#`、`/`）"
-        ),
-        IdError::Whitespace(c) => {
-            text!("{id:?} contains whitespace or a control character ({c:?})", "{id:?} 含有空白或控制字符（{c:?}）")
-        }
-    }
+    let t = e.text();
+    Text::new(format!("{id:?} {}", t.en), format!("{id:?} {}", t.zh))
 }
 
 fn id_fix() -> Text {
