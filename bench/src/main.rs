@@ -83,9 +83,13 @@ enum Internal {
         panels: usize,
         #[arg(long, default_value = "zone-status-word")]
         profile: String,
-        /// Every camera's snapshot size in bytes (0: the simulator's 200-byte picture).
+        /// Every camera's snapshot size in bytes: its picture padded to this size (0: the
+        /// picture as encoded, about 47 KB at 640x360, 320 KB at 1920x1080).
         #[arg(long, default_value_t = 0)]
         picture_bytes: usize,
+        /// Every camera's picture size, WIDTHxHEIGHT (1920x1080 for a 1080p camera's pictures).
+        #[arg(long, default_value = "640x360", value_parser = sim::parse_picture_size)]
+        picture_size: (u16, u16),
     },
     /// Measure the outbox in a process of its own; prints one JSON object.
     #[command(hide = true)]
@@ -131,9 +135,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Internal::SimServe { cameras, panels, profile, picture_bytes }) => {
+        Some(Internal::SimServe { cameras, panels, profile, picture_bytes, picture_size }) => {
             let _ = procfs::raise_nofile_limit();
-            sim::serve(cameras, panels, &profile, picture_bytes).map(|()| ExitCode::SUCCESS)
+            sim::serve(cameras, panels, &profile, picture_bytes, picture_size).map(|()| ExitCode::SUCCESS)
         }
         Some(Internal::OutboxWorker { task, dir, events, port }) => {
             outbox_worker::run(task, dir, events, port).map(|()| ExitCode::SUCCESS)

@@ -45,15 +45,35 @@ pub fn panel_specs(ids: impl IntoIterator<Item = String>, profile: &str) -> Resu
     Ok(ids.into_iter().map(|id| PanelSpec { name: id.clone(), id, profile: p.clone(), unit_id: 1 }).collect())
 }
 
-/// `bsg-bench sim-serve`: the child side.
-pub fn serve(cameras: usize, panels: usize, profile: &str, picture_bytes: usize) -> Result<()> {
+/// `WIDTHxHEIGHT` (`1920x1080`), each side within what the simulator serves.
+pub fn parse_picture_size(s: &str) -> Result<(u16, u16), String> {
+    use device_sim::camera::{MAX_PICTURE_SIDE, MIN_PICTURE_SIDE};
+    let side = |v: &str| v.trim().parse::<u16>().ok().filter(|n| (MIN_PICTURE_SIDE..=MAX_PICTURE_SIDE).contains(n));
+    s.split_once(['x', 'X', '×']).and_then(|(w, h)| Some((side(w)?, side(h)?))).ok_or_else(|| {
+        format!("expected WIDTHxHEIGHT, each {MIN_PICTURE_SIDE}-{MAX_PICTURE_SIDE} (e.g. 1920x1080), not {s:?}")
+    })
+}
+
+/// `bsg-bench sim-serve`: the child side. The cameras' pictures are encoded before the device
+/// list is printed, so that no measurement includes it.
+pub fn serve(
+    cameras: usize,
+    panels: usize,
+    profile: &str,
+    picture_bytes: usize,
+    picture_size: (u16, u16),
+) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the runtime")?;
     rt.block_on(async {
         let cams = CameraFleet::start(LOOPBACK, camera_specs((1..=cameras).map(|i| format!("cam-{i:04}"))))
             .await
             .context("start the cameras")?;
         for c in cams.cameras() {
-            cams.set_picture_bytes(&c.id, picture_bytes).context("set the picture size")?;
+            cams.set_picture_bytes(&c.id, picture_bytes).context("set the picture's bytes")?;
+            cams.set_picture_size(&c.id, picture_size.0, picture_size.1).context("set the picture size")?;
+        }
+        if cameras > 0 {
+            tokio::task::block_in_place(|| cams.prepare_pictures());
         }
         let pans = PanelFleet::start(LOOPBACK, panel_specs((1..=panels).map(|i| format!("panel-{i:03}")), profile)?)
             .await
@@ -86,17 +106,20 @@ pub struct SimProc {
 }
 
 impl SimProc {
-    /// Every camera's snapshot is `picture_bytes` long (0: the built-in 200-byte picture).
+    /// Every camera's snapshot is a `picture_size` picture (width, height) padded to
+    /// `picture_bytes` (0: as encoded).
     pub fn spawn(
         self_bin: &Path,
         cameras: usize,
         panels: usize,
         profile: &str,
         picture_bytes: usize,
+        picture_size: (u16, u16),
     ) -> Result<SimProc> {
+        let size = format!("{}x{}", picture_size.0, picture_size.1);
         let mut child = Command::new(self_bin)
             .args(["sim-serve", "--cameras", &cameras.to_string(), "--panels", &panels.to_string()])
-            .args(["--profile", profile, "--picture-bytes", &picture_bytes.to_string()])
+            .args(["--profile", profile, "--picture-bytes", &picture_bytes.to_string(), "--picture-size", &size])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

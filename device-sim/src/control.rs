@@ -217,7 +217,7 @@ async fn handle(branch: &LiveBranch, req: Request<Incoming>) -> Resp {
     }
     if allowed == Method::GET {
         return match segments.as_slice() {
-            [] => reply(StatusCode::OK, &index()),
+            [] => reply(StatusCode::OK, &index(lang)),
             _ => reply(StatusCode::OK, &branch.devices()),
         };
     }
@@ -274,7 +274,12 @@ async fn read_body(mut body: Incoming, lang: Lang) -> Result<Bytes, Resp> {
     Ok(Bytes::from(buf))
 }
 
-fn index() -> Value {
+/// The endpoints, the names of faults and events, and what each fault does (in the asker's
+/// language).
+fn index(lang: Lang) -> Value {
+    let help = |names: &[&str], help: fn(&str) -> Option<Text>| -> serde_json::Map<String, Value> {
+        names.iter().filter_map(|n| help(n).map(|t| (n.to_string(), json!(t.get(lang))))).collect()
+    };
     json!({
         "endpoints": [
             "GET /devices",
@@ -288,6 +293,8 @@ fn index() -> Value {
         "camera_faults": scenario::CAMERA_FAULTS,
         "camera_events": scenario::CAMERA_EVENTS,
         "panel_faults": scenario::PANEL_FAULTS,
+        "camera_fault_help": help(&scenario::CAMERA_FAULTS, scenario::camera_fault_help),
+        "panel_fault_help": help(&scenario::PANEL_FAULTS, scenario::panel_fault_help),
     })
 }
 

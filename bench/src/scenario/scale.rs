@@ -8,8 +8,9 @@
 //! core. Measured separately (and combined, for information). Each camera window is one whole
 //! poll period, so every window holds exactly one probe of every camera.
 //!
-//! The cameras run twice: with the simulator's 200-byte picture, and with a realistic one
-//! ([`REALISTIC_PICTURE`] bytes of JPEG, as a 1080p camera sends) under the same budgets — once
+//! The cameras run twice: with the simulator's own picture (a 640×360 scene, about 47 KB), and
+//! padded to a realistic size ([`REALISTIC_PICTURE`] bytes of JPEG, as a 1080p camera sends)
+//! under the same budgets — once
 //! with the gateway's default snapshot check (every `frozen_check_every`th probe) and, in the
 //! full run, once fetching the picture on every probe (`frozen_check_every = 1`).
 
@@ -41,7 +42,7 @@ struct Load {
     windows: usize,
     cpu_budget: Option<f64>,
     rss_budget: Option<f64>,
-    /// Snapshot size (0: the simulator's 200 bytes).
+    /// Snapshot size (0: the simulator's picture as encoded, about 47 KB).
     picture_bytes: usize,
     frozen_check_every: Option<u32>,
 }
@@ -117,7 +118,14 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
 
 async fn measure(ctx: &Ctx, load: &Load) -> Result<Vec<Row>> {
     eprintln!("  {}: starting the simulator", load.label);
-    let sim = SimProc::spawn(&ctx.self_bin, load.cameras, load.panels, "zone-status-word", load.picture_bytes)?;
+    let sim = SimProc::spawn(
+        &ctx.self_bin,
+        load.cameras,
+        load.panels,
+        "zone-status-word",
+        load.picture_bytes,
+        device_sim::camera::DEFAULT_PICTURE_SIZE,
+    )?;
     let branch = format!("bench-scale-{}", load.name);
     let mut site = Site::new(&branch);
     site.frozen_check_every = load.frozen_check_every;

@@ -104,7 +104,7 @@ async fn handle(cam: Arc<Camera>, req: http::Request<Incoming>, token: Cancellat
     let path = req.uri().path().to_string();
     let headers = req.headers().clone();
     match method {
-        Method::GET if path == "/onvif/snapshot.jpg" => snapshot(&cam, &headers),
+        Method::GET if path == "/onvif/snapshot.jpg" => snapshot(&cam, &headers).await,
         Method::POST => {
             let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY).collect().await {
                 Ok(b) => b.to_bytes(),
@@ -119,19 +119,26 @@ async fn handle(cam: Arc<Camera>, req: http::Request<Incoming>, token: Cancellat
     }
 }
 
-fn snapshot(cam: &Camera, headers: &HeaderMap) -> Resp {
+async fn snapshot(cam: &Camera, headers: &HeaderMap) -> Resp {
     if let Err(challenge) = check_digest(cam, "GET", "/onvif/snapshot.jpg", headers) {
         return unauthorized(challenge, "text/plain", "authentication required\n");
     }
-    let (frame, size) = {
+    let (frame, bytes, scene, (width, height)) = {
         let mut st = cam.state();
         if !st.faults.frozen {
             st.frame += 1;
         }
-        (st.frame, st.picture_bytes)
+        (st.frame, st.picture_bytes, st.faults.scene(), st.picture_size.unwrap_or(jpeg::DEFAULT_SIZE))
+    };
+    let frames = match jpeg::frames(scene, width, height).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(camera = %cam.spec.id, ?scene, width, height, error = %e, "could not encode the snapshot");
+            return response(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "no picture\n");
+        }
     };
     cam.snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut r = response(StatusCode::OK, "image/jpeg", jpeg::frame_of_size(frame, size));
+    let mut r = response(StatusCode::OK, "image/jpeg", frames.serve(frame, bytes));
     r.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
     r
 }

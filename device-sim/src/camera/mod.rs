@@ -20,6 +20,14 @@
 //!   the same fault in the body.
 //! - The snapshot URL always wants HTTP Digest (as real cameras' snapshot endpoints do); RTSP
 //!   `DESCRIBE` wants Digest only in Digest mode.
+//! - The snapshot is a baseline JPEG (YCbCr 4:2:0) of a synthetic branch interior, 640×360 or
+//!   [`CameraFleet::set_picture_size`], with sensor noise and a counter that make every frame
+//!   differ; [`CameraFault::Covered`], [`CameraFault::Dark`] and [`CameraFault::Blurred`]
+//!   change what the lens sees (covered wins over dark, dark over blurred). Frames are encoded
+//!   once per (picture, size) and shared by the fleet (`jpeg`, `picture`).
+//! - The main profile's video encoder is 1920×1080 H264 (`vec_1`), 640×480 with
+//!   [`CameraFault::LowResolution`]: in `GetProfiles`, `GetProfile`,
+//!   `GetVideoEncoderConfigurations` and `GetVideoEncoderConfiguration`.
 //! - Pull-point subscriptions start with one `Initialized` message per health condition
 //!   (signal loss, tamper, storage failure) carrying its current state, then get a `Changed`
 //!   message per [`CameraFleet::emit_event`]. Subscription filters are accepted and ignored.
@@ -35,6 +43,7 @@
 mod discovery;
 mod http;
 mod jpeg;
+pub mod picture;
 mod rtsp;
 mod soap;
 
@@ -49,6 +58,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use discovery::{DiscoveryHandle, DiscoveryStats, WSD_GROUP, WSD_PORT};
+pub use jpeg::{DEFAULT_SIZE as DEFAULT_PICTURE_SIZE, MAX_SIDE as MAX_PICTURE_SIDE, MIN_SIDE as MIN_PICTURE_SIDE};
 
 /// How far a WS-Security `Created` may be from the camera clock.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
@@ -96,6 +106,15 @@ pub enum CameraFault {
     RtspDown,
     /// The snapshot stops changing.
     Frozen,
+    /// The lens is covered (tape): the snapshot is a nearly uniform dark grey.
+    Covered,
+    /// The lights are out: the snapshot is the scene at about 5 % of its brightness, noisy.
+    Dark,
+    /// The lens is out of focus: the snapshot is the scene strongly blurred, noise on top.
+    Blurred,
+    /// The main profile's video encoder is set to 640×480 instead of 1920×1080 (GetProfiles,
+    /// GetVideoEncoderConfiguration(s)); the snapshot is unchanged.
+    LowResolution,
 }
 
 /// Health conditions a camera reports through its event service.
@@ -136,6 +155,8 @@ pub enum SimError {
     DuplicateId(String),
     #[error("no camera with id {0:?}")]
     UnknownCamera(String),
+    #[error("a picture of {width}×{height} is outside {MIN_PICTURE_SIDE}–{MAX_PICTURE_SIDE} pixels a side")]
+    PictureSize { width: u16, height: u16 },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -155,6 +176,26 @@ pub(crate) struct Faults {
     pub skew_secs: i64,
     pub rtsp_down: bool,
     pub frozen: bool,
+    pub covered: bool,
+    pub dark: bool,
+    pub blurred: bool,
+    pub low_resolution: bool,
+}
+
+impl Faults {
+    /// What the lens sees: covered beats dark, dark beats blurred.
+    pub(crate) fn scene(&self) -> picture::Scene {
+        use picture::Scene;
+        if self.covered {
+            Scene::Covered
+        } else if self.dark {
+            Scene::Dark
+        } else if self.blurred {
+            Scene::Blurred
+        } else {
+            Scene::Normal
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -183,8 +224,10 @@ pub(crate) struct CamState {
     pub conditions: [bool; 3],
     pub subs: HashMap<u64, Subscription>,
     pub next_sub: u64,
-    /// The snapshot's size in bytes (0: the built-in 8×8 picture, about 200 bytes).
+    /// The snapshot's size in bytes (0: the picture as encoded, no padding).
     pub picture_bytes: usize,
+    /// The snapshot's width and height (`None`: [`DEFAULT_PICTURE_SIZE`]).
+    pub picture_size: Option<(u16, u16)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -453,6 +496,10 @@ impl CameraFleet {
                 CameraFault::ClockSkew(s) => f.skew_secs = if on { s } else { 0 },
                 CameraFault::RtspDown => f.rtsp_down = on,
                 CameraFault::Frozen => f.frozen = on,
+                CameraFault::Covered => f.covered = on,
+                CameraFault::Dark => f.dark = on,
+                CameraFault::Blurred => f.blurred = on,
+                CameraFault::LowResolution => f.low_resolution = on,
             }
         }
         tracing::info!(camera = id, ?fault, on, "camera fault");
@@ -460,12 +507,50 @@ impl CameraFleet {
         sync_listener(cam, Kind::Rtsp, &self.inner.handle)
     }
 
-    /// Makes the camera's snapshot `bytes` long (a valid JPEG padded with noise, different on
-    /// every frame as before), as a real camera's few hundred KB picture; 0 goes back to the
-    /// built-in picture of about 200 bytes.
+    /// Makes the camera's snapshot `bytes` long: its picture padded with APP15 segments of
+    /// noise (which decoders skip), still different on every frame. 0, or a size the picture
+    /// already exceeds, serves the picture as encoded (about 47 KB at 640×360).
     pub fn set_picture_bytes(&self, id: &str, bytes: usize) -> Result<(), SimError> {
         self.camera(id)?.state().picture_bytes = bytes;
         Ok(())
+    }
+
+    /// Makes the camera's snapshot `width × height` pixels (each side
+    /// [`MIN_PICTURE_SIDE`]–[`MAX_PICTURE_SIDE`]); the default is [`DEFAULT_PICTURE_SIZE`],
+    /// 640×360. 1920×1080 is a 1080p camera's picture. The frames of a size are encoded on the
+    /// first snapshot request at that size (see [`CameraFleet::prepare_pictures`]).
+    pub fn set_picture_size(&self, id: &str, width: u16, height: u16) -> Result<(), SimError> {
+        let cam = self.camera(id)?;
+        let side = MIN_PICTURE_SIDE..=MAX_PICTURE_SIDE;
+        if !side.contains(&width) || !side.contains(&height) {
+            return Err(SimError::PictureSize { width, height });
+        }
+        cam.state().picture_size = Some((width, height));
+        Ok(())
+    }
+
+    /// Encodes now, on this thread, the frames every camera's current picture needs (by its
+    /// size and picture faults), so that the first snapshot requests do not wait for them;
+    /// returns how many (scene, size) sets were built or found. Optional: a snapshot request
+    /// builds what it lacks.
+    pub fn prepare_pictures(&self) -> usize {
+        let mut keys: Vec<(picture::Scene, (u16, u16))> = self
+            .inner
+            .cameras
+            .iter()
+            .map(|c| {
+                let st = c.state();
+                (st.faults.scene(), st.picture_size.unwrap_or(DEFAULT_PICTURE_SIZE))
+            })
+            .collect();
+        keys.sort_by_key(|(scene, size)| (*scene as u8, *size));
+        keys.dedup();
+        for (scene, (w, h)) in &keys {
+            if let Err(e) = jpeg::frames_blocking(*scene, *w, *h) {
+                tracing::warn!(?scene, width = w, height = h, error = %e, "could not encode the snapshot pictures");
+            }
+        }
+        keys.len()
     }
 
     /// HTTP connections the camera has accepted (to check that clients keep them alive).

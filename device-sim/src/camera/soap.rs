@@ -22,6 +22,8 @@ use super::{
 /// Operations anyone may call (ONVIF Core: clients need them before they can authenticate).
 const PUBLIC_OPS: [&str; 3] = ["GetSystemDateAndTime", "GetCapabilities", "GetServices"];
 const PROFILE: &str = "profile_1";
+/// The main profile's video encoder configuration.
+const ENCODER: &str = "vec_1";
 const SUB_PREFIX: &str = "/onvif/events/sub/";
 const DEFAULT_TERMINATION_SECS: i64 = 60;
 const MAX_TERMINATION_SECS: i64 = 3600;
@@ -119,10 +121,21 @@ async fn dispatch(cam: &Arc<Camera>, path: &str, env: &Envelope, op: &Element) -
             escape(&cam.spec.id)
         ),
         // Media service.
-        "GetProfiles" => format!("<trt:GetProfilesResponse>{}</trt:GetProfilesResponse>", profile_xml()),
+        "GetProfiles" => format!("<trt:GetProfilesResponse>{}</trt:GetProfilesResponse>", profile_xml(cam)),
         "GetProfile" => {
             check_profile(op)?;
-            format!("<trt:GetProfileResponse>{}</trt:GetProfileResponse>", profile_xml().replace("trt:Profiles", "trt:Profile"))
+            format!("<trt:GetProfileResponse>{}</trt:GetProfileResponse>", profile_xml(cam).replace("trt:Profiles", "trt:Profile"))
+        }
+        "GetVideoEncoderConfigurations" => format!(
+            "<trt:GetVideoEncoderConfigurationsResponse>{}</trt:GetVideoEncoderConfigurationsResponse>",
+            encoder_xml(cam, "trt:Configurations")
+        ),
+        "GetVideoEncoderConfiguration" => {
+            check_encoder(op)?;
+            format!(
+                "<trt:GetVideoEncoderConfigurationResponse>{}</trt:GetVideoEncoderConfigurationResponse>",
+                encoder_xml(cam, "trt:Configuration")
+            )
         }
         "GetVideoSources" => "<trt:GetVideoSourcesResponse><trt:VideoSources token=\"vs_1\"><tt:Framerate>25</tt:Framerate><tt:Resolution><tt:Width>1920</tt:Width><tt:Height>1080</tt:Height></tt:Resolution></trt:VideoSources></trt:GetVideoSourcesResponse>".to_string(),
         "GetStreamUri" => {
@@ -267,13 +280,32 @@ fn services(cam: &Camera) -> String {
     out
 }
 
-fn profile_xml() -> String {
+/// The main profile: its video source and its video encoder configuration.
+fn profile_xml(cam: &Camera) -> String {
     format!(
         "<trt:Profiles token=\"{PROFILE}\" fixed=\"true\"><tt:Name>MainStream</tt:Name>\
 <tt:VideoSourceConfiguration token=\"vsc_1\"><tt:Name>VideoSource</tt:Name><tt:UseCount>1</tt:UseCount><tt:SourceToken>vs_1</tt:SourceToken><tt:Bounds x=\"0\" y=\"0\" width=\"1920\" height=\"1080\"/></tt:VideoSourceConfiguration>\
-<tt:VideoEncoderConfiguration token=\"vec_1\"><tt:Name>MainEncoder</tt:Name><tt:UseCount>1</tt:UseCount><tt:Encoding>H264</tt:Encoding><tt:Resolution><tt:Width>1920</tt:Width><tt:Height>1080</tt:Height></tt:Resolution><tt:Quality>5</tt:Quality><tt:RateControl><tt:FrameRateLimit>25</tt:FrameRateLimit><tt:EncodingInterval>1</tt:EncodingInterval><tt:BitrateLimit>4096</tt:BitrateLimit></tt:RateControl><tt:H264><tt:GovLength>50</tt:GovLength><tt:H264Profile>Main</tt:H264Profile></tt:H264><tt:Multicast><tt:Address><tt:Type>IPv4</tt:Type><tt:IPv4Address>0.0.0.0</tt:IPv4Address></tt:Address><tt:Port>0</tt:Port><tt:TTL>1</tt:TTL><tt:AutoStart>false</tt:AutoStart></tt:Multicast><tt:SessionTimeout>PT60S</tt:SessionTimeout></tt:VideoEncoderConfiguration>\
-</trt:Profiles>"
+{}</trt:Profiles>",
+        encoder_xml(cam, "tt:VideoEncoderConfiguration")
     )
+}
+
+/// The main profile's video encoder configuration as `element` (its name in a profile, in
+/// `GetVideoEncoderConfigurations` and in `GetVideoEncoderConfiguration`): 1920×1080, or
+/// 640×480 while the camera has the `low-resolution` fault.
+fn encoder_xml(cam: &Camera, element: &str) -> String {
+    let (width, height, kbps) = if cam.faults().low_resolution { (640, 480, 1024) } else { (1920, 1080, 4096) };
+    format!(
+        "<{element} token=\"{ENCODER}\"><tt:Name>MainEncoder</tt:Name><tt:UseCount>1</tt:UseCount><tt:Encoding>H264</tt:Encoding><tt:Resolution><tt:Width>{width}</tt:Width><tt:Height>{height}</tt:Height></tt:Resolution><tt:Quality>5</tt:Quality><tt:RateControl><tt:FrameRateLimit>25</tt:FrameRateLimit><tt:EncodingInterval>1</tt:EncodingInterval><tt:BitrateLimit>{kbps}</tt:BitrateLimit></tt:RateControl><tt:H264><tt:GovLength>50</tt:GovLength><tt:H264Profile>Main</tt:H264Profile></tt:H264><tt:Multicast><tt:Address><tt:Type>IPv4</tt:Type><tt:IPv4Address>0.0.0.0</tt:IPv4Address></tt:Address><tt:Port>0</tt:Port><tt:TTL>1</tt:TTL><tt:AutoStart>false</tt:AutoStart></tt:Multicast><tt:SessionTimeout>PT60S</tt:SessionTimeout></{element}>"
+    )
+}
+
+fn check_encoder(op: &Element) -> Result<(), Fault> {
+    match op.text_at(&["ConfigurationToken"]) {
+        Some(ENCODER) => Ok(()),
+        Some(other) => Err(Fault::sender("ter:NoConfig", format!("no video encoder configuration {other:?}"))),
+        None => Err(Fault::sender("ter:InvalidArgVal", "ConfigurationToken is required")),
+    }
 }
 
 fn check_profile(op: &Element) -> Result<(), Fault> {

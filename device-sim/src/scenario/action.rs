@@ -14,8 +14,21 @@ use crate::camera::{CameraEventKind, CameraFault};
 use crate::panel::PanelFaultSim;
 
 /// Camera fault names, in documentation order.
-pub const CAMERA_FAULTS: [&str; 9] =
-    ["down", "hung", "slow", "auth-failure", "soap-fault", "http-500", "clock-skew", "rtsp-down", "frozen"];
+pub const CAMERA_FAULTS: [&str; 13] = [
+    "down",
+    "hung",
+    "slow",
+    "auth-failure",
+    "soap-fault",
+    "http-500",
+    "clock-skew",
+    "rtsp-down",
+    "frozen",
+    "covered",
+    "dark",
+    "blurred",
+    "low-resolution",
+];
 /// Panel fault names, in documentation order.
 pub const PANEL_FAULTS: [&str; 5] = ["no-answer", "slow", "exception", "drop-connection", "wrong-transaction-id"];
 /// Camera event (health condition) names.
@@ -213,7 +226,65 @@ pub fn camera_fault_name(f: CameraFault) -> &'static str {
         CameraFault::ClockSkew(_) => "clock-skew",
         CameraFault::RtspDown => "rtsp-down",
         CameraFault::Frozen => "frozen",
+        CameraFault::Covered => "covered",
+        CameraFault::Dark => "dark",
+        CameraFault::Blurred => "blurred",
+        CameraFault::LowResolution => "low-resolution",
     }
+}
+
+/// What a camera fault does, in both languages (the control API's index says it in the
+/// asker's language); `None` for a name that is not a camera fault.
+pub fn camera_fault_help(name: &str) -> Option<Text> {
+    Some(match name {
+        "down" => text!(
+            "both listeners closed: connection refused; back on the same ports",
+            "两个监听端口都关闭：连接被拒绝；恢复后仍用原端口"
+        ),
+        "hung" => text!("requests read, never answered", "读取请求，但从不应答"),
+        "slow" => text!("every answer delayed by ms", "每个应答都延迟 ms 毫秒"),
+        "auth-failure" => text!("every credential refused", "拒绝一切凭据"),
+        "soap-fault" => text!("every SOAP call answered with a fault", "每个 SOAP 调用都以故障应答"),
+        "http-500" => text!("every HTTP request answered with HTTP 500", "每个 HTTP 请求都以 HTTP 500 应答"),
+        "clock-skew" => text!(
+            "the camera clock runs seconds ahead (negative: behind); WS-Security fails beyond 60 s",
+            "摄像机时钟快 seconds 秒（负数为慢）；超过 60 秒时 WS-Security 认证失败"
+        ),
+        "rtsp-down" => text!("the RTSP listener closed", "RTSP 监听端口关闭"),
+        "frozen" => text!("the snapshot stops changing", "抓图不再变化"),
+        "covered" => text!(
+            "lens covered with tape: the snapshot is a nearly uniform dark grey",
+            "镜头被胶带遮挡：抓图几乎是一片均匀的深灰"
+        ),
+        "dark" => text!(
+            "lights out: the snapshot is the scene at about 5 % brightness, with noise",
+            "灯光熄灭：抓图是亮度约 5 % 的原场景，带噪点"
+        ),
+        "blurred" => text!(
+            "lens out of focus: the snapshot is the scene strongly blurred, with noise",
+            "镜头失焦：抓图是严重模糊的原场景，带噪点"
+        ),
+        "low-resolution" => text!(
+            "the main profile's video encoder reports 640×480 instead of 1920×1080; the snapshot is unchanged",
+            "主码流的视频编码配置报告 640×480，而不是 1920×1080；抓图不变"
+        ),
+        _ => return None,
+    })
+}
+
+/// What a panel fault does, in both languages; `None` for a name that is not a panel fault.
+pub fn panel_fault_help(name: &str) -> Option<Text> {
+    Some(match name {
+        "no-answer" => text!("requests read, never answered", "读取请求，但从不应答"),
+        "slow" => text!("every answer delayed by ms", "每个应答都延迟 ms 毫秒"),
+        "exception" => text!(
+            "every request answered with Modbus exception code (default 4)",
+            "每个请求都以 Modbus 异常码 code 应答（默认 4）"
+        ),
+        "drop-connection" => text!("the connection closed on the next request", "下一个请求时关闭连接"),
+        "wrong-transaction-id" => text!("answers carry the wrong transaction id", "应答带错误的事务号"),
+        _ => return None,
+    })
 }
 
 pub fn panel_fault_name(f: PanelFaultSim) -> &'static str {
@@ -282,6 +353,10 @@ pub fn camera_fault(
         },
         "rtsp-down" => CameraFault::RtspDown,
         "frozen" => CameraFault::Frozen,
+        "covered" => CameraFault::Covered,
+        "dark" => CameraFault::Dark,
+        "blurred" => CameraFault::Blurred,
+        "low-resolution" => CameraFault::LowResolution,
         other => {
             let names = CAMERA_FAULTS.join(", ");
             return Err(Invalid::new(
@@ -418,6 +493,13 @@ mod tests {
         for name in CAMERA_EVENTS {
             assert_eq!(camera_event_name(camera_event(name).unwrap()), name);
         }
+        for name in CAMERA_FAULTS {
+            assert!(camera_fault_help(name).is_some(), "{name} has no help");
+        }
+        for name in PANEL_FAULTS {
+            assert!(panel_fault_help(name).is_some(), "{name} has no help");
+        }
+        assert!(camera_fault_help("no-answer").is_none() && panel_fault_help("down").is_none());
     }
 
     #[test]

@@ -33,7 +33,8 @@ use protocols::modbus::Profile;
 
 pub use action::{
     Action, CAMERA_EVENTS, CAMERA_FAULTS, DEFAULT_EXCEPTION_CODE, Invalid, PANEL_FAULTS, PointSet, camera_event,
-    camera_event_name, camera_fault, camera_fault_name, panel_fault, panel_fault_name,
+    camera_event_name, camera_fault, camera_fault_help, camera_fault_name, panel_fault, panel_fault_help,
+    panel_fault_name,
 };
 pub use live::{ApplyError, LiveBranch, Origin, Record, StartError};
 pub use player::play;
