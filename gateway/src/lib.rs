@@ -21,6 +21,7 @@ pub mod messages;
 pub mod metrics;
 pub mod mqtt;
 pub mod outbox;
+pub mod picture;
 pub mod pollers;
 pub mod service;
 pub mod site;
