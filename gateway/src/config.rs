@@ -15,6 +15,8 @@ use protocols::ids::validate_segment;
 use protocols::{BranchId, DeviceId, ZoneId};
 use serde::Deserialize;
 
+use crate::picture::{NightHours, PictureSettings, Resolution};
+
 /// The whole site file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +259,10 @@ pub struct HealthConfig {
     /// own `snapshot_max_bytes` overrides it.
     #[serde(default = "default_snapshot_max_bytes", deserialize_with = "de_bytes")]
     pub snapshot_max_bytes: u64,
+    /// Cameras: picture checks (dark, obstructed, defocused) and the HD minimum, for every
+    /// camera unless it sets its own (`picture = { … }` on the camera).
+    #[serde(default)]
+    pub picture: PictureConfig,
 }
 
 impl Default for HealthConfig {
@@ -267,7 +273,68 @@ impl Default for HealthConfig {
             coverage_period: default_coverage_period(),
             frozen_check_every: default_frozen_check_every(),
             snapshot_max_bytes: default_snapshot_max_bytes(),
+            picture: PictureConfig::default(),
         }
+    }
+}
+
+/// Picture-check settings as written (`[health.picture]`, a camera's `picture`); every field
+/// optional, a camera's own value winning over `[health.picture]`'s, then the default. What
+/// each means and how the defaults were chosen: docs/CONFIG.md, section `[health.picture]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PictureConfig {
+    /// Whether pictures are checked at all (default true).
+    pub checks: Option<bool>,
+    /// Mean brightness (0–255) below which a picture is dark (default 25).
+    pub dark_below: Option<f32>,
+    /// Variation of the 8×8 block means below which a picture is uniform: obstructed (default 8).
+    pub uniform_below: Option<f32>,
+    /// Sharpness below this share of the camera's baseline is defocused (default 0.6; 0: off).
+    pub defocus_ratio: Option<f32>,
+    /// A fixed sharpness baseline instead of the learned one.
+    pub sharpness_baseline: Option<f32>,
+    /// The camera lights its scene at night (IR); default true. Without IR, darkness within
+    /// `night_hours` is expected.
+    pub ir: Option<bool>,
+    /// Local hours when a camera without IR may be dark, `HH:MM-HH:MM`.
+    pub night_hours: Option<String>,
+    /// The least main-stream resolution, `WIDTHxHEIGHT` (default 1280x720).
+    pub min_resolution: Option<String>,
+}
+
+impl PictureConfig {
+    /// `self` with every unset field taken from `fallback`.
+    fn or(&self, fallback: &PictureConfig) -> PictureConfig {
+        PictureConfig {
+            checks: self.checks.or(fallback.checks),
+            dark_below: self.dark_below.or(fallback.dark_below),
+            uniform_below: self.uniform_below.or(fallback.uniform_below),
+            defocus_ratio: self.defocus_ratio.or(fallback.defocus_ratio),
+            sharpness_baseline: self.sharpness_baseline.or(fallback.sharpness_baseline),
+            ir: self.ir.or(fallback.ir),
+            night_hours: self.night_hours.clone().or_else(|| fallback.night_hours.clone()),
+            min_resolution: self.min_resolution.clone().or_else(|| fallback.min_resolution.clone()),
+        }
+    }
+
+    /// The judge's settings (defaults for what is unset or unreadable: validation reports those).
+    pub fn settings(&self) -> PictureSettings {
+        let d = PictureSettings::default();
+        PictureSettings {
+            enabled: self.checks.unwrap_or(d.enabled),
+            dark_below: self.dark_below.unwrap_or(d.dark_below),
+            uniform_below: self.uniform_below.unwrap_or(d.uniform_below),
+            defocus_ratio: self.defocus_ratio.unwrap_or(d.defocus_ratio),
+            sharpness_baseline: self.sharpness_baseline,
+            ir: self.ir.unwrap_or(d.ir),
+            night_hours: self.night_hours.as_deref().and_then(NightHours::parse),
+        }
+    }
+
+    /// The least main-stream resolution.
+    pub fn min_resolution(&self) -> Resolution {
+        self.min_resolution.as_deref().and_then(Resolution::parse).unwrap_or(Resolution::HD)
     }
 }
 
@@ -335,6 +402,14 @@ pub struct CameraConfig {
     /// Largest snapshot read (`[health] snapshot_max_bytes` when not set).
     #[serde(default, deserialize_with = "de_bytes_opt")]
     pub snapshot_max_bytes: Option<u64>,
+    /// Picture checks and the HD minimum for this camera (`[health.picture]` for what it
+    /// does not set; `min_resolution` also from its zones).
+    #[serde(default)]
+    pub picture: PictureConfig,
+    /// `picture` resolved at parse time: its own values, then its zones' strictest
+    /// `min_resolution`, then `[health.picture]`.
+    #[serde(skip)]
+    pub picture_resolved: PictureConfig,
 }
 
 fn default_camera_interval() -> Duration {
@@ -395,6 +470,10 @@ pub struct ZoneConfig {
     pub coverage_required: bool,
     #[serde(default = "default_min_live")]
     pub min_live_cameras: u32,
+    /// The least main-stream resolution of the cameras watching this zone (`WIDTHxHEIGHT`); a
+    /// camera's own `picture.min_resolution` wins.
+    #[serde(default)]
+    pub min_resolution: Option<String>,
 }
 
 fn default_min_live() -> u32 {
@@ -546,6 +625,17 @@ impl SiteConfig {
         for c in &mut cfg.cameras {
             c.frozen_check_every.get_or_insert(cfg.health.frozen_check_every);
             c.snapshot_max_bytes.get_or_insert(cfg.health.snapshot_max_bytes);
+            // The strictest minimum among the camera's zones (by long side, then short side).
+            let zones_min = cfg
+                .zones
+                .iter()
+                .filter(|z| c.zones.contains(&z.id))
+                .filter_map(|z| z.min_resolution.as_deref())
+                .filter_map(|r| Resolution::parse(r).map(|p| (p.width.max(p.height), p.width.min(p.height), r)))
+                .max()
+                .map(|(_, _, r)| r.to_string());
+            let zones = PictureConfig { min_resolution: zones_min, ..PictureConfig::default() };
+            c.picture_resolved = c.picture.or(&zones).or(&cfg.health.picture);
         }
         Ok(cfg)
     }
@@ -755,6 +845,7 @@ impl SiteConfig {
         }
         v.frozen_check_every("health.frozen_check_every", self.health.frozen_check_every);
         v.snapshot_max_bytes("health.snapshot_max_bytes", self.health.snapshot_max_bytes);
+        v.picture("health.picture", &self.health.picture);
         v.duration(
             "health.coverage_period",
             self.health.coverage_period,
@@ -779,6 +870,9 @@ impl SiteConfig {
             let f = format!("zone[{i}]");
             v.segment(&format!("{f}.id"), &z.id, id_fix(""));
             v.unique(&mut zone_ids, &format!("{f}.id"), &z.id, text!("zone", "区域"));
+            if let Some(r) = &z.min_resolution {
+                v.resolution(&format!("{f}.min_resolution"), r);
+            }
             if z.coverage_required && z.min_live_cameras == 0 {
                 v.push(
                     &format!("{f}.min_live_cameras"),
@@ -823,6 +917,7 @@ impl SiteConfig {
             if let Some(n) = c.snapshot_max_bytes {
                 v.snapshot_max_bytes(&format!("{f}.snapshot_max_bytes"), n);
             }
+            v.picture(&format!("{f}.picture"), &c.picture);
             v.secret(&f, &c.password, &self.base_dir);
             for (j, z) in c.zones.iter().enumerate() {
                 if !self.zones.iter().any(|zc| &zc.id == z) {
@@ -1069,6 +1164,52 @@ impl Validator {
                 field,
                 text!("must be 1 to 360 probes", "须为 1 到 360 次探测"),
                 text!("set e.g. 6 (a snapshot every sixth probe)", "例如设为 6（每 6 次探测取一次快照）"),
+            );
+        }
+    }
+
+    fn picture(&mut self, field: &str, p: &PictureConfig) {
+        let mut range = |name: &str, value: Option<f32>, min: f32, max: f32, example: &str| {
+            if let Some(x) = value
+                && !(x.is_finite() && (min..=max).contains(&x))
+            {
+                self.push(
+                    &format!("{field}.{name}"),
+                    text!("{x} is out of range", "{x} 超出范围"),
+                    text!(
+                        "use a value from {min} to {max}, e.g. {example}",
+                        "取值须在 {min} 到 {max} 之间，例如 {example}"
+                    ),
+                );
+            }
+        };
+        range("dark_below", p.dark_below, 0.0, 255.0, "25");
+        range("uniform_below", p.uniform_below, 0.0, 128.0, "8");
+        range("defocus_ratio", p.defocus_ratio, 0.0, 1.0, "0.6");
+        range("sharpness_baseline", p.sharpness_baseline, 0.001, 100.0, "0.3");
+        if let Some(n) = &p.night_hours
+            && NightHours::parse(n).is_none()
+        {
+            self.push(
+                &format!("{field}.night_hours"),
+                text!("{n:?} is not HH:MM-HH:MM", "{n:?} 不是 时:分-时:分 格式"),
+                text!("write e.g. \"19:00-07:00\" (local time)", "写成例如 \"19:00-07:00\"（当地时间）"),
+            );
+        }
+        if let Some(r) = &p.min_resolution {
+            self.resolution(&format!("{field}.min_resolution"), r);
+        }
+    }
+
+    fn resolution(&mut self, field: &str, r: &str) {
+        if Resolution::parse(r).is_none() {
+            self.push(
+                field,
+                text!("{r:?} is not WIDTHxHEIGHT", "{r:?} 不是 宽x高 格式"),
+                text!(
+                    "write e.g. \"1280x720\" (the default) or \"1920x1080\"",
+                    "写成例如 \"1280x720\"（默认）或 \"1920x1080\""
+                ),
             );
         }
     }

@@ -13,6 +13,8 @@ pub struct CameraLive {
     pub online: bool,
     pub stream_alive: bool,
     pub frozen: bool,
+    /// The picture check's raised fault (`obstructed`, `dark`, `defocused`).
+    pub picture: Option<String>,
     pub stream_uri: Option<String>,
     pub snapshot_uri: Option<String>,
 }
@@ -29,6 +31,7 @@ pub fn linked_cameras(ids: &[DeviceId], cameras: &BTreeMap<DeviceId, CameraLive>
                 online: c.online,
                 stream_alive: c.stream_alive,
                 frozen: c.frozen,
+                picture: c.picture.clone(),
                 stream_uri: c.stream_uri.clone(),
                 snapshot_uri: c.snapshot_uri.clone(),
             })
@@ -36,8 +39,8 @@ pub fn linked_cameras(ids: &[DeviceId], cameras: &BTreeMap<DeviceId, CameraLive>
         .collect()
 }
 
-/// Whether any linked camera is down (offline, stream dead or frozen) — an alarm whose camera
-/// is down is the case head office must see first.
+/// Whether any linked camera is down (offline, stream dead, frozen, or a picture that shows
+/// nothing usable) — an alarm whose camera is down is the case head office must see first.
 pub fn any_down(linked: &[LinkedCamera]) -> bool {
-    linked.iter().any(|c| !c.online || !c.stream_alive || c.frozen)
+    linked.iter().any(LinkedCamera::is_down)
 }

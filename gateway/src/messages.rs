@@ -23,6 +23,17 @@ pub enum Msg<'a> {
     CameraBack {
         name: &'a str,
     },
+    /// The main stream is below the camera's minimum resolution.
+    LowResolution {
+        name: &'a str,
+        actual: &'a str,
+        minimum: &'a str,
+    },
+    ResolutionMet {
+        name: &'a str,
+        actual: &'a str,
+        minimum: &'a str,
+    },
     /// Appended: required zones left unwatched (names).
     ZonesUnwatched {
         zones: &'a [String],
@@ -124,12 +135,21 @@ impl Msg<'_> {
                 "stream-down" => format!("Camera {name}: the video stream does not answer"),
                 "signal-lost" => format!("Camera {name} lost its video signal"),
                 "tcp-only" => format!("Camera {name} connects but does not answer ONVIF"),
+                "obstructed" => format!("Camera {name}: the picture is blocked (lens covered or obstructed)"),
+                "dark" => format!("Camera {name}: the picture is too dark"),
+                "defocused" => format!("Camera {name}: the picture is out of focus"),
                 _ => format!("Camera {name} is offline ({status})"),
             },
             Msg::CameraFlapping { name, losses, settle_secs } => format!(
                 "Camera {name} is flapping (lost {losses} times in 10 min); holding the alert until it stays up for {settle_secs} s"
             ),
             Msg::CameraBack { name } => format!("Camera {name} is back online"),
+            Msg::LowResolution { name, actual, minimum } => {
+                format!("Camera {name} streams {actual}, below the required {minimum} (not HD)")
+            }
+            Msg::ResolutionMet { name, actual, minimum } => {
+                format!("Camera {name} streams {actual} again, meeting the required {minimum}")
+            }
             Msg::ZonesUnwatched { zones } => format!("; required zone(s) now unwatched: {}", zones.join(", ")),
             Msg::Armed => "; the alarm system is armed".to_string(),
             Msg::LinkedCameraDown => "; a linked camera is DOWN".to_string(),
@@ -173,12 +193,21 @@ impl Msg<'_> {
                 "stream-down" => format!("摄像机 {name} 视频流无响应"),
                 "signal-lost" => format!("摄像机 {name} 视频信号丢失"),
                 "tcp-only" => format!("摄像机 {name} 网络可达但 ONVIF 无响应"),
+                "obstructed" => format!("摄像机 {name} 画面被遮挡（镜头被遮盖或阻挡）"),
+                "dark" => format!("摄像机 {name} 画面过暗"),
+                "defocused" => format!("摄像机 {name} 画面失焦（模糊）"),
                 _ => format!("摄像机 {name} 离线（{}）", status_zh(status)),
             },
             Msg::CameraFlapping { name, losses, settle_secs } => {
                 format!("摄像机 {name} 频繁掉线（10 分钟内掉线 {losses} 次），需持续在线 {settle_secs} 秒后才恢复告警")
             }
             Msg::CameraBack { name } => format!("摄像机 {name} 已恢复在线"),
+            Msg::LowResolution { name, actual, minimum } => {
+                format!("摄像机 {name} 主码流分辨率 {actual}，低于要求的 {minimum}（非高清）")
+            }
+            Msg::ResolutionMet { name, actual, minimum } => {
+                format!("摄像机 {name} 主码流分辨率已恢复为 {actual}，达到要求的 {minimum}")
+            }
             Msg::ZonesUnwatched { zones } => format!("；必须监控的区域已无人看守：{}", zones.join("、")),
             Msg::Armed => "；报警系统处于布防状态".to_string(),
             Msg::LinkedCameraDown => "；联动摄像机离线".to_string(),
@@ -246,6 +275,7 @@ fn fault_zh(fault: &str) -> &str {
         "uplink-down" => "上行链路中断",
         "outbox-overflow" => "缓存溢出",
         "uplink-denied" => "上行消息被拒收",
+        "low-resolution" => "分辨率不达标",
         other => other,
     }
 }

@@ -229,6 +229,8 @@ mod tests {
             updated_at: t,
             reason: None,
             clock_skew_ms: None,
+            resolution: None,
+            encoding: None,
         };
         for (b, id, st) in [(&b2, "cam-1", "online"), (&b2, "cam-2", "frozen"), (&b1, "cam-2", "offline")] {
             s.devices.insert(

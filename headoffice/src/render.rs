@@ -655,8 +655,15 @@ pub fn report_html(r: &Report, lang: Lang) -> String {
                                 lang.t("offline", "离线")
                             } else if !c.stream_alive {
                                 lang.t("no stream", "无码流")
-                            } else {
+                            } else if c.frozen {
                                 lang.t("frozen", "画面冻结")
+                            } else {
+                                match c.picture.as_deref() {
+                                    Some("obstructed") => lang.t("picture blocked", "画面遮挡"),
+                                    Some("dark") => lang.t("picture too dark", "画面过暗"),
+                                    Some("defocused") => lang.t("out of focus", "画面失焦"),
+                                    _ => lang.t("picture unusable", "画面不可用"),
+                                }
                             };
                             format!("{} ({why})", c.name)
                         })

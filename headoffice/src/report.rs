@@ -144,6 +144,9 @@ pub struct CameraState {
     pub online: bool,
     pub stream_alive: bool,
     pub frozen: bool,
+    /// The picture check's fault (`obstructed`, `dark`, `defocused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picture: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -322,13 +325,14 @@ pub fn build(mut d: ReportData, w: Window) -> Report {
         let down: Vec<CameraState> = l
             .cameras
             .iter()
-            .filter(|c| !c.online || !c.stream_alive || c.frozen)
+            .filter(|c| c.is_down())
             .map(|c| CameraState {
                 id: c.id.clone(),
                 name: c.name.clone(),
                 online: c.online,
                 stream_alive: c.stream_alive,
                 frozen: c.frozen,
+                picture: c.picture.clone(),
             })
             .collect();
         if down.is_empty() || !w.contains(a.occurred_at) {
@@ -455,6 +459,7 @@ mod tests {
             online,
             stream_alive,
             frozen,
+            picture: None,
             stream_uri: None,
             snapshot_uri: None,
         }

@@ -237,10 +237,23 @@ pub struct LinkedCamera {
     pub online: bool,
     pub stream_alive: bool,
     pub frozen: bool,
+    /// The picture check's fault when the picture shows nothing usable (`obstructed`, `dark`,
+    /// `defocused`); absent when the picture is fine or was not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_uri: Option<String>,
+}
+
+impl LinkedCamera {
+    /// Whether the camera was not watching when the alarm came: offline, no stream, a frozen
+    /// picture or a picture that shows nothing usable. The one definition head office and the
+    /// gateway both use ("an alarm with its camera down").
+    pub fn is_down(&self) -> bool {
+        !self.online || !self.stream_alive || self.frozen || self.picture.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -374,6 +387,7 @@ mod tests {
                     online: true,
                     stream_alive: true,
                     frozen: false,
+                    picture: None,
                     stream_uri: Some("rtsp://127.0.0.1:8554/cam-1".into()),
                     snapshot_uri: None,
                 }],

@@ -33,13 +33,16 @@ pub struct GatewayStatus {
 
 /// The device health `state`s a gateway publishes (an open vocabulary: head office treats any
 /// other value as not healthy). `docs/schemas/branch-device-1.json` lists the same.
-pub const DEVICE_STATES: [&str; 10] = [
+pub const DEVICE_STATES: [&str; 13] = [
     "online",
     "offline",
     "auth-failed",
     "stream-down",
     "frozen",
     "signal-lost",
+    "obstructed",
+    "dark",
+    "defocused",
     "flapping",
     "hung",
     "maintenance",
@@ -53,12 +56,13 @@ pub struct DeviceHealth {
     pub branch: BranchId,
     pub device: DeviceRef,
     /// One of [`DEVICE_STATES`]: `online`, `offline` (not reachable: see `status`),
-    /// `auth-failed`, `stream-down`, `frozen`, `signal-lost`, `flapping`, `hung` (a panel whose
-    /// heartbeat stopped), `maintenance`, `unknown` (not yet proven).
+    /// `auth-failed`, `stream-down`, `frozen`, `signal-lost`, `obstructed` (a nearly uniform
+    /// picture: lens covered), `dark`, `defocused`, `flapping`, `hung` (a panel whose heartbeat
+    /// stopped), `maintenance`, `unknown` (not yet proven).
     pub state: String,
     /// The precise code behind a state that is not healthy, as in the alert that reported it: a
-    /// camera's `unreachable`, `tcp-only`, `auth-failed`, `stream-down`, `frozen`, `signal-lost`
-    /// (for `flapping`: its last loss), a panel's `unreachable`, `modbus-exception`,
+    /// camera's `unreachable`, `tcp-only`, `auth-failed`, `stream-down`, `frozen`, `signal-lost`,
+    /// `obstructed`, `dark`, `defocused` (for `flapping`: its last loss), a panel's `unreachable`, `modbus-exception`,
     /// `protocol-error`, `heartbeat-stopped`. Absent when `online`, `unknown` or `maintenance`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
@@ -70,6 +74,12 @@ pub struct DeviceHealth {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_skew_ms: Option<i64>,
+    /// A camera's main-stream resolution as its encoder configuration says, `WIDTHxHEIGHT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    /// A camera's main-stream encoding: `H264`, `H265`, `JPEG`…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
 }
 
 impl DeviceHealth {

@@ -114,6 +114,37 @@ fn out_of_range_intervals_are_rejected() {
 }
 
 #[test]
+fn bad_picture_check_settings_are_rejected_and_good_ones_accepted() {
+    let good = GOOD
+        .replace("coverage_required = true\n", "coverage_required = true\nmin_resolution = \"1920x1080\"\n")
+        .replace(
+            "zones = [\"vault\"]\n",
+            "zones = [\"vault\"]\npicture = { ir = false, night_hours = \"19:00-07:00\", defocus_ratio = 0.5 }\n",
+        )
+        + "[health.picture]\ndark_below = 30\nmin_resolution = \"1280x720\"\n";
+    let (code, out) = check(&good);
+    assert_eq!(code, 0, "{out}");
+    let bad =
+        GOOD.replace("coverage_required = true\n", "coverage_required = true\nmin_resolution = \"hd\"\n").replace(
+            "zones = [\"vault\"]\n",
+            "zones = [\"vault\"]\npicture = { night_hours = \"7pm-7am\", defocus_ratio = 1.5 }\n",
+        ) + "[health.picture]\ndark_below = 300\n";
+    rejects(
+        &bad,
+        &[
+            "zone[0].min_resolution",
+            "WIDTHxHEIGHT",
+            "camera[0].picture.night_hours",
+            "HH:MM-HH:MM",
+            "camera[0].picture.defocus_ratio",
+            "health.picture.dark_below",
+        ],
+    );
+    // An unknown field is named with its line.
+    rejects(&(GOOD.to_string() + "[health.picture]\ndark_threshold = 3\n"), &["dark_threshold"]);
+}
+
+#[test]
 fn topic_segments_with_wildcards_are_rejected() {
     rejects(&GOOD.replace("id = \"b01\"", "id = \"b+01\""), &["branch.id", "`+`"]);
     rejects(&GOOD.replace("id = \"cam-1\"", "id = \"cam#1\"").replace("[\"cam-1\"]", "[\"cam#1\"]"), &["camera[0].id"]);

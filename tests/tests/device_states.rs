@@ -23,7 +23,7 @@ fn documented(property: &str) -> BTreeSet<String> {
     examples.iter().map(|v| v.as_str().unwrap_or_else(|| panic!("{v} is not a string")).to_string()).collect()
 }
 
-const CAMERAS: [&str; 16] = [
+const CAMERAS: [&str; 20] = [
     "cam-ok",
     "cam-never",
     "cam-down",
@@ -40,6 +40,10 @@ const CAMERAS: [&str; 16] = [
     "cam-storage",
     "cam-flap",
     "cam-maint",
+    "cam-covered",
+    "cam-dark",
+    "cam-blurred",
+    "cam-lowres",
 ];
 const PANELS: [&str; 7] = ["p-ok", "p-noanswer", "p-slow", "p-exc", "p-drop", "p-tid", "p-hb"];
 
@@ -65,6 +69,12 @@ fn expected() -> BTreeMap<&'static str, (&'static str, Option<&'static str>)> {
         ("cam-storage", ("online", None)),
         ("cam-flap", ("flapping", Some("unreachable"))),
         ("cam-maint", ("maintenance", None)),
+        // The picture checks: the camera answers, its picture shows nothing usable.
+        ("cam-covered", ("obstructed", Some("obstructed"))),
+        ("cam-dark", ("dark", Some("dark"))),
+        ("cam-blurred", ("defocused", Some("defocused"))),
+        // Below the HD minimum: a device fault of its own; the camera still watches.
+        ("cam-lowres", ("online", None)),
         ("p-ok", ("online", None)),
         ("p-noanswer", ("offline", Some("unreachable"))),
         ("p-slow", ("offline", Some("unreachable"))),
@@ -89,6 +99,8 @@ async fn every_simulated_fault_publishes_a_documented_state() {
     panel_profiles.push(("p-maint", "generic-alarm"));
     let panels = harness::sim::panels(&panel_profiles).await;
     cams.set_fault("cam-never", CameraFault::Hung, true).unwrap();
+    // Reset to a low resolution before the gateway first reads its encoder settings.
+    cams.set_fault("cam-lowres", CameraFault::LowResolution, true).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut text = format!(
         r#"
@@ -161,6 +173,14 @@ frozen_check_every = 2
     };
     settle(&mut sub, &first);
 
+    // A defocused lens is told against the camera's own baseline: let it learn its scene first
+    // (5 healthy pictures; the snapshot comes every second probe here).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while cams.snapshot_requests("cam-blurred").unwrap() < 6 {
+        assert!(std::time::Instant::now() < deadline, "cam-blurred's pictures were never fetched");
+        sub.drain_for(Duration::from_millis(300));
+    }
+
     // Every fault at once, one device each.
     for (cam, fault) in [
         ("cam-down", CameraFault::Down),
@@ -172,6 +192,9 @@ frozen_check_every = 2
         ("cam-rtsp", CameraFault::RtspDown),
         ("cam-frozen", CameraFault::Frozen),
         ("cam-skew", CameraFault::ClockSkew(40)),
+        ("cam-covered", CameraFault::Covered),
+        ("cam-dark", CameraFault::Dark),
+        ("cam-blurred", CameraFault::Blurred),
     ] {
         cams.set_fault(cam, fault, true).unwrap();
     }
@@ -216,6 +239,10 @@ frozen_check_every = 2
         }
         seen_states.insert(state);
     }
+    // Every camera that told its encoder settings carries them; the low one says so.
+    let lowres = latest(&sub, "cam-lowres").expect("cam-lowres");
+    assert_eq!(lowres["resolution"], "640x480", "{lowres}");
+    assert_eq!(latest(&sub, "cam-ok").expect("cam-ok")["resolution"], "1920x1080");
     let missing: Vec<&String> = states.difference(&seen_states).collect();
     assert!(missing.is_empty(), "documented states no simulated fault produced: {missing:?} (seen {seen_states:?})");
     cams.shutdown().await;

@@ -191,3 +191,200 @@ async fn panel_stopped_heartbeat_is_hung() {
     )
     .await;
 }
+
+/// A camera watching a required zone, its picture checked every second probe.
+async fn picture_rig(branch: &str, before_start: impl FnOnce(&CameraFleet)) -> Rig {
+    let broker = Mosquitto::start().unwrap();
+    let cams = harness::sim::cameras(&[("cam-1", "Vault cam")], AuthMode::UsernameToken).await;
+    before_start(&cams);
+    let panels = harness::sim::panels(&[("alarm-1", "generic-alarm")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[branch]
+id = "{branch}"
+name = "Pictures"
+[uplink]
+broker = "mqtt://127.0.0.1:{}"
+[storage]
+path = "outbox"
+[metrics]
+enabled = false
+[health]
+offline_after = 2
+online_after = 2
+frozen_check_every = 2
+[[zone]]
+id = "vault"
+name = "Vault"
+coverage_required = true
+[[camera]]
+id = "cam-1"
+name = "Vault cam"
+onvif = "{}"
+username = "admin"
+password = "pw"
+poll_interval = "1s"
+timeout = "500ms"
+zones = ["vault"]
+"#,
+        broker.port,
+        cams.cameras()[0].device_url,
+    );
+    let cfg = write_file(dir.path(), "site.toml", &text).unwrap();
+    let mut sub = PahoSubscriber::start(broker.port, &[&format!("branches/{branch}/#")]).unwrap();
+    let gw = spawn_bin("branch-gateway", &["run", cfg.to_str().unwrap()], dir.path(), &[]).unwrap();
+    let healthy = |m: &harness::Received| m.topic.ends_with("/devices/cam-1") && m.json()["state"] == "online";
+    assert!(sub.wait_for(Duration::from_secs(20), healthy).is_some(), "camera never online");
+    Rig { cams, panels, sub, _gw: gw, _broker: broker, _dir: dir }
+}
+
+/// The latest coverage report's vault zone.
+fn vault(sub: &PahoSubscriber) -> Option<serde_json::Value> {
+    let m = sub.seen.iter().rev().find(|m| m.topic.ends_with("/coverage"))?;
+    Some(m.json()["zones"][0].clone())
+}
+
+/// One picture fault on a camera watching a required zone: after `quiet` of the normal scene
+/// with no alert (the false-alarm run), the zone goes uncovered with `status` within the
+/// configured probes, and comes back when the picture does — one raised, one cleared alert.
+async fn picture_fault(branch: &str, fault: CameraFault, status: &str, quiet: Duration) {
+    let mut r = picture_rig(branch, |_| {}).await;
+    // Learning the scene: five healthy pictures (the first probe's, then every second probe's).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while r.cams.snapshot_requests("cam-1").unwrap() < 6 {
+        assert!(std::time::Instant::now() < deadline, "pictures never fetched");
+        r.sub.drain_for(Duration::from_millis(300));
+    }
+    // The noisy normal scene never triggers.
+    let checked_before = r.cams.snapshot_requests("cam-1").unwrap();
+    r.sub.drain_for(quiet);
+    let checked = r.cams.snapshot_requests("cam-1").unwrap() - checked_before;
+    assert!(checked as f64 >= quiet.as_secs_f64() / 2.0 - 2.0, "only {checked} pictures in {quiet:?}");
+    assert!(r.sub.alerts().is_empty(), "a normal scene raised: {:#?}", r.sub.alerts());
+    assert!(r.sub.wait_for(Duration::from_secs(10), |m| m.topic.ends_with("/coverage")).is_some());
+    assert_eq!(vault(&r.sub).expect("coverage")["covered"], true);
+
+    let from = r.sub.seen.len();
+    let pictures_before = r.cams.snapshot_requests("cam-1").unwrap();
+    r.cams.set_fault("cam-1", fault, true).unwrap();
+    let alert = r
+        .sub
+        .wait_for(Duration::from_secs(20), |m| {
+            m.topic.ends_with("/alerts/camera-offline") && m.json()["state"] == "raised"
+        })
+        .unwrap_or_else(|| panic!("{status}: no camera-offline raised"))
+        .json();
+    assert_eq!(alert["details"]["status"], status, "{alert}");
+    assert_eq!(alert["details"]["uncovered_zones"], serde_json::json!(["vault"]), "{alert}");
+    assert_eq!(alert["severity"], "critical", "{alert}");
+    // Within the configured probes: the next check (at most 2 probes away), then
+    // offline_after = 2 bad pictures in a row (every probe checks while a picture is bad).
+    let pictures = r.cams.snapshot_requests("cam-1").unwrap() - pictures_before;
+    assert!(pictures <= 3, "{status}: raised after {pictures} pictures");
+    let uncovered = r.sub.wait_for(Duration::from_secs(5), |m| {
+        m.topic.ends_with("/coverage") && m.json()["zones"][0]["covered"] == false
+    });
+    let zone =
+        uncovered.unwrap_or_else(|| panic!("{status}: the zone never went uncovered")).json()["zones"][0].clone();
+    assert!(zone["uncovered_since"].is_string(), "{zone}");
+    let device = r
+        .sub
+        .wait_for(Duration::from_secs(5), |m| m.topic.ends_with("/devices/cam-1") && m.json()["state"] == status)
+        .unwrap_or_else(|| panic!("{status}: device state never {status}"))
+        .json();
+    assert_eq!(device["status"], status);
+    assert!(device["reason"].as_str().is_some_and(|s| !s.is_empty()), "{device}");
+
+    r.cams.set_fault("cam-1", fault, false).unwrap();
+    let cleared = r.sub.wait_for(Duration::from_secs(20), |m| {
+        m.topic.ends_with("/alerts/camera-offline") && m.json()["state"] == "cleared"
+    });
+    assert!(cleared.is_some(), "{status}: never cleared");
+    r.sub.drain_for(Duration::from_secs(3));
+    let alerts: Vec<serde_json::Value> =
+        r.sub.seen[from..].iter().filter(|m| m.topic.contains("/alerts/")).map(|m| m.json()).collect();
+    assert_eq!(alerts.len(), 2, "{status}: one raised, one cleared: {alerts:#?}");
+    assert_eq!(vault(&r.sub).expect("coverage")["covered"], true, "{status}: covered again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_covered_lens_uncovers_the_zone_as_obstructed() {
+    picture_fault("covered", CameraFault::Covered, "obstructed", Duration::from_secs(30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dark_picture_uncovers_the_zone_as_dark() {
+    picture_fault("dark", CameraFault::Dark, "dark", Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_defocused_picture_uncovers_the_zone_as_defocused() {
+    picture_fault("defocused", CameraFault::Blurred, "defocused", Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_below_the_hd_minimum_is_one_fault_until_it_streams_hd_again() {
+    // Reset to a low resolution before the gateway first sees it.
+    let mut r = picture_rig("lowres", |cams| cams.set_fault("cam-1", CameraFault::LowResolution, true).unwrap()).await;
+    let raised = r
+        .sub
+        .wait_for(Duration::from_secs(15), |m| {
+            m.topic.ends_with("/alerts/device-fault") && m.json()["state"] == "raised"
+        })
+        .expect("low-resolution raised")
+        .json();
+    assert_eq!(raised["details"]["fault"], "low-resolution", "{raised}");
+    assert_eq!(raised["severity"], "warning");
+    let reason = raised["details"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("640x480") && reason.contains("1280x720"), "{reason}");
+    let device = r.sub.seen.iter().rev().find(|m| m.topic.ends_with("/devices/cam-1")).unwrap().json();
+    assert_eq!((device["state"].as_str(), device["resolution"].as_str()), (Some("online"), Some("640x480")));
+    let covered = r.sub.wait_for(Duration::from_secs(10), |m| m.topic.ends_with("/coverage"));
+    assert!(covered.is_some(), "no coverage report");
+    assert_eq!(vault(&r.sub).expect("coverage")["covered"], true, "a low resolution still watches");
+    // Set back to 1080p, as after a reset the installer's configuration is restored with a
+    // reboot: the camera is gone for a moment, and its settings are read again when it returns.
+    r.cams.set_fault("cam-1", CameraFault::LowResolution, false).unwrap();
+    r.cams.set_fault("cam-1", CameraFault::Down, true).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    r.cams.set_fault("cam-1", CameraFault::Down, false).unwrap();
+    let cleared = r.sub.wait_for(Duration::from_secs(20), |m| {
+        m.topic.ends_with("/alerts/device-fault") && m.json()["state"] == "cleared"
+    });
+    assert!(cleared.is_some(), "low-resolution never cleared: {:#?}", r.sub.alerts());
+    r.sub.drain_for(Duration::from_secs(2));
+    let faults = r.sub.alerts().into_iter().filter(|a| a["kind"] == "device-fault").count();
+    assert_eq!(faults, 2, "{:#?}", r.sub.alerts());
+    let device = r.sub.seen.iter().rev().find(|m| m.topic.ends_with("/devices/cam-1")).unwrap().json();
+    assert_eq!(device["resolution"], "1920x1080", "{device}");
+}
+
+#[test]
+fn the_simulator_s_noisy_normal_scene_never_trips_a_picture_check() {
+    // The false-alarm run: a camera's judge learns the scene, then judges 300 more distinct
+    // pictures of it (fresh sensor noise each). bsg-bench scenario 8 runs 5,000 in release.
+    use device_sim::camera::picture::{Scene, fresh_frames};
+    use gateway::picture::{Judge, PictureSettings, Verdict, luma_stats};
+    let mut judge = Judge::new(PictureSettings::default());
+    let (mut judged, mut bad) = (0, Vec::new());
+    fresh_frames(Scene::Normal, 640, 360, 305, |jpeg| {
+        let stats = luma_stats(jpeg).expect("the simulator's picture reads");
+        let (v, why) = judge.judge(&stats, 12 * 60);
+        judged += 1;
+        if v != Verdict::Good {
+            bad.push(why);
+        }
+    });
+    assert_eq!(judged, 305);
+    assert!(bad.is_empty(), "{} false alarms in {judged}: {bad:?}", bad.len());
+    // And the faults are told apart on the same judge.
+    for (scene, want) in
+        [(Scene::Covered, Verdict::Obstructed), (Scene::Dark, Verdict::Dark), (Scene::Blurred, Verdict::Defocused)]
+    {
+        fresh_frames(scene, 640, 360, 3, |jpeg| {
+            let stats = luma_stats(jpeg).unwrap();
+            assert_eq!(judge.judge(&stats, 12 * 60).0, want, "{scene:?}");
+        });
+    }
+}

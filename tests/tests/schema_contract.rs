@@ -81,6 +81,7 @@ fn linked_camera(id: &str, full: bool) -> LinkedCamera {
         online: true,
         stream_alive: full,
         frozen: false,
+        picture: full.then(|| "obstructed".into()),
         stream_uri: full.then(|| format!("rtsp://192.0.2.10:554/{id}/main")),
         snapshot_uri: full.then(|| format!("http://192.0.2.10/onvif/snapshot?token={id}")),
     }
@@ -205,6 +206,8 @@ fn device_health(full: bool) -> DeviceHealth {
         updated_at: ts("2026-11-24T08:00:00.250Z"),
         reason: full.then(|| "snapshot unchanged across 3 probes".into()),
         clock_skew_ms: full.then_some(12_000),
+        resolution: full.then(|| "1920x1080".into()),
+        encoding: full.then(|| "H264".into()),
     }
 }
 

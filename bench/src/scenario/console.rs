@@ -317,6 +317,8 @@ fn state(b: usize, at: chrono::DateTime<Utc>, degraded: bool, out: &mut Vec<(Str
             updated_at: at,
             reason: None,
             clock_skew_ms: None,
+            resolution: None,
+            encoding: None,
         };
         out.push((t.device(&h.device.id), serde_json::to_vec(&h)?, true));
     }
@@ -383,6 +385,7 @@ fn alarm(b: usize, at: chrono::DateTime<Utc>) -> Result<Alert> {
                 online: true,
                 stream_alive: true,
                 frozen: false,
+                picture: None,
                 stream_uri: None,
                 snapshot_uri: None,
             }],

@@ -120,6 +120,16 @@ fn encode_all(scene: Scene, width: u16, height: u16) -> Built {
     }
 }
 
+/// `n` freshly made frames of `scene` (each its own noise, none from the cache), handed to
+/// `each` as JPEG bytes: for long runs of distinct pictures (false-alarm measurements).
+pub(crate) fn fresh(scene: Scene, width: u16, height: u16, n: usize, mut each: impl FnMut(&[u8])) {
+    picture::frames(scene, usize::from(width), usize::from(height), n, |ycc| {
+        if let Ok(e) = encode(ycc, width, height) {
+            each(&e.bytes);
+        }
+    });
+}
+
 fn encode(ycc: &[u8], width: u16, height: u16) -> Result<Encoded, EncodingError> {
     let mut bytes = Vec::with_capacity(ycc.len() / 6);
     let mut enc = Encoder::new(&mut bytes, QUALITY);

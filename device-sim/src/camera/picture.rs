@@ -41,6 +41,15 @@ pub fn scene_frame(scene: Scene, width: u16, height: u16, frame: u64) -> Vec<u8>
     }
 }
 
+/// `n` distinct pictures of `scene` (fresh noise each, not the served cache's eight), as JPEG
+/// bytes handed to `each` one by one; nothing when the size is out of range.
+pub fn fresh_frames(scene: Scene, width: u16, height: u16, n: usize, each: impl FnMut(&[u8])) {
+    let side = super::jpeg::MIN_SIDE..=super::jpeg::MAX_SIDE;
+    if side.contains(&width) && side.contains(&height) {
+        super::jpeg::fresh(scene, width, height, n, each);
+    }
+}
+
 /// Sensor noise of a lit picture, on 0–255 (luma; chroma has half).
 const NOISE_SIGMA: f32 = 3.0;
 /// How bright [`Scene::Dark`] is, as a share of the lit room.

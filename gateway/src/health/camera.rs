@@ -31,6 +31,12 @@ pub(super) struct CameraState {
     pub(super) published_state: Option<String>,
 }
 
+/// The statuses of a picture that shows nothing usable.
+pub const PICTURE_FAULTS: [&str; 3] = ["obstructed", "dark", "defocused"];
+
+/// The fault code of a main stream below the camera's `min_resolution`.
+pub const LOW_RESOLUTION: &str = "low-resolution";
+
 /// Whether one probe counts as good, and if not, the status it shows.
 pub(super) fn camera_verdict(obs: &CameraObservation) -> (bool, String) {
     let status = match obs.reach {
@@ -41,6 +47,9 @@ pub(super) fn camera_verdict(obs: &CameraObservation) -> (bool, String) {
             Video::StreamDown => "stream-down",
             Video::Frozen => "frozen",
             Video::SignalLost => "signal-lost",
+            Video::Obstructed => "obstructed",
+            Video::Dark => "dark",
+            Video::Defocused => "defocused",
             Video::Live | Video::Unknown => return (true, "online".into()),
         },
     };
@@ -64,7 +73,11 @@ pub(super) fn camera_view(c: &CameraState) -> CameraView {
         // Not lost, but not proven either: an unverified camera watches nothing.
         return CameraView { known: true, online: c.proven, live_video: c.proven };
     }
-    let online = matches!(c.raised_status.as_deref(), Some("stream-down" | "frozen" | "signal-lost"));
+    // Lost video, but the camera answers.
+    let online = c
+        .raised_status
+        .as_deref()
+        .is_some_and(|s| matches!(s, "stream-down" | "frozen" | "signal-lost") || PICTURE_FAULTS.contains(&s));
     CameraView { known: true, online, live_video: false }
 }
 
@@ -96,6 +109,43 @@ impl Engine {
                         &ev.fault,
                         reason,
                         None,
+                    );
+                    out.alerts.push(a);
+                }
+            }
+        }
+        // The HD check: an edge-triggered fault of its own (a work order, not a lost camera: the
+        // camera still watches its zone).
+        if let Some(stream) = &obs.stream {
+            let Some(cam) = self.cameras.get_mut(&id) else { return };
+            let low = !stream.meets_minimum();
+            let was = cam.active_events.get(LOW_RESOLUTION).copied().unwrap_or(false);
+            if low != was {
+                cam.active_events.insert(LOW_RESOLUTION.to_string(), low);
+                if !cam.maintenance {
+                    let (state, sev) = if low {
+                        (AlertState::Raised, Severity::Warning)
+                    } else {
+                        (AlertState::Cleared, Severity::Info)
+                    };
+                    let (actual, minimum) = (stream.resolution.to_string(), stream.minimum.to_string());
+                    let reason = format!("main stream {actual} {}, the minimum is {minimum}", stream.encoding);
+                    let name = cam.device.name.clone();
+                    let message = if low {
+                        Msg::LowResolution { name: &name, actual: &actual, minimum: &minimum }
+                    } else {
+                        Msg::ResolutionMet { name: &name, actual: &actual, minimum: &minimum }
+                    };
+                    let a = Self::make_fault_alert(
+                        &self.branch,
+                        self.lang,
+                        cam.device.clone(),
+                        state,
+                        sev,
+                        obs.at,
+                        LOW_RESOLUTION,
+                        reason,
+                        Some(message),
                     );
                     out.alerts.push(a);
                 }
@@ -254,6 +304,11 @@ impl Engine {
                         online: v.online,
                         stream_alive: v.online && last.is_some_and(|l| l.video != Video::StreamDown),
                         frozen: last.is_some_and(|l| l.video == Video::Frozen),
+                        picture: c
+                            .raised_status
+                            .as_deref()
+                            .filter(|s| c.debounce.raised && PICTURE_FAULTS.contains(s))
+                            .map(str::to_string),
                         stream_uri: last.and_then(|l| l.stream_uri.clone()),
                         snapshot_uri: last.and_then(|l| l.snapshot_uri.clone()),
                     },
@@ -275,7 +330,12 @@ impl Engine {
         } else {
             ("online".to_string(), None)
         };
-        let key = format!("{state}/{}", status.as_deref().unwrap_or(""));
+        let stream = cam.last.as_ref().and_then(|l| l.stream.as_ref());
+        let key = format!(
+            "{state}/{}/{}",
+            status.as_deref().unwrap_or(""),
+            stream.map(|s| format!("{} {}", s.resolution, s.encoding)).unwrap_or_default()
+        );
         if cam.published_state.as_deref() == Some(key.as_str()) {
             return;
         }
@@ -293,6 +353,8 @@ impl Engine {
             updated_at: at,
             reason: last.and_then(|l| l.reason.clone()),
             clock_skew_ms: last.and_then(|l| l.clock_skew_ms),
+            resolution: stream.map(|s| s.resolution.to_string()),
+            encoding: stream.map(|s| s.encoding.clone()),
         };
         out.retained.push(retained(self.topics.device(id), &health));
     }

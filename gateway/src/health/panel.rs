@@ -249,6 +249,8 @@ impl Engine {
             updated_at: at,
             reason: if p.debounce.raised { p.last_fault.as_ref().map(|f| f.1.clone()) } else { None },
             clock_skew_ms: None,
+            resolution: None,
+            encoding: None,
         };
         out.retained.push(retained(self.topics.device(id), &health));
     }

@@ -97,6 +97,7 @@ fn cam(id: &str, reach: Reach, video: Video) -> Observation {
         stream_uri: Some(format!("rtsp://127.0.0.1/{id}")),
         snapshot_uri: None,
         events: vec![],
+        stream: None,
         duration: Duration::ZERO,
     })
 }
@@ -396,6 +397,96 @@ fn coverage_reports_the_uncovered_required_zone() {
     assert_eq!(v["totals"]["required_zones_uncovered"], 1);
     assert_eq!(v["zones"][0]["covered"], false);
     assert!(v["zones"][0]["uncovered_since"].is_string());
+}
+
+#[test]
+fn a_covered_dark_or_defocused_picture_uncovers_its_zone_with_the_reason() {
+    for (video, status) in [(Video::Obstructed, "obstructed"), (Video::Dark, "dark"), (Video::Defocused, "defocused")] {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        e.observe(cam("cam-2", Reach::Online, Video::Live), t0);
+        e.observe(cam("cam-1", Reach::Online, Video::Live), t0);
+        let (mut alerts, mut retained) = (Vec::new(), Vec::new());
+        for i in 1..=3 {
+            let out = e.observe(cam("cam-1", Reach::Online, video), t0 + Duration::from_secs(i));
+            alerts.extend(out.alerts);
+            retained.extend(out.retained);
+        }
+        assert_eq!(alerts.len(), 1, "{status}: raised once");
+        match &alerts[0].body {
+            AlertBody::CameraOffline(d) => {
+                assert_eq!(d.status, status);
+                assert_eq!(d.uncovered_zones, vec![ZoneId::new("vault").unwrap()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(alerts[0].severity, Severity::Critical, "a required zone left unwatched");
+        let device = retained.iter().rev().find(|r| r.topic == "branches/b01/devices/cam-1").expect("state");
+        let v: serde_json::Value = serde_json::from_slice(&device.payload).unwrap();
+        assert_eq!((v["state"].as_str(), v["status"].as_str()), (Some(status), Some(status)));
+        assert!(protocols::status::DEVICE_STATES.contains(&status));
+        let cov = retained.iter().rev().find(|r| r.topic.ends_with("/coverage")).expect("coverage");
+        let v: serde_json::Value = serde_json::from_slice(&cov.payload).unwrap();
+        assert_eq!(v["zones"][0]["covered"], false, "{status}");
+        assert_eq!(v["zones"][0]["cameras_online"], 1, "{status}: the camera still answers");
+        // Back: cleared once, covered again.
+        let mut cleared = Vec::new();
+        for i in 4..=6 {
+            cleared.extend(e.observe(cam("cam-1", Reach::Online, Video::Live), t0 + Duration::from_secs(i)).alerts);
+        }
+        assert_eq!(cleared.len(), 1, "{status}: cleared once");
+        assert_eq!(cleared[0].state, AlertState::Cleared);
+        let views = e.camera_views();
+        assert!(views[&DeviceId::new("cam-1").unwrap()].live_video);
+    }
+}
+
+#[test]
+fn a_stream_below_the_minimum_resolution_is_one_fault_raised_and_cleared_once() {
+    use crate::picture::Resolution;
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    let with_stream = |w: u32, h: u32| {
+        let mut o = cam("cam-1", Reach::Online, Video::Live);
+        if let Observation::Camera(c) = &mut o {
+            c.stream = Some(crate::pollers::StreamInfo {
+                resolution: Resolution { width: w, height: h },
+                encoding: "H264".into(),
+                minimum: Resolution::HD,
+            });
+        }
+        o
+    };
+    let out = e.observe(with_stream(1920, 1080), t0);
+    assert!(out.alerts.is_empty());
+    let health = out.retained.iter().find(|r| r.topic.ends_with("/devices/cam-1")).expect("state");
+    let v: serde_json::Value = serde_json::from_slice(&health.payload).unwrap();
+    assert_eq!((v["resolution"].as_str(), v["encoding"].as_str()), (Some("1920x1080"), Some("H264")));
+    let mut raised = Vec::new();
+    for i in 1..=4 {
+        let out = e.observe(with_stream(640, 480), t0 + Duration::from_secs(i));
+        raised.extend(out.alerts);
+        if i == 1 {
+            let h = out.retained.iter().find(|r| r.topic.ends_with("/devices/cam-1")).expect("resolution changed");
+            let v: serde_json::Value = serde_json::from_slice(&h.payload).unwrap();
+            assert_eq!(v["resolution"], "640x480");
+            assert_eq!(v["state"], "online", "a low resolution still watches");
+        }
+    }
+    assert_eq!(raised.len(), 1);
+    assert_eq!(raised[0].severity, Severity::Warning);
+    match &raised[0].body {
+        AlertBody::DeviceFault(d) => {
+            assert_eq!(d.fault, "low-resolution");
+            assert!(d.reason.contains("640x480") && d.reason.contains("1280x720"), "{}", d.reason);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(raised[0].message.contains("640x480"), "{}", raised[0].message);
+    assert!(e.camera_views()[&DeviceId::new("cam-1").unwrap()].live_video, "the zone stays covered");
+    let cleared = e.observe(with_stream(1280, 720), t0 + Duration::from_secs(9)).alerts;
+    assert_eq!(cleared.len(), 1);
+    assert_eq!(cleared[0].state, AlertState::Cleared);
 }
 
 // ---- restarts: the conditions the outbox keeps ----

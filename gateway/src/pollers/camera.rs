@@ -59,8 +59,9 @@ use tokio::time::{MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::{CameraEvent, CameraObservation, Observation, Reach, Video};
+use super::{CameraEvent, CameraObservation, Observation, Reach, StreamInfo, Video};
 use crate::config::{CameraAuth, CameraConfig, DEFAULT_FROZEN_CHECK_EVERY, DEFAULT_SNAPSHOT_MAX_BYTES};
+use crate::picture::{self, Judge, PictureSettings, Resolution, Verdict};
 
 /// Consecutive probes that must see an unchanged snapshot before the picture is `Frozen`
 /// (not configurable yet: `CameraConfig` has no field for it).
@@ -73,6 +74,10 @@ pub const RTSP_MAX_BYTES: usize = 16 * 1024;
 const MAX_REASON: usize = 300;
 /// A camera clock that ran this much slower than ours between two probes has jumped back.
 const CLOCK_JUMP_SECS: i64 = 5;
+/// Media URIs and the encoder settings are read again after this many probes (10 min at the
+/// default interval), so a camera reconfigured without a reboot (a lower resolution, a new
+/// stream URI) is seen.
+const MEDIA_REFRESH_PROBES: u64 = 60;
 
 /// How a camera is probed (from its config; offline thresholds belong to health, not here).
 #[derive(Debug, Clone)]
@@ -88,6 +93,10 @@ pub struct CameraProbeSettings {
     pub rtsp_max_bytes: usize,
     /// Whether to keep a pull-point subscription for health events.
     pub events: bool,
+    /// Picture checks on the snapshots fetched (dark, obstructed, defocused).
+    pub picture: PictureSettings,
+    /// The least main-stream resolution.
+    pub min_resolution: Resolution,
 }
 
 impl CameraProbeSettings {
@@ -101,6 +110,8 @@ impl CameraProbeSettings {
             snapshot_max_bytes: snapshot_cap(cfg),
             rtsp_max_bytes: RTSP_MAX_BYTES,
             events: true,
+            picture: cfg.picture_resolved.settings(),
+            min_resolution: cfg.picture_resolved.min_resolution(),
         }
     }
 
@@ -358,6 +369,17 @@ pub async fn fetch_snapshot(
     timeout(deadline, work).await.unwrap_or_else(|_| Err(format!("no picture within {deadline:?}")))
 }
 
+/// The encoding's name as ONVIF writes it.
+fn encoding_name(e: &oxvif::types::VideoEncoding) -> String {
+    use oxvif::types::VideoEncoding as E;
+    match e {
+        E::Jpeg => "JPEG".into(),
+        E::H264 => "H264".into(),
+        E::H265 => "H265".into(),
+        E::Other(s) => truncate(s, 20),
+    }
+}
+
 /// oxvif's transport with bounded reads and a SOAP sanity check in front of oxvif's parser.
 struct BoundedTransport {
     client: reqwest::Client,
@@ -481,6 +503,10 @@ struct MediaCache {
     events_url: Option<String>,
     stream_uri: String,
     snapshot_uri: Option<String>,
+    /// The main profile's encoder resolution and encoding, if the camera told them.
+    stream: Option<(Resolution, String)>,
+    /// The probe that read these.
+    read_at_cycle: u64,
 }
 
 struct Subscription {
@@ -513,6 +539,9 @@ struct Prober {
     last_clock: Option<(i64, Instant)>,
     last_snapshot: Option<u64>,
     unchanged: u32,
+    /// The picture judge and its last verdict (with why), held between checked probes.
+    judge: Judge,
+    picture: (Verdict, String),
     events: EventState,
     cycle: u64,
 }
@@ -522,6 +551,15 @@ enum SnapshotError {
     TooLarge(String),
     /// No picture (HTTP error, timeout, empty).
     Failed(String),
+}
+
+/// A snapshot as the probe read it.
+struct Picture {
+    hash: u64,
+    /// The picture check's verdict, when the picture was checked.
+    checked: Option<(Verdict, String)>,
+    /// Why it could not be checked.
+    unchecked: Option<String>,
 }
 
 /// A probe result before it becomes an observation.
@@ -534,6 +572,7 @@ struct Outcome {
     /// The URIs this probe used (the cache may be dropped after it).
     stream_uri: Option<String>,
     snapshot_uri: Option<String>,
+    stream: Option<StreamInfo>,
 }
 
 impl Prober {
@@ -557,6 +596,7 @@ impl Prober {
             (Some(u), Some(p)) => Some(Arc::new(DigestAuthSession::new(u.clone(), p.clone()))),
             _ => None,
         };
+        let judge = Judge::new(settings.picture.clone());
         Prober {
             device,
             url: cfg.onvif,
@@ -571,6 +611,8 @@ impl Prober {
             last_clock: None,
             last_snapshot: None,
             unchanged: 0,
+            judge,
+            picture: (Verdict::Good, String::new()),
             events: EventState::default(),
             cycle: 0,
         }
@@ -591,6 +633,7 @@ impl Prober {
             stream_uri: out.stream_uri,
             snapshot_uri: out.snapshot_uri,
             events: out.events,
+            stream: out.stream,
             duration: started.elapsed(),
         }
     }
@@ -604,6 +647,7 @@ impl Prober {
             events: Vec::new(),
             stream_uri: None,
             snapshot_uri: None,
+            stream: None,
         }
     }
 
@@ -690,9 +734,13 @@ impl Prober {
             events: Vec::new(),
             stream_uri: None,
             snapshot_uri: None,
+            stream: None,
         };
 
-        // 3. Media URIs.
+        // 3. Media URIs (read again now and then: a camera may be reconfigured without a reboot).
+        if self.media.as_ref().is_some_and(|m| self.cycle.saturating_sub(m.read_at_cycle) >= MEDIA_REFRESH_PROBES) {
+            self.media = None;
+        }
         if self.media.is_none() {
             match self.fetch_media(&client).await {
                 Ok(m) => self.media = Some(m),
@@ -706,6 +754,11 @@ impl Prober {
         let Some(media) = self.media.clone() else { return out };
         out.stream_uri = Some(media.stream_uri.clone());
         out.snapshot_uri = media.snapshot_uri.clone();
+        out.stream = media.stream.as_ref().map(|(resolution, encoding)| StreamInfo {
+            resolution: *resolution,
+            encoding: encoding.clone(),
+            minimum: self.settings.min_resolution,
+        });
 
         // 4. RTSP.
         let stream_ok = match self.describe(&media.stream_uri).await {
@@ -721,23 +774,32 @@ impl Prober {
 
         // 6. Snapshot, the probe's last request: on the first probe, every Nth, and every probe while
         // the last two pictures were the same (confirming a freeze, or watching a frozen picture
-        // recover).
+        // recover) or the last picture was bad (confirming it, or watching it recover).
         let mut snapshot_ok = true;
-        let due = (self.cycle - 1).is_multiple_of(u64::from(self.settings.frozen_check_every)) || self.unchanged > 0;
+        let due = (self.cycle - 1).is_multiple_of(u64::from(self.settings.frozen_check_every))
+            || self.unchanged > 0
+            || self.picture.0.is_fault();
         if let Some(uri) = media.snapshot_uri.as_deref().filter(|_| due) {
             match self.snapshot(&http, uri).await {
-                Ok(hash) => {
-                    if self.last_snapshot == Some(hash) {
+                Ok(pic) => {
+                    if self.last_snapshot == Some(pic.hash) {
                         self.unchanged = self.unchanged.saturating_add(1);
                     } else {
                         self.unchanged = 0;
                     }
-                    self.last_snapshot = Some(hash);
+                    self.last_snapshot = Some(pic.hash);
+                    if let Some(checked) = pic.checked {
+                        self.picture = checked;
+                    }
+                    if let Some(why) = pic.unchecked {
+                        out.reasons.push(format!("snapshot: {why}"));
+                    }
                 }
                 Err(SnapshotError::TooLarge(r)) => {
                     // Not a frozen picture and not a changed URI: the picture cannot be checked.
                     self.unchanged = 0;
                     self.last_snapshot = None;
+                    self.picture = (Verdict::Good, String::new());
                     out.reasons.push(format!("snapshot: {r}"));
                 }
                 Err(SnapshotError::Failed(r)) => {
@@ -755,8 +817,16 @@ impl Prober {
             out.reasons.push(format!("snapshot unchanged for {} probes", self.unchanged));
             Video::Frozen
         } else {
-            Video::Live
+            match self.picture.0 {
+                Verdict::Dark => Video::Dark,
+                Verdict::Obstructed => Video::Obstructed,
+                Verdict::Defocused => Video::Defocused,
+                Verdict::Good | Verdict::ExpectedDark => Video::Live,
+            }
         };
+        if out.video != Video::Live && self.picture.0.is_fault() && !self.picture.1.is_empty() {
+            out.reasons.push(self.picture.1.clone());
+        }
         if !stream_ok || !snapshot_ok {
             // The URIs may have changed: ask again next time.
             self.media = None;
@@ -804,6 +874,26 @@ impl Prober {
         let profiles = call("GetProfiles", t, client.get_profiles(&media_url)).await.map_err(text)?;
         let profile = profiles.first().ok_or("GetProfiles: no media profile")?;
         let stream = call("GetStreamUri", t, client.get_stream_uri(&media_url, &profile.token)).await.map_err(text)?;
+        // The main stream's resolution (the HD check); a camera that does not tell is not
+        // judged on it.
+        let encoder = match &profile.video_encoder_token {
+            Some(token) => {
+                match call("GetVideoEncoderConfiguration", t, client.get_video_encoder_configuration(&media_url, token))
+                    .await
+                {
+                    Ok(vec) if vec.resolution.width > 0 && vec.resolution.height > 0 => Some((
+                        Resolution { width: vec.resolution.width, height: vec.resolution.height },
+                        encoding_name(&vec.encoding),
+                    )),
+                    Ok(_) => None,
+                    Err(f) => {
+                        tracing::debug!(reason = %text(f), "no video encoder configuration");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         let snapshot = match call("GetSnapshotUri", t, client.get_snapshot_uri(&media_url, &profile.token)).await {
             Ok(s) => Some(s.uri),
             Err(f) => {
@@ -811,7 +901,13 @@ impl Prober {
                 None
             }
         };
-        Ok(MediaCache { events_url, stream_uri: stream.uri, snapshot_uri: snapshot.filter(|s| !s.is_empty()) })
+        Ok(MediaCache {
+            events_url,
+            stream_uri: stream.uri,
+            snapshot_uri: snapshot.filter(|s| !s.is_empty()),
+            stream: encoder,
+            read_at_cycle: self.cycle,
+        })
     }
 
     /// RTSP DESCRIBE, hand-written: no maintained small crate does a one-shot DESCRIBE (the
@@ -853,9 +949,17 @@ impl Prober {
         }
     }
 
-    /// The snapshot's hash, computed as it streams in.
-    async fn snapshot(&self, http: &reqwest::Client, uri: &str) -> Result<u64, SnapshotError> {
+    /// The snapshot: hashed as it streams in, or, when the picture is to be checked and a check
+    /// slot is free, read whole (bounded), hashed, checked and dropped.
+    async fn snapshot(&mut self, http: &reqwest::Client, uri: &str) -> Result<Picture, SnapshotError> {
         let max = self.settings.snapshot_max_bytes;
+        // A check slot, waited for outside the deadline: the fleet's checks take turns.
+        let slot = if self.judge.enabled() {
+            timeout(picture::SLOT_WAIT, picture::check_slots().acquire()).await.ok().and_then(Result::ok)
+        } else {
+            None
+        };
+        let check = slot.is_some();
         let work = async {
             // The picture is the probe's last request on its connection, and the connection is
             // closed after it: reading a picture grows the connection's read buffer to ~400 KiB,
@@ -868,22 +972,59 @@ impl Prober {
             if !status.is_success() {
                 return Err(SnapshotError::Failed(format!("HTTP {}", status.as_u16())));
             }
-            match hash_bounded(resp, max).await {
-                Ok((_, 0)) => Err(SnapshotError::Failed("empty picture".to_string())),
-                Ok((hash, _)) => Ok(hash),
-                Err(BodyError::TooLarge(_)) => Err(SnapshotError::TooLarge(format!(
+            let too_large = |_| {
+                SnapshotError::TooLarge(format!(
                     "picture larger than snapshot_max_bytes ({max} bytes): not checked for a frozen picture"
-                ))),
+                ))
+            };
+            if !check {
+                return match hash_bounded(resp, max).await {
+                    Ok((_, 0)) => Err(SnapshotError::Failed("empty picture".to_string())),
+                    Ok((hash, _)) => Ok((hash, None)),
+                    Err(BodyError::TooLarge(n)) => Err(too_large(n)),
+                    Err(e) => Err(SnapshotError::Failed(e.to_string())),
+                };
+            }
+            match read_bounded(resp, max).await {
+                Ok(b) if b.is_empty() => Err(SnapshotError::Failed("empty picture".to_string())),
+                Ok(b) => {
+                    let mut h = StreamHash::new();
+                    h.update(&b);
+                    Ok((h.finish().0, Some(b)))
+                }
+                Err(BodyError::TooLarge(n)) => Err(too_large(n)),
                 Err(e) => Err(SnapshotError::Failed(e.to_string())),
             }
         };
-        match timeout(self.settings.timeout, work).await {
-            Ok(r) => r,
-            Err(_) => Err(SnapshotError::Failed(format!(
-                "no picture within {}",
-                humantime::format_duration(self.settings.timeout)
-            ))),
-        }
+        let (hash, body) = match timeout(self.settings.timeout, work).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(SnapshotError::Failed(format!(
+                    "no picture within {}",
+                    humantime::format_duration(self.settings.timeout)
+                )));
+            }
+        };
+        let Some(body) = body else { return Ok(Picture { hash, checked: None, unchecked: None }) };
+        // A few milliseconds of CPU for a 1080p picture: off the async workers.
+        let stats = tokio::task::spawn_blocking(move || picture::luma_stats(&body)).await;
+        drop(slot);
+        Ok(match stats {
+            Ok(Ok(stats)) => {
+                let verdict = self.judge.judge(&stats, picture::local_minute_now());
+                tracing::debug!(
+                    mean = stats.mean,
+                    variation = stats.block_stdev,
+                    sharpness = stats.sharpness(),
+                    baseline = ?self.judge.baseline(),
+                    verdict = ?verdict.0,
+                    "picture checked"
+                );
+                Picture { hash, checked: Some(verdict), unchecked: None }
+            }
+            Ok(Err(e)) => Picture { hash, checked: None, unchecked: Some(format!("picture not checked: {e}")) },
+            Err(e) => Picture { hash, checked: None, unchecked: Some(format!("picture not checked: {e}")) },
+        })
     }
 
     /// One pull per cycle; (re)subscribes and renews as needed. Never more than three calls.

@@ -66,6 +66,12 @@ pub enum Video {
     Frozen,
     /// The camera reported video signal loss.
     SignalLost,
+    /// The picture is nearly uniform: lens covered, sprayed or turned to a wall.
+    Obstructed,
+    /// The picture is dark (outside expected night darkness).
+    Dark,
+    /// The picture lost its detail against the camera's own baseline: out of focus.
+    Defocused,
     /// Stream answers and the picture changes.
     Live,
 }
@@ -94,8 +100,26 @@ pub struct CameraObservation {
     pub stream_uri: Option<String>,
     pub snapshot_uri: Option<String>,
     pub events: Vec<CameraEvent>,
+    /// The main stream's encoder settings, when the camera told them.
+    pub stream: Option<StreamInfo>,
     /// How long the probe took (all its requests).
     pub duration: std::time::Duration,
+}
+
+/// A camera's main stream as its video encoder configuration describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    pub resolution: crate::picture::Resolution,
+    /// `H264`, `H265`, `JPEG`…
+    pub encoding: String,
+    /// The camera's minimum (`min_resolution`).
+    pub minimum: crate::picture::Resolution,
+}
+
+impl StreamInfo {
+    pub fn meets_minimum(&self) -> bool {
+        self.resolution.meets(self.minimum)
+    }
 }
 
 /// One decoded point of a panel.

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use protocols::time::Timestamp;
-use protocols::{Alert, AlertBody, AlertState, BranchId, CoverageReport, DeviceHealth, DeviceType};
+use protocols::{Alert, AlertBody, AlertState, BranchId, CoverageReport, DeviceHealth, DeviceType, LinkedCamera};
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::{DbError, Outcome, Store, ms};
@@ -323,9 +323,8 @@ impl Store {
                 let (camera_down, follow_up) = match &a.body {
                     AlertBody::AlarmLink(d) => {
                         let follow = d.follow_up_of.is_some();
-                        let down = a.state == AlertState::Raised
-                            && !follow
-                            && d.cameras.iter().any(|c| !c.online || !c.stream_alive || c.frozen);
+                        let down =
+                            a.state == AlertState::Raised && !follow && d.cameras.iter().any(LinkedCamera::is_down);
                         (i64::from(down), i64::from(follow))
                     }
                     _ => (0, 0),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::FixedOffset;
 use protocols::time::Timestamp;
-use protocols::{Alert, AlertBody, AlertState, BranchId, Severity};
+use protocols::{Alert, AlertBody, AlertState, BranchId, LinkedCamera, Severity};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +45,7 @@ pub fn alert_event(a: &Alert) -> Event {
             (format!("camera {dev} back online"), format!("摄像机 {dev_zh} 恢复在线"), "branch")
         }
         AlertBody::AlarmLink(d) if raised => {
-            let down = d.cameras.iter().any(|c| !c.online || !c.stream_alive || c.frozen);
+            let down = d.cameras.iter().any(LinkedCamera::is_down);
             (
                 format!("ALARM in zone {}{}", d.zone_name, if down { "; a linked camera is DOWN" } else { "" }),
                 format!("防区 {} 报警{}", d.zone_name, if down { "，联动摄像机故障" } else { "" }),

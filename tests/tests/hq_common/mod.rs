@@ -179,6 +179,7 @@ pub fn linked(cam: &str, online: bool) -> LinkedCamera {
         online,
         stream_alive: online,
         frozen: false,
+        picture: None,
         stream_uri: Some(format!("rtsp://127.0.0.1:8554/{cam}")),
         snapshot_uri: None,
     }
@@ -245,6 +246,8 @@ pub fn health(b: &str, dev: DeviceRef, state: &str, since: DateTime<Utc>) -> Dev
         updated_at: since,
         reason: None,
         clock_skew_ms: None,
+        resolution: None,
+        encoding: None,
     }
 }
 

@@ -217,6 +217,8 @@ async fn latest_state(conn: &mut AnyConnection, plan: &Plan) -> Result<()> {
                 updated_at: at(status_at),
                 reason: (state != "online").then(|| "connect: connection refused".to_string()),
                 clock_skew_ms: None,
+                resolution: None,
+                encoding: None,
                 device: dev,
             };
             devices.push(vec![

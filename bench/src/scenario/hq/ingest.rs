@@ -65,6 +65,7 @@ fn alert(b: u64, seq: u64, base: chrono::DateTime<chrono::Utc>) -> Result<Alert>
             online: true,
             stream_alive: true,
             frozen: false,
+            picture: None,
             stream_uri: Some(format!("rtsp://10.20.0.{n}:554/stream1")),
             snapshot_uri: None,
         })

@@ -101,7 +101,7 @@ pub async fn branch(
             table.devices {
                 thead { tr {
                     th { (l.t("Device", "设备")) } th { (l.t("Type", "类型")) } th { (l.t("State", "状态")) }
-                    th { (l.t("Since", "起始")) } th { (l.t("Last reason", "最近原因")) } th { (l.t("Clock skew", "时钟偏差")) } th { (l.t("Updated", "更新")) }
+                    th { (l.t("Since", "起始")) } th { (l.t("Last reason", "最近原因")) } th { (l.t("Clock skew", "时钟偏差")) } th { (l.t("Main stream", "主码流")) } th { (l.t("Updated", "更新")) }
                 } }
                 tbody { @for d in &st.devices {
                     tr.bad[d.value.state != "online"] id={"d-" (d.value.device.id)} {
@@ -111,6 +111,7 @@ pub async fn branch(
                         td { (since(l, c, now, Some(d.value.since))) }
                         td { (d.value.reason.as_deref().unwrap_or("")) }
                         td.num { @if let Some(s) = d.value.clock_skew_ms { (format!("{:.1} s", s as f64 / 1000.0)) } }
+                        td.stream { @if let Some(r) = &d.value.resolution { (r) " " (d.value.encoding.as_deref().unwrap_or("")) } }
                         td { (c.show(d.value.updated_at)) }
                     }
                 } }
