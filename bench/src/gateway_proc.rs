@@ -49,6 +49,8 @@ pub struct Site {
     pub online_after: u32,
     /// `[health] frozen_check_every` (the gateway's default when `None`).
     pub frozen_check_every: Option<u32>,
+    /// `[health.picture] checks` (the gateway's default, on, when `None`).
+    pub picture_checks: Option<bool>,
 }
 
 impl Site {
@@ -66,6 +68,7 @@ impl Site {
             offline_after: 3,
             online_after: 2,
             frozen_check_every: None,
+            picture_checks: None,
         }
     }
 
@@ -93,6 +96,9 @@ impl Site {
         if let Some(n) = self.frozen_check_every {
             // Into [health], ahead of the first table that follows it.
             s = s.replacen("\n\n[[zone]]", &format!("\nfrozen_check_every = {n}\n\n[[zone]]"), 1);
+        }
+        if let Some(on) = self.picture_checks {
+            s = s.replacen("\n\n[[zone]]", &format!("\n\n[health.picture]\nchecks = {on}\n\n[[zone]]"), 1);
         }
         for c in &self.cameras {
             let _ = write!(

@@ -69,6 +69,7 @@ enum Which {
     ColdStart,
     Hq,
     Console,
+    Pictures,
 }
 
 /// Child modes of this binary; not for users.
@@ -181,8 +182,16 @@ fn bench(
             gateway_bin.display()
         );
     }
-    let all =
-        [Which::Alarm, Which::CameraLoss, Which::Scale, Which::Outbox, Which::ColdStart, Which::Hq, Which::Console];
+    let all = [
+        Which::Alarm,
+        Which::CameraLoss,
+        Which::Scale,
+        Which::Outbox,
+        Which::ColdStart,
+        Which::Hq,
+        Which::Console,
+        Which::Pictures,
+    ];
     let chosen: Vec<Which> = all.into_iter().filter(|w| only.is_empty() || only.contains(w)).collect();
     let hq_bin = match hq {
         Some(p) => p,
@@ -245,6 +254,7 @@ fn bench(
             Which::ColdStart => ("5 cold start", "cold start"),
             Which::Hq => ("6 head office", "head office: ingest into PostgreSQL and SQLite, reports at bank scale"),
             Which::Console => ("7 console", "head office's web console: overview of 2,000 branches, 50 live pages"),
+            Which::Pictures => ("8 picture checks", "picture checks: CPU per snapshot check"),
         };
         eprintln!("== {label}");
         let started = Instant::now();
@@ -257,6 +267,7 @@ fn bench(
                 Which::ColdStart => scenario::cold_start::run(&ctx).await,
                 Which::Hq => scenario::hq::run(&ctx).await,
                 Which::Console => scenario::console::run(&ctx).await,
+                Which::Pictures => scenario::pictures::run(&ctx).await,
             }
         });
         match result {

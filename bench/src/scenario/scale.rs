@@ -44,7 +44,11 @@ struct Load {
     rss_budget: Option<f64>,
     /// Snapshot size (0: the simulator's picture as encoded, about 47 KB).
     picture_bytes: usize,
+    /// The simulator's picture size (640×360 by default; 1920×1080: a 1080p camera's).
+    picture_size: (u16, u16),
     frozen_check_every: Option<u32>,
+    /// `[health.picture] checks`; `None`: the default (on).
+    picture_checks: Option<bool>,
 }
 
 pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
@@ -61,7 +65,24 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
         cpu_budget: Some(10.0),
         rss_budget: Some(64.0),
         picture_bytes: 0,
+        picture_size: device_sim::camera::DEFAULT_PICTURE_SIZE,
         frozen_check_every: None,
+        picture_checks: None,
+    };
+    // 1080p scenes (about 310 KB, as a 1080p camera sends), every sixth one checked; and the
+    // same without the picture checks: the difference is what the checks cost at this scale.
+    let hd = Load {
+        name: "cameras-1080p",
+        label: format!("{cameras} cameras / 10 s, 1080p pictures"),
+        picture_size: (1920, 1080),
+        cpu_budget: None,
+        ..fleet.clone()
+    };
+    let hd_unchecked = Load {
+        name: "cameras-1080p-unchecked",
+        label: format!("{cameras} cameras / 10 s, 1080p pictures, picture checks off"),
+        picture_checks: Some(false),
+        ..hd.clone()
     };
     let realistic = Load {
         name: "cameras-600k",
@@ -72,6 +93,8 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let mut loads = vec![
         fleet,
         realistic.clone(),
+        hd,
+        hd_unchecked,
         Load {
             name: "panels",
             label: format!("{panels} panels × 200 pts / 250 ms"),
@@ -82,7 +105,9 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             cpu_budget: Some(25.0),
             rss_budget: None,
             picture_bytes: 0,
+            picture_size: device_sim::camera::DEFAULT_PICTURE_SIZE,
             frozen_check_every: None,
+            picture_checks: None,
         },
     ];
     if !ctx.quick {
@@ -106,7 +131,9 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             cpu_budget: None,
             rss_budget: None,
             picture_bytes: 0,
+            picture_size: device_sim::camera::DEFAULT_PICTURE_SIZE,
             frozen_check_every: None,
+            picture_checks: None,
         });
     }
     let mut rows = Vec::new();
@@ -124,11 +151,12 @@ async fn measure(ctx: &Ctx, load: &Load) -> Result<Vec<Row>> {
         load.panels,
         "zone-status-word",
         load.picture_bytes,
-        device_sim::camera::DEFAULT_PICTURE_SIZE,
+        load.picture_size,
     )?;
     let branch = format!("bench-scale-{}", load.name);
     let mut site = Site::new(&branch);
     site.frozen_check_every = load.frozen_check_every;
+    site.picture_checks = load.picture_checks;
     site.cameras = sim.cameras.clone();
     site.panels = sim.panels.clone();
     let mut sub = Subscriber::start(ctx.broker.port, &format!("branches/{branch}/#")).await?;

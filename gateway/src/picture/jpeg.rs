@@ -4,9 +4,9 @@
 //! no pixel buffer: memory is a few KiB whatever the picture's size.
 //!
 //! Written here because no crate does this: the decoders (jpeg-decoder, zune-jpeg) all
-//! produce pixels. Measured on this machine on a 240 KB 1080p camera picture: jpeg-decoder
-//! with its 1/8 DCT scaling 6.4 ms of CPU, zune-jpeg (luma only) 4.0 ms, this reader 2.2 ms
-//! (docs/BENCHMARKS.md, scenario 8) — the budget is 3 ms per picture.
+//! produce pixels. Measured on this machine on a 250 KB 1080p camera picture (bsg-bench
+//! scenario 8, docs/BENCHMARKS.md): jpeg-decoder with its 1/8 DCT scaling 4.6 ms of CPU, this
+//! reader 2.2 ms; zune-jpeg (luma only), timed once beside them, about 4 ms. The budget is 3 ms.
 //!
 //! Scope: baseline and extended sequential Huffman JPEGs (SOF0/SOF1, 8-bit), interleaved or
 //! not, with restart intervals — what IP cameras send. Progressive, lossless, arithmetic-coded
