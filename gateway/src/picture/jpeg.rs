@@ -271,12 +271,12 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// A Huffman table with a 9-bit lookup for the common short codes and the canonical
-/// per-length limits for the rest (ITU T.81, F.2.2.3).
+/// A Huffman table with a 10-bit lookup for the common short codes (11 and 12 bits measured no
+/// faster, 9 bits 8 % slower) and the canonical per-length limits for the rest (T.81, F.2.2.3).
 struct Huffman {
-    /// (symbol, code length) for each 9-bit prefix; length 0: longer code.
+    /// (symbol, code length) for each 10-bit prefix; length 0: longer code.
     fast: [(u8, u8); 1 << FAST_BITS],
-    /// For AC tables: each 9-bit prefix that holds a whole (run, size) code *and* its value
+    /// For AC tables: each 10-bit prefix that holds a whole (run, size) code *and* its value
     /// bits, decoded: (value, run, bits used); 0 bits: take the slow path. Most coefficients
     /// of a camera picture are small and go this way (the trick of stb_image).
     fast_ac: [(i16, u8, u8); 1 << FAST_BITS],
@@ -287,7 +287,7 @@ struct Huffman {
     symbols: Vec<u8>,
 }
 
-const FAST_BITS: u32 = 9;
+const FAST_BITS: u32 = 10;
 
 impl Huffman {
     fn new(counts: &[u8; 16], symbols: &[u8]) -> Result<Huffman, JpegError> {

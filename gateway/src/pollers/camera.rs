@@ -251,7 +251,10 @@ async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>
     {
         return Err(BodyError::TooLarge(max));
     }
-    let mut out = Vec::new();
+    // Sized from the announced length (capped): a picture read whole is not copied on every
+    // doubling of the buffer.
+    let announced = resp.content_length().and_then(|l| usize::try_from(l).ok()).unwrap_or(0);
+    let mut out = Vec::with_capacity(announced.min(max));
     while let Some(chunk) = resp.chunk().await.map_err(BodyError::Http)? {
         if out.len() + chunk.len() > max {
             return Err(BodyError::TooLarge(max));
