@@ -82,16 +82,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
-                _ => ExitCode::from(2),
-            };
-        }
-    };
+    // clap's own handling: help and version on stdout with exit 0, a usage error on stderr with
+    // exit 2 — the same in every program of the workspace.
+    let cli = Cli::parse();
     let lang = Lang::choose(cli.lang);
     lang.set_current();
     match cli.command {
