@@ -77,25 +77,7 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
         "{}", i18n::Lang::current().t("gateway starting", "网关正在启动")
     );
 
-    let metrics = Metrics::new();
     let stats = settings.stats.clone();
-    if cfg.metrics.enabled {
-        // Monitoring must never stand between an alarm and head office: a metrics port that
-        // cannot be bound is logged, and the gateway runs on without it.
-        match cfg.metrics.listen.parse() {
-            Ok(addr) => {
-                if let Err(e) =
-                    crate::metrics::serve(addr, metrics.clone(), outbox.clone(), stats, shutdown.child_token()).await
-                {
-                    error!(addr = %addr, error = %e, "{}", i18n::Lang::current().t("cannot serve metrics; running without them (set [metrics] listen or enabled = false)", "无法提供监控指标，继续在无指标状态下运行（请设置 [metrics] listen 或 enabled = false）"));
-                }
-            }
-            Err(e) => {
-                error!(listen = %cfg.metrics.listen, error = %e, "{}", i18n::Lang::current().t("bad [metrics] listen; running without metrics", "[metrics] listen 有误，继续在无指标状态下运行"))
-            }
-        }
-    }
-
     let (retained_tx, retained_rx) = mpsc::channel::<Retained>(4096);
     let uplink_stop = CancellationToken::new();
     let uplink_task = tokio::spawn(uplink::run(settings, outbox.clone(), retained_rx, uplink_stop.clone()));
@@ -119,6 +101,21 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the site file cannot be used: {}", list.join("; "))
     })?;
+    let metrics = Metrics::new(&site, topics.prefix(), outbox.clone(), stats);
+    if cfg.metrics.enabled {
+        // Monitoring must never stand between an alarm and head office: a metrics port that
+        // cannot be bound is logged, and the gateway runs on without it.
+        match cfg.metrics.listen.parse() {
+            Ok(addr) => {
+                if let Err(e) = crate::metrics::serve(addr, metrics.clone(), shutdown.child_token()).await {
+                    error!(addr = %addr, error = %e, "{}", i18n::Lang::current().t("cannot serve metrics; running without them (set [metrics] listen or enabled = false)", "无法提供监控指标，继续在无指标状态下运行（请设置 [metrics] listen 或 enabled = false）"));
+                }
+            }
+            Err(e) => {
+                error!(listen = %cfg.metrics.listen, error = %e, "{}", i18n::Lang::current().t("bad [metrics] listen; running without metrics", "[metrics] listen 有误，继续在无指标状态下运行"))
+            }
+        }
+    }
     let mut engine = Engine::new(&site, topics, Instant::now());
     // What the previous run left raised: held, not raised again; cleared when observed over.
     match outbox.open_conditions() {
@@ -177,11 +174,6 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
             });
         }
         if !out.is_empty() {
-            if !out.retained.is_empty() {
-                for (id, ty, state) in engine.device_states() {
-                    metrics.set_device_state(&id, ty, &state);
-                }
-            }
             let dropped = deliver(&outbox, &retained_tx, &metrics, out).await;
             if dropped > 0 {
                 let out = engine.gateway_event(GatewayEvent::EventsDropped { count: dropped }, Instant::now());
@@ -215,7 +207,8 @@ async fn run_inner(cfg: SiteConfig, shutdown: CancellationToken) -> Result<()> {
 }
 
 /// Stores the engine's alerts durably (one group commit for the batch) and hands retained
-/// state to the uplink. Returns how many events the outbox's bound dropped.
+/// state to the uplink; the metrics follow the device health and coverage it carries.
+/// Returns how many events the outbox's bound dropped.
 async fn deliver(outbox: &Arc<Outbox>, retained_tx: &mpsc::Sender<Retained>, metrics: &Metrics, out: Output) -> u64 {
     let mut dropped = 0;
     let appends = out.alerts.into_iter().map(|a| outbox.append(a));
@@ -225,10 +218,7 @@ async fn deliver(outbox: &Arc<Outbox>, retained_tx: &mpsc::Sender<Retained>, met
                 let a = &appended.alert;
                 dropped += appended.evicted;
                 metrics.count_dropped(appended.evicted);
-                metrics.count_alert(
-                    a.kind().as_str(),
-                    if a.state == protocols::AlertState::Raised { "raised" } else { "cleared" },
-                );
+                metrics.count_alert(a.kind(), a.state);
                 info!(seq = %a.seq, kind = a.kind().as_str(), state = ?a.state, device = %a.device.id, "{}", a.message);
             }
             Err(e) => {
@@ -238,6 +228,7 @@ async fn deliver(outbox: &Arc<Outbox>, retained_tx: &mpsc::Sender<Retained>, met
         }
     }
     for r in out.retained {
+        metrics.retained(&r);
         if retained_tx.send(r).await.is_err() {
             break;
         }

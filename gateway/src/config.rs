@@ -426,6 +426,16 @@ pub enum PanelKind {
     Access,
 }
 
+impl PanelKind {
+    /// The device type a panel of this kind is published as.
+    pub fn device_type(self) -> protocols::DeviceType {
+        match self {
+            PanelKind::Alarm => protocols::DeviceType::AlarmPanel,
+            PanelKind::Access => protocols::DeviceType::AccessController,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PanelConfig {

@@ -116,11 +116,6 @@ pub struct Engine {
     armed: bool,
 }
 
-/// The `state` of a published (state, status) key (`state/status`), `unknown` before any.
-fn published(key: Option<&str>) -> String {
-    key.and_then(|k| k.split('/').next()).unwrap_or("unknown").to_string()
-}
-
 impl Engine {
     /// An engine for `site` (typed and resolved: see [`Site::new`]).
     pub fn new(site: &Site, topics: Topics, now: Instant) -> Engine {
@@ -157,10 +152,7 @@ impl Engine {
         let mut panels = BTreeMap::new();
         for p in &site.panels {
             let id = p.id.clone();
-            let device_type = match p.kind {
-                PanelKind::Alarm => DeviceType::AlarmPanel,
-                PanelKind::Access => DeviceType::AccessController,
-            };
+            let device_type = p.kind.device_type();
             panels.insert(
                 id.clone(),
                 PanelState {
@@ -202,19 +194,6 @@ impl Engine {
             armed: false,
             site: std::sync::Arc::new(site.clone()),
         }
-    }
-
-    /// Every device's current state as published: (id, type, state).
-    pub fn device_states(&self) -> Vec<(String, &'static str, String)> {
-        let cams = self
-            .cameras
-            .values()
-            .map(|c| (c.device.id.to_string(), c.device.device_type.as_str(), published(c.published_state.as_deref())));
-        let panels = self
-            .panels
-            .values()
-            .map(|p| (p.device.id.to_string(), p.device.device_type.as_str(), published(p.published_state.as_deref())));
-        cams.chain(panels).collect()
     }
 
     /// Feeds one event of the gateway's own plumbing (uplink, outbox).
