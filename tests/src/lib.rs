@@ -33,19 +33,81 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
     bail!("nothing listening on 127.0.0.1:{port} after {timeout:?}")
 }
 
-/// A binary of this workspace (built by `cargo build --workspace` before the tests run; the
-/// test script does that). Looks next to the test executable's target directory.
+/// A binary of this workspace, never a stale one: it is looked for next to the test
+/// executable's target directory (where `cargo build --workspace --bins` puts it; the test
+/// script does that first), and when it is missing or older than any source of the workspace,
+/// `cargo build` makes it first (once per binary and test process; a no-op when cargo finds it
+/// fresh). A plain `cargo test` thus never runs an `hq` or `device-sim` left from an older tree.
 pub fn bin(name: &str) -> PathBuf {
-    if let Ok(exe) = std::env::current_exe() {
-        // target/{profile}/deps/test-xxxx → target/{profile}/name
-        if let Some(dir) = exe.parent().and_then(Path::parent) {
-            let p = dir.join(name);
-            if p.exists() {
-                return p;
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().and_then(Path::parent).map(Path::to_path_buf))
+        .unwrap_or_else(|| workspace_root().join("target/debug"));
+    let path = dir.join(name);
+    ensure_fresh(name, &path, &dir);
+    path
+}
+
+/// The package each workspace binary is built from.
+const BIN_PACKAGES: [(&str, &str); 5] = [
+    ("branch-gateway", "gateway"),
+    ("device-sim", "device-sim"),
+    ("hq", "headoffice"),
+    ("branch-demo", "demo"),
+    ("bsg-bench", "bench"),
+];
+
+fn ensure_fresh(name: &str, path: &Path, profile_dir: &Path) {
+    static CHECKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let Some(package) = BIN_PACKAGES.iter().find(|(b, _)| *b == name).map(|(_, p)| *p) else { return };
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if checked.iter().any(|n| n == name) {
+        return;
+    }
+    let built = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let stale = match built {
+        None => true,
+        Some(t) => newest_source().is_some_and(|s| s > t),
+    };
+    if stale {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace_root()).args(["build", "--quiet", "-p", package, "--bin", name]);
+        if let Some(target) = profile_dir.parent() {
+            cmd.arg("--target-dir").arg(target);
+        }
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build {name}: {e}"));
+        assert!(status.success(), "building {name} (package {package}) for the tests failed: {status}");
+    }
+    checked.push(name.to_string());
+}
+
+/// The newest modification time among the workspace's sources: every crate's `src/` and
+/// manifest (the tests' own crate aside), and `Cargo.lock`.
+fn newest_source() -> Option<std::time::SystemTime> {
+    fn walk(dir: &Path, newest: &mut Option<std::time::SystemTime>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, newest);
+            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                *newest = (*newest).max(Some(t));
             }
         }
     }
-    workspace_root().join("target/debug").join(name)
+    let root = workspace_root();
+    let mut newest = std::fs::metadata(root.join("Cargo.lock")).and_then(|m| m.modified()).ok();
+    for krate in ["i18n", "protocols", "gateway", "device-sim", "headoffice", "demo", "bench"] {
+        walk(&root.join(krate).join("src"), &mut newest);
+        if let Ok(t) = std::fs::metadata(root.join(krate).join("Cargo.toml")).and_then(|m| m.modified()) {
+            newest = newest.max(Some(t));
+        }
+    }
+    newest
 }
 
 /// The Python that has the peers installed: `$BSG_PYTHON`, else the project's `.venv`,
