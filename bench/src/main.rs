@@ -49,7 +49,8 @@ struct Cli {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Run only these scenarios (comma-separated).
+    /// Run only these scenarios (comma-separated). `peers` runs only when named here: it
+    /// installs Node-RED, modbus2mqtt and onvif-zeep-async from the registries on first use.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Which>,
     /// The branch-gateway binary to measure (default: next to this one, i.e. target/release).
@@ -70,6 +71,8 @@ enum Which {
     Hq,
     Console,
     Pictures,
+    /// Scenario 9: the gateway beside Node-RED, modbus2mqtt and onvif-zeep-async (only with `--only`).
+    Peers,
 }
 
 /// Child modes of this binary; not for users.
@@ -191,8 +194,11 @@ fn bench(
         Which::Hq,
         Which::Console,
         Which::Pictures,
+        Which::Peers,
     ];
-    let chosen: Vec<Which> = all.into_iter().filter(|w| only.is_empty() || only.contains(w)).collect();
+    // `peers` installs from the registries: never part of a run that did not name it.
+    let chosen: Vec<Which> =
+        all.into_iter().filter(|w| if only.is_empty() { *w != Which::Peers } else { only.contains(w) }).collect();
     let hq_bin = match hq {
         Some(p) => p,
         None => self_bin.parent().map(|d| d.join("hq")).unwrap_or_default(),
@@ -255,6 +261,7 @@ fn bench(
             Which::Hq => ("6 head office", "head office: ingest into PostgreSQL and SQLite, reports at bank scale"),
             Which::Console => ("7 console", "head office's web console: overview of 2,000 branches, 50 live pages"),
             Which::Pictures => ("8 picture checks", "picture checks: CPU per snapshot check"),
+            Which::Peers => ("9 peers", "peers: the gateway beside Node-RED, modbus2mqtt and an onvif-zeep-async loop"),
         };
         eprintln!("== {label}");
         let started = Instant::now();
@@ -268,6 +275,7 @@ fn bench(
                 Which::Hq => scenario::hq::run(&ctx).await,
                 Which::Console => scenario::console::run(&ctx).await,
                 Which::Pictures => scenario::pictures::run(&ctx).await,
+                Which::Peers => scenario::peers::run(&ctx).await,
             }
         });
         match result {

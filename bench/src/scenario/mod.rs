@@ -8,6 +8,7 @@ pub mod cold_start;
 pub mod console;
 pub mod hq;
 pub mod outbox;
+pub mod peers;
 pub mod pictures;
 pub mod scale;
 
