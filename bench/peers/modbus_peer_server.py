@@ -103,6 +103,9 @@ async def main():
     if unit_ports and len(unit_ports) != a.units:
         reply({"error": "--unit-ports needs one port per unit"})
         return 2
+    if len({a.port, *unit_ports}) != 1 + len(unit_ports):
+        reply({"error": "every port must differ"})
+        return 2
     store = Store(a.units, a.registers)
     servers = [
         ModbusTcpServer(
@@ -114,8 +117,11 @@ async def main():
         servers.append(ModbusTcpServer(device(store, u, 0, a.registers), address=("127.0.0.1", port)))
     tasks = [asyncio.create_task(s.serve_forever()) for s in servers]
     missing = await wait_listening([a.port, *unit_ports])
-    if missing is not None:
-        reply({"error": f"port {missing} never accepted a connection"})
+    # A server that could not bind (pymodbus logs it and returns) has ended already.
+    await asyncio.sleep(0.1)
+    ended = [port for port, t in zip([a.port, *unit_ports], tasks) if t.done()]
+    if missing is not None or ended:
+        reply({"error": f"port {missing} never accepted a connection" if missing else f"the server on port {ended[0]} ended at start"})
         return 1
     reply({"ready": True})
     await commands(store)

@@ -162,7 +162,7 @@ fn install(ctx: &Ctx, dir: &Path) -> Installed {
         Ok(f) => f,
         Err(e) => return fail(format!("{e}")),
     };
-    let child = Command::new(&script)
+    let child = die_with_bench(&mut Command::new(&script))
         .arg("--dir")
         .arg(peers_dir(ctx))
         .args(["node-red", "modbus2mqtt", "zeep"])
@@ -199,6 +199,23 @@ fn tail(text: &str, n: usize) -> String {
 
 fn log_tail(path: &Path, n: usize) -> String {
     tail(&std::fs::read_to_string(path).unwrap_or_default(), n)
+}
+
+/// Makes the child die with the bench even when the bench is killed outright (its `Drop`s then
+/// never run): SIGKILL when the thread that spawned it exits. Every spawn here happens on the
+/// thread that runs the scenario (`block_on`'s), which lives as long as the bench.
+fn die_with_bench(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: between fork and exec the closure only calls prctl, which is async-signal-safe,
+    // and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
 }
 
 /// CPU time of every live thread of `pid`, in seconds, to the nanosecond: the first field of
@@ -253,7 +270,7 @@ struct LineChild {
 impl LineChild {
     fn spawn(cmd: &mut Command, name: &str, log: &Path) -> Result<LineChild> {
         let err = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
-        let mut child = cmd
+        let mut child = die_with_bench(cmd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(err)
@@ -318,6 +335,16 @@ impl Drop for LineChild {
     }
 }
 
+/// `n` distinct free ports on 127.0.0.1: every listener is held until all are picked, so no
+/// port comes twice (one at a time, the kernel may hand the same one out again).
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("bind a free port on 127.0.0.1")?;
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
 /// The pymodbus server: its ports and the reads it answered.
 struct ModbusServer {
     child: LineChild,
@@ -327,8 +354,9 @@ struct ModbusServer {
 
 impl ModbusServer {
     async fn start(ctx: &Ctx, units: usize) -> Result<ModbusServer> {
-        let port = harness::free_port();
-        let unit_ports: Vec<u16> = (0..units).map(|_| harness::free_port()).collect();
+        let mut ports = free_ports(units + 1)?;
+        let port = ports.remove(0);
+        let unit_ports = ports;
         let list = unit_ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
         let script = harness::workspace_root().join("bench/peers/modbus_peer_server.py");
         let mut cmd = Command::new(harness::python());
@@ -390,7 +418,12 @@ impl Running {
 fn spawn_other(cmd: &mut Command, name: &str, log: &Path) -> Result<Running> {
     let out = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
     let err = out.try_clone()?;
-    let child = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn().with_context(|| format!("spawn {name}"))?;
+    let child = die_with_bench(cmd)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("spawn {name}"))?;
     Ok(Running::Other { proc: Proc { child, name: name.into() }, log: log.to_path_buf() })
 }
 
@@ -618,10 +651,17 @@ async fn measure_modbus(
             break;
         }
         if Instant::now() >= deadline {
+            let short: Vec<String> = now
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (i + 1, n.saturating_sub(base.get(i).copied().unwrap_or(0))))
+                .filter(|(_, d)| *d < 4)
+                .map(|(u, d)| format!("unit {u}: {d}"))
+                .collect();
             bail!(
-                "{} did not poll every unit and publish within {READY_TIMEOUT:?} (reads per unit since start: {:?}, published: {published})",
+                "{} did not poll every unit and publish within {READY_TIMEOUT:?} (reads since it started, of the units read fewer than 4 times: {}; published: {published})",
                 tool.label(),
-                now.iter().zip(base.iter()).map(|(n, b)| n - b).take(5).collect::<Vec<_>>()
+                if short.is_empty() { "none".to_string() } else { short.join(", ") }
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -981,6 +1021,13 @@ mod tests {
         assert_eq!(p.points.len(), REGISTERS);
         // Merged into two reads (125 + 75 registers), as the peers make two of 100.
         assert_eq!(p.plan(p.max_gap).len(), 2);
+    }
+
+    #[test]
+    fn free_ports_never_repeat() {
+        let ports = free_ports(64).unwrap();
+        let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), 64);
     }
 
     #[test]
