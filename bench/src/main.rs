@@ -128,16 +128,9 @@ enum Internal {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
-                _ => ExitCode::from(2),
-            };
-        }
-    };
+    // clap's own handling, as in every program of the workspace: help and version exit 0, a
+    // usage error exits 2.
+    let cli = Cli::parse();
     let result = match cli.command {
         Some(Internal::SimServe { cameras, panels, profile, picture_bytes, picture_size }) => {
             let _ = procfs::raise_nofile_limit();
