@@ -14,6 +14,7 @@ pub mod coverage;
 pub mod ids;
 pub mod modbus;
 pub mod onvif;
+pub mod packed;
 pub mod status;
 pub mod time;
 pub mod topics;
