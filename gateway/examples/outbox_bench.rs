@@ -118,11 +118,8 @@ async fn main() -> anyhow::Result<()> {
             let t = fill(&ob, &branch, n, c).await?;
             println!("enqueue, {c:>3} appenders: {:>9.0} events/s (group commit)", n as f64 / t.as_secs_f64());
         }
-        let sample = alert(&branch, 1);
-        println!(
-            "event size: {} bytes stored (JSON + 10-byte header + 8-byte key)",
-            gateway::outbox::stored_size(&sample)?
-        );
+        let stored = ob.append(alert(&branch, 1)).await?;
+        println!("event size: {} bytes stored (packed alert + 7-byte header + 8-byte key)", stored.size);
     }
 
     // 2. Replay after an outage.

@@ -20,21 +20,29 @@
 //! * **Only durable events are handed out.** [`Outbox::pending_from`] never returns an event
 //!   beyond the durable watermark, so an event head office has seen can never vanish in a crash
 //!   and have its seq reused for different content.
+//! * **Storage form.** An event is stored packed ([`protocols::packed`]: varints, strings that
+//!   repeat from event to event — devices, zones, messages, reasons — kept once in a string
+//!   table per database, see `StringTable`) and made JSON when it is handed out: about 60
+//!   bytes instead of the 540 of its JSON. The JSON is byte for byte the one of the alert
+//!   appended, on every redelivery. Records in JSON, as earlier releases wrote them, are read
+//!   as they are (an upgraded gateway delivers its backlog unchanged); an alert the packed form
+//!   cannot hold exactly (a leap-second timestamp) is stored that way too.
 //! * **Lanes.** Keys are big-endian `u64` seqs (sled key order = numeric order). Priority events
 //!   (alarm-link, forced doors: [`Alert::is_priority`]) live in their own tree and are delivered
 //!   first after an outage. Non-priority events are split by severity into four trees so that
 //!   eviction of "the oldest lowest-severity event" is a `pop_min` rather than a scan; delivery
 //!   merges the four by seq, so within a priority class the order is the append order (and so
 //!   per-device order is preserved).
-//! * **Bounds.** Count and bytes (key + stored value) are bounded. When an append would exceed a
-//!   bound, victims are taken in order (severity ascending, then oldest first) among the stored
-//!   non-priority events *and the incoming event if it is non-priority* — a flood of `info`
-//!   events cannot push out an older `critical` camera loss; if the incoming event is the least
-//!   valuable it is the one dropped (it still consumes its seq, so head office sees the gap).
-//!   Priority events are never evicted and never dropped: if only they remain, the outbox goes
-//!   over the bound and logs a warning. [`Appended::evicted`] reports how many events one append
-//!   cost; the caller hands that to the health engine, which makes the coalesced
-//!   `device-fault`/`outbox-overflow` alert (the outbox makes no alerts of its own).
+//! * **Bounds.** Count and bytes (key + stored value; the string table is bounded apart) are
+//!   bounded. When an append would exceed a bound, victims are taken in order (severity
+//!   ascending, then oldest first) among the stored non-priority events *and the incoming
+//!   event if it is non-priority* — a flood of `info` events cannot push out an older
+//!   `critical` camera loss; if the incoming event is the least valuable it is the one dropped
+//!   (it still consumes its seq, so head office sees the gap). Priority events are never
+//!   evicted and never dropped: if only they remain, the outbox goes over the bound and logs a
+//!   warning. [`Appended::evicted`] reports how many events one append cost; the caller hands
+//!   that to the health engine, which makes the coalesced `device-fault`/`outbox-overflow`
+//!   alert (the outbox makes no alerts of its own).
 //! * **Open conditions.** The `conditions` tree holds the latest state of each condition
 //!   ([`Alert::condition_key`]) with the raised alert, so that the engine can take over after a
 //!   restart. A condition change is
@@ -51,9 +59,12 @@
 //!   makes them durable within ~500 ms and every later group commit covers them too. After a
 //!   crash an acked event may therefore reappear and be delivered again — a duplicate, which the
 //!   contract allows — but an appended, unacknowledged event is never lost.
-//! * **Disk use.** sled's log-structured store can use more disk than the live data. The
-//!   outbox checks `size_on_disk` against the live bytes (see [`Outbox::disk_usage`]); the bench
-//!   (`examples/outbox_bench.rs`) reports the figure at 1,000,000 buffered events.
+//! * **Disk use.** sled's log takes about 90 bytes per event plus 1.7× its stored bytes on
+//!   disk, and never gives space back: an outbox that is empty again moves to a fresh database
+//!   when the old one has grown (a rotation; also when its string table is half full). The outbox reports `size_on_disk` against the
+//!   live bytes ([`Outbox::disk_usage`]); bench scenario 4 (`bsg-bench`, docs/BENCHMARKS.md)
+//!   measures the directory at 1,000,000 buffered events (~195 bytes per event; sled's
+//!   settings and why: `Store::open`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,6 +109,8 @@ pub struct Appended {
     pub evicted: u64,
     /// False when the incoming event was itself the least valuable one and was dropped.
     pub stored: bool,
+    /// The bytes it occupies (or would have) as counted by the bound: key + stored value.
+    pub size: u64,
 }
 
 /// The storage lane of an event: priority, or a non-priority severity.
@@ -128,15 +141,33 @@ const CONDITIONS_TREE: &str = "conditions";
 const RAISED: u8 = 1;
 const CLEARED: u8 = 2;
 const META_LAST_SEQ: &[u8] = b"last_seq";
+/// The string table of the packed events: index (u32 BE) → UTF-8 (see [`StringTable`]).
+const STRINGS_TREE: &str = "strings";
+/// The table's bounds: it lives as long as its generation (a rotation starts an empty one),
+/// and is held in memory whole.
+const STRINGS_MAX: u32 = 16_384;
+const STRINGS_MAX_BYTES: usize = 1 << 20;
+/// Longer strings are written out in each event.
+const STRING_MAX_LEN: usize = 256;
 /// Names the live generation directory (`gen-N`).
 const CURRENT: &str = "CURRENT";
 /// An empty outbox whose database uses at least this much disk is moved to a fresh one.
 pub const ROTATE_MIN_BYTES: u64 = 64 * 1024 * 1024;
 const ROTATE_CHECK_EVERY: Duration = Duration::from_secs(10);
 
-/// Stored value: `[FORMAT, kind, enqueued_at_ms (u64 BE)] ++ alert JSON`.
-const FORMAT: u8 = 1;
-const HEADER: usize = 10;
+/// A stored value is one of two forms, told apart by its first byte:
+///
+/// * `PACKED` (written since the compact outbox): `[2, enqueued_at_ms (48-bit BE)] ++` the
+///   alert in [`protocols::packed`] form, without its seq (the key is the seq). The JSON is
+///   made when the event is handed out; `protocols::packed` guarantees it is byte for byte the
+///   JSON of the alert appended, on every redelivery.
+/// * `JSON` (what earlier releases wrote, so an upgraded gateway still delivers its backlog;
+///   and the form of an alert the packed one cannot hold exactly, i.e. a timestamp inside a
+///   leap second): `[1, kind, enqueued_at_ms (u64 BE)] ++` the alert JSON as published.
+const JSON_FORMAT: u8 = 1;
+const JSON_HEADER: usize = 10;
+const PACKED_FORMAT: u8 = 2;
+const PACKED_HEADER: usize = 7;
 const KEY: u64 = 8;
 
 fn severity_rank(s: Severity) -> u8 {
@@ -170,24 +201,231 @@ fn condition_of(alert: &Alert) -> Option<(String, u8)> {
     Some((alert.condition_key()?, if alert.state == AlertState::Raised { RAISED } else { CLEARED }))
 }
 
-fn encode(alert: &Alert) -> Result<Vec<u8>, OutboxError> {
+/// An alert encoded for storage before the write lock is taken (all of it but the seq).
+struct Prepared {
+    alert: Alert,
+    lane: Lane,
+    /// The packed value; `None` when the alert has no packed form (stored as JSON, which
+    /// carries the seq and so is made under the lock).
+    packed: Option<Vec<u8>>,
+    /// The generation whose string table `packed` names strings in.
+    generation: u64,
+    enqueued_at: u64,
+    /// The condition it opens or closes.
+    condition: Option<(String, u8)>,
+}
+
+impl Prepared {
+    fn new(alert: Alert, st: &Store) -> Prepared {
+        let enqueued_at = now_ms();
+        let packed = packed_value(&alert, enqueued_at, &st.strings);
+        Prepared {
+            lane: Lane::of(&alert),
+            condition: condition_of(&alert),
+            alert,
+            packed,
+            generation: st.generation,
+            enqueued_at,
+        }
+    }
+
+    /// The value to store in `st` for the alert with its seq assigned.
+    fn value(&mut self, st: &Store) -> Result<Vec<u8>, OutboxError> {
+        if self.generation != st.generation {
+            // A rotation came between the encoding and the lock: the indices are the old table's.
+            self.packed = packed_value(&self.alert, self.enqueued_at, &st.strings);
+        }
+        match self.packed.take() {
+            Some(v) => Ok(v),
+            None => json_value(&self.alert, self.enqueued_at),
+        }
+    }
+}
+
+fn packed_value(alert: &Alert, enqueued_at: u64, strings: &StringTable) -> Option<Vec<u8>> {
+    let mut v = Vec::with_capacity(PACKED_HEADER + 96 + alert.message.len());
+    v.push(PACKED_FORMAT);
+    v.extend_from_slice(&enqueued_at.to_be_bytes()[2..]);
+    match protocols::packed::encode_into(alert, &mut Interning(strings), &mut v) {
+        Ok(()) => Some(v),
+        Err(e) => {
+            tracing::debug!(id = %alert.id, error = %e, "alert stored as JSON");
+            None
+        }
+    }
+}
+
+fn json_value(alert: &Alert, enqueued_at: u64) -> Result<Vec<u8>, OutboxError> {
     let json = serde_json::to_vec(alert)?;
-    let mut v = Vec::with_capacity(HEADER + json.len());
-    v.push(FORMAT);
+    let mut v = Vec::with_capacity(JSON_HEADER + json.len());
+    v.push(JSON_FORMAT);
     v.push(kind_code(alert.kind()));
-    v.extend_from_slice(&now_ms().to_be_bytes());
+    v.extend_from_slice(&enqueued_at.to_be_bytes());
     v.extend_from_slice(&json);
     Ok(v)
 }
 
-/// A stored value's kind code and alert JSON.
-fn split_value(v: &[u8]) -> Option<(u8, &[u8])> {
-    (v.len() >= HEADER && v[0] == FORMAT).then(|| (v[1], &v[HEADER..]))
+/// A stored value that cannot be read back.
+#[derive(Debug, thiserror::Error)]
+enum BadValue {
+    #[error("unknown format {0:?}")]
+    Format(Option<u8>),
+    #[error("unknown kind code {0}")]
+    Kind(u8),
+    #[error(transparent)]
+    Packed(#[from] protocols::packed::PackError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
-/// The bytes an alert occupies in the outbox (key + header + JSON), as counted by the bound.
-pub fn stored_size(alert: &Alert) -> Result<u64, OutboxError> {
-    Ok(KEY + HEADER as u64 + serde_json::to_vec(alert)?.len() as u64)
+/// The kind and the JSON to publish of the stored value of event `seq`; `strings` is the
+/// table of the generation it is stored in.
+fn value_json(seq: Seq, v: &[u8], strings: &Table) -> Result<(AlertKind, Vec<u8>), BadValue> {
+    match v.first() {
+        Some(&JSON_FORMAT) if v.len() >= JSON_HEADER => {
+            Ok((kind_of_code(v[1]).ok_or(BadValue::Kind(v[1]))?, v[JSON_HEADER..].to_vec()))
+        }
+        Some(&PACKED_FORMAT) if v.len() >= PACKED_HEADER => {
+            let alert = decode_packed(strings, seq, &v[PACKED_HEADER..])?;
+            // Room for a typical alert's JSON at once (to_vec would grow from 128 bytes).
+            let mut json = Vec::with_capacity(1024);
+            serde_json::to_writer(&mut json, &alert)?;
+            Ok((alert.kind(), json))
+        }
+        f => Err(BadValue::Format(f.copied())),
+    }
+}
+
+/// The alert in the stored value of event `seq`.
+fn value_alert(seq: Seq, v: &[u8], strings: &Table) -> Result<Alert, BadValue> {
+    match v.first() {
+        Some(&JSON_FORMAT) if v.len() >= JSON_HEADER => Ok(serde_json::from_slice(&v[JSON_HEADER..])?),
+        Some(&PACKED_FORMAT) if v.len() >= PACKED_HEADER => Ok(decode_packed(strings, seq, &v[PACKED_HEADER..])?),
+        f => Err(BadValue::Format(f.copied())),
+    }
+}
+
+/// When the stored value was appended (ms since the epoch).
+fn value_enqueued_at(v: &[u8]) -> Option<u64> {
+    let mut b = [0u8; 8];
+    match v.first() {
+        Some(&JSON_FORMAT) if v.len() >= JSON_HEADER => b.copy_from_slice(&v[2..JSON_HEADER]),
+        Some(&PACKED_FORMAT) if v.len() >= PACKED_HEADER => b[2..].copy_from_slice(&v[1..PACKED_HEADER]),
+        _ => return None,
+    }
+    Some(u64::from_be_bytes(b))
+}
+
+/// The string table of one generation: the strings that repeat from event to event (the
+/// branch, device ids and names, zones, messages, statuses and reasons), each stored once in
+/// the `strings` tree and named by its index in the packed events
+/// ([`protocols::packed::Interner`]). Without it a packed event would be ~180 bytes and sled's
+/// log 400 on disk; with it ~60 and ~190 (docs/BENCHMARKS.md, scenario 4).
+///
+/// An index never changes its string within a generation: entries are only added, and a new
+/// one is inserted before the event that names it, so the flush that makes the event durable
+/// makes the entry durable too (sled recovers its log in order); an acknowledged event that a
+/// crash brings back still reads as it was. The table is bounded ([`STRINGS_MAX`] entries,
+/// [`STRINGS_MAX_BYTES`]); once full, new strings are written out in each event. It is emptied
+/// with its generation: a rotation, which happens only when the outbox is empty, starts a new
+/// database with an empty table (see `OutboxCore::rotate`).
+struct StringTable {
+    tree: sled::Tree,
+    /// Shared with the condition changes waiting for their flush, which may outlive the
+    /// generation.
+    inner: Arc<Table>,
+}
+
+/// A string table's entries, in memory.
+type Table = RwLock<Interned>;
+
+fn read_table(t: &Table) -> std::sync::RwLockReadGuard<'_, Interned> {
+    t.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn decode_packed(t: &Table, seq: Seq, packed: &[u8]) -> Result<Alert, protocols::packed::PackError> {
+    protocols::packed::decode(packed, seq, &*read_table(t))
+}
+
+#[derive(Default)]
+struct Interned {
+    by_str: std::collections::HashMap<Arc<str>, u32>,
+    by_index: Vec<Option<Arc<str>>>,
+    bytes: usize,
+}
+
+impl protocols::packed::Strings for Interned {
+    fn get(&self, index: u32) -> Option<&str> {
+        self.by_index.get(index as usize).and_then(|s| s.as_deref())
+    }
+}
+
+impl StringTable {
+    fn open(tree: sled::Tree) -> Result<StringTable, OutboxError> {
+        let mut t = Interned::default();
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            let (Some(i), Ok(text)) = (k.as_ref().try_into().ok().map(u32::from_be_bytes), std::str::from_utf8(&v))
+            else {
+                tracing::error!(key = ?k, "an outbox string table entry does not decode; skipped");
+                continue;
+            };
+            let text: Arc<str> = Arc::from(text);
+            if t.by_index.len() <= i as usize {
+                t.by_index.resize(i as usize + 1, None);
+            }
+            t.bytes += text.len();
+            t.by_str.insert(text.clone(), i);
+            t.by_index[i as usize] = Some(text);
+        }
+        Ok(StringTable { tree, inner: Arc::new(RwLock::new(t)) })
+    }
+
+    /// Makes `index` and those below it unavailable for new strings.
+    fn skip_past(&self, index: u32) {
+        let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if t.by_index.len() <= index as usize {
+            t.by_index.resize(index as usize + 1, None);
+        }
+    }
+
+    /// Whether the table is worth emptying (by a rotation) once the outbox is empty.
+    fn half_full(&self) -> bool {
+        let t = read_table(&self.inner);
+        t.by_index.len() >= STRINGS_MAX as usize / 2 || t.bytes >= STRINGS_MAX_BYTES / 2
+    }
+}
+
+/// The encoding side of a [`StringTable`].
+struct Interning<'a>(&'a StringTable);
+
+impl protocols::packed::Interner for Interning<'_> {
+    fn intern(&mut self, s: &str) -> Option<u32> {
+        if s.len() > STRING_MAX_LEN {
+            return None;
+        }
+        if let Some(&i) = read_table(&self.0.inner).by_str.get(s) {
+            return Some(i);
+        }
+        let mut t = self.0.inner.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(&i) = t.by_str.get(s) {
+            return Some(i);
+        }
+        let i = t.by_index.len();
+        if i >= STRINGS_MAX as usize || t.bytes + s.len() > STRINGS_MAX_BYTES {
+            return None;
+        }
+        let index = i as u32;
+        if let Err(e) = self.0.tree.insert(index.to_be_bytes(), s.as_bytes()) {
+            tracing::error!(error = %e, "cannot add to the outbox string table; the string is stored in the event");
+            return None;
+        }
+        let text: Arc<str> = Arc::from(s);
+        t.bytes += text.len();
+        t.by_str.insert(text.clone(), index);
+        t.by_index.push(Some(text));
+        Some(index)
+    }
 }
 
 /// A condition change waiting for the flush that makes its event durable (see
@@ -196,8 +434,9 @@ struct ConditionOp {
     seq: u64,
     key: String,
     state: u8,
-    /// The raised alert's JSON (none for a clear).
-    json: Vec<u8>,
+    /// The raised alert's stored value and the string table it was packed with, made JSON
+    /// when it is written (none for a clear; and a raise over a raise is never written).
+    value: Option<(sled::IVec, Arc<Table>)>,
 }
 
 /// A reference to one stored event: what the uplink keeps per in-flight publish to ack it.
@@ -295,13 +534,34 @@ struct Store {
     lanes: [sled::Tree; LANES],
     meta: sled::Tree,
     conditions: sled::Tree,
+    strings: StringTable,
     generation: u64,
     path: PathBuf,
 }
 
 impl Store {
     fn open(path: &Path, generation: u64) -> Result<Store, OutboxError> {
-        let config = sled::Config::new().path(path).cache_capacity(64 * 1024 * 1024).flush_every_ms(Some(500));
+        // sled's settings, measured with bench scenario 4 at 1,000,000 buffered events
+        // (docs/BENCHMARKS.md): whatever the setting, sled's log takes about 90 bytes per entry
+        // plus 1.7× the entry's bytes (a log segment is rewritten only once it is under half
+        // live, and every insert is first logged alone, then again in its node), so the bytes
+        // per event are won in the value (the packed form and the string table: 1,026 → ~195
+        // B/event) and not here.
+        // - segment_size: sled's default, 512 KiB. 2 MiB saves 3 % of the disk (189 B/event),
+        //   8 MiB 18 % (159 B/event) for +20 MiB of memory (its write buffers); 128 KiB costs
+        //   1 % more disk. All within the budget: the default keeps memory low.
+        // - use_compression (zstd, the `compression` feature): 148 B/event before the string
+        //   table, but the fill fell to 21,000 events/s and the worker's RSS rose to 384 MiB
+        //   (sled compresses each log message with a fresh zstd context, on the appender's
+        //   path), and it builds a C library into the gateway. Off.
+        // - cache_capacity: 16 MiB. It bounds sled's page cache, counted in stored bytes: with
+        //   packed events its 64 MiB held 4× more of them in memory and the worker's RSS at
+        //   1,000,000 events grew from 92 to 160 MiB; 16 MiB: 68 MiB, no change in the enqueue,
+        //   replay or reopen figures.
+        // - Trees: nine (five lanes, meta, conditions, strings, sled's default); an empty outbox
+        //   is 1 KiB of log, so merging them would save nothing. Keys: the big-endian u64 seq,
+        //   which sled stores prefix-compressed within a node.
+        let config = sled::Config::new().path(path).cache_capacity(16 * 1024 * 1024).flush_every_ms(Some(500));
         // sled releases its file lock only when its last background I/O of a closed database
         // has finished: reopening right after a close (the tests, a restart in-process) can
         // find it still held for a moment. Another process holding it is an error after 2 s.
@@ -326,7 +586,8 @@ impl Store {
         let lanes: [sled::Tree; LANES] = trees.try_into().map_err(|_| OutboxError::Storage("lane trees".into()))?;
         let meta = db.open_tree(META_TREE)?;
         let conditions = db.open_tree(CONDITIONS_TREE)?;
-        Ok(Store { db, lanes, meta, conditions, generation, path: path.to_path_buf() })
+        let strings = StringTable::open(db.open_tree(STRINGS_TREE)?)?;
+        Ok(Store { db, lanes, meta, conditions, strings, generation, path: path.to_path_buf() })
     }
 }
 
@@ -346,7 +607,13 @@ impl Store {
             }
             let json = match state {
                 RAISED => match self.lanes[lane].get(Seq(seq).to_key())? {
-                    Some(v) => split_value(&v).map(|(_, j)| j.to_vec()).unwrap_or_default(),
+                    Some(v) => match value_json(Seq(seq), &v, &self.strings.inner) {
+                        Ok((_, json)) => json,
+                        Err(e) => {
+                            tracing::error!(seq, error = %e, "a stored event does not decode; its condition is not replayed");
+                            continue;
+                        }
+                    },
                     None => continue,
                 },
                 _ => Vec::new(),
@@ -462,10 +729,18 @@ impl OutboxCore {
                 counts.events[i] += 1;
                 counts.bytes[i] += k.len() as u64 + v.len() as u64;
                 // The condition of each stored event (a full decode: one definition of the key).
-                let cond = split_value(&v)
-                    .and_then(|(_, j)| serde_json::from_slice::<Alert>(j).ok())
-                    .and_then(|a| condition_of(&a));
-                if let (Some(seq), Some((key, state))) = (Seq::from_key(&k), cond) {
+                let Some(seq) = Seq::from_key(&k) else { continue };
+                let cond = match value_alert(seq, &v, &store.strings.inner) {
+                    Ok(a) => condition_of(&a),
+                    Err(BadValue::Packed(protocols::packed::PackError::MissingString(index))) => {
+                        // Its string is lost (sled recovers its log in order, so only damage
+                        // does this): the index must never name another string.
+                        store.strings.skip_past(index);
+                        None
+                    }
+                    Err(_) => None,
+                };
+                if let Some((key, state)) = cond {
                     let e = latest.entry(key.into_bytes()).or_insert((0, 0, i));
                     if seq.0 > e.0 {
                         *e = (seq.0, state, i);
@@ -520,10 +795,12 @@ impl OutboxCore {
     /// Assigns the next seq to `alert` (overwriting `alert.seq`), stores it, applies the bound,
     /// and returns once it is durable (group commit).
     pub async fn append(&self, alert: Alert) -> Result<Appended, OutboxError> {
+        // Encoding (all but the seq) happens before the lock: appenders serialise on it.
+        let prepared = Prepared::new(alert, &self.store());
         let (appended, upto) = {
             let mut w = lock(&self.write);
             let st = self.store();
-            let appended = self.insert_locked(&st, &mut w, alert)?;
+            let appended = self.insert_locked(&st, &mut w, prepared)?;
             (appended, w.last_seq)
         };
         self.request_flush(upto);
@@ -532,12 +809,12 @@ impl OutboxCore {
     }
 
     /// Stores one alert under the write lock. Does not flush.
-    fn insert_locked(&self, st: &Store, w: &mut WriteState, mut alert: Alert) -> Result<Appended, OutboxError> {
+    fn insert_locked(&self, st: &Store, w: &mut WriteState, mut p: Prepared) -> Result<Appended, OutboxError> {
         let seq = Seq(w.last_seq + 1);
-        alert.seq = seq;
-        let value = encode(&alert)?;
+        p.alert.seq = seq;
+        let value = sled::IVec::from(p.value(st)?);
         let size = KEY + value.len() as u64;
-        let lane = Lane::of(&alert);
+        let lane = p.lane;
 
         // The bound: evict (severity asc, oldest first) among stored non-priority events and
         // the incoming one if it is non-priority.
@@ -585,18 +862,14 @@ impl OutboxCore {
             }
         }
         if stored {
-            st.lanes[lane.index()].insert(seq.to_key(), value.as_slice())?;
+            st.lanes[lane.index()].insert(seq.to_key(), value.clone())?;
         }
         // The condition it opens or closes is written once the event is durable (by the
         // flusher, before it hands the event out), and also when the bound dropped the event:
         // the engine holds the condition either way.
-        if let Some((key, state)) = condition_of(&alert) {
-            let json = if state == RAISED {
-                split_value(&value).map(|(_, j)| j.to_vec()).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            w.condition_ops.push_back(ConditionOp { seq: seq.0, key, state, json });
+        if let Some((key, state)) = p.condition {
+            let value = (state == RAISED).then(|| (value, st.strings.inner.clone()));
+            w.condition_ops.push_back(ConditionOp { seq: seq.0, key, state, value });
         }
         if stored {
             w.counts.events[lane.index()] += 1;
@@ -613,7 +886,7 @@ impl OutboxCore {
         }
         w.last_seq = seq.0;
         self.publish_counts(w);
-        Ok(Appended { alert, evicted, stored })
+        Ok(Appended { alert: p.alert, evicted, stored, size })
     }
 
     fn publish_counts(&self, w: &WriteState) {
@@ -657,7 +930,7 @@ impl OutboxCore {
             let lo = Seq(cursor.priority + 1).to_key();
             for kv in st.lanes[0].range(lo..=hi) {
                 let (k, v) = kv?;
-                let Some(p) = decode(&k, &v, Lane::PRIORITY) else { continue };
+                let Some(p) = decode(&k, &v, Lane::PRIORITY, &st.strings.inner) else { continue };
                 cursor.priority = p.id.seq.0;
                 out.push(p);
                 if out.len() >= limit {
@@ -694,7 +967,7 @@ impl OutboxCore {
                 };
                 let lane = Lane(iters[j].0 as u8);
                 if let Some(Ok((k, v))) = iters[j].1.next()
-                    && let Some(p) = decode(&k, &v, lane)
+                    && let Some(p) = decode(&k, &v, lane, &st.strings.inner)
                 {
                     cursor.normal = p.id.seq.0;
                     out.push(p);
@@ -749,7 +1022,17 @@ impl OutboxCore {
             if op.state == RAISED && raised() {
                 continue;
             }
-            if let Err(e) = st.conditions.insert(op.key.as_bytes(), condition_value(op.seq, op.state, &op.json)) {
+            let json = match &op.value {
+                Some((v, strings)) => match value_json(Seq(op.seq), v, strings) {
+                    Ok((_, json)) => json,
+                    Err(e) => {
+                        tracing::error!(condition = %op.key, error = %e, "cannot record a condition: its event does not decode");
+                        continue;
+                    }
+                },
+                None => Vec::new(),
+            };
+            if let Err(e) = st.conditions.insert(op.key.as_bytes(), condition_value(op.seq, op.state, &json)) {
                 tracing::error!(condition = %op.key, error = %e, "cannot record a condition");
             }
         }
@@ -817,11 +1100,8 @@ impl OutboxCore {
         let mut oldest: Option<u64> = None;
         for tree in &self.store().lanes {
             if let Ok(Some((_, v))) = tree.first()
-                && v.len() >= HEADER
+                && let Some(t) = value_enqueued_at(&v)
             {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&v[2..HEADER]);
-                let t = u64::from_be_bytes(b);
                 oldest = Some(oldest.map_or(t, |o| o.min(t)));
             }
         }
@@ -834,7 +1114,8 @@ impl OutboxCore {
     }
 
     /// Asks the flusher to move to a fresh sled database if the outbox is empty and the
-    /// current one uses at least `min_bytes` on disk (sled does not give space back).
+    /// current one uses at least `min_bytes` on disk (sled does not give space back) or its
+    /// string table is half full.
     pub fn request_rotate(&self, min_bytes: u64) {
         let mut q = lock(&self.flush.queue);
         q.rotate = Some(q.rotate.map_or(min_bytes, |m| m.min(min_bytes)));
@@ -863,7 +1144,7 @@ impl OutboxCore {
         }
         let old = self.store();
         let on_disk = old.db.size_on_disk()?;
-        if on_disk < min_bytes {
+        if on_disk < min_bytes && !old.strings.half_full() {
             return Ok(());
         }
         let generation = old.generation + 1;
@@ -895,14 +1176,15 @@ impl OutboxCore {
     }
 }
 
-fn decode(k: &[u8], v: &[u8], lane: Lane) -> Option<Pending> {
+fn decode(k: &[u8], v: &[u8], lane: Lane, strings: &Table) -> Option<Pending> {
     let seq = Seq::from_key(k)?;
-    let Some((kind, json)) = split_value(v) else {
-        tracing::error!(seq = seq.0, "outbox entry with an unknown format; skipped");
-        return None;
-    };
-    let kind = kind_of_code(kind)?;
-    Some(Pending { id: EventRef { seq, lane }, kind, payload: json.to_vec() })
+    match value_json(seq, v, strings) {
+        Ok((kind, payload)) => Some(Pending { id: EventRef { seq, lane }, kind, payload }),
+        Err(e) => {
+            tracing::error!(seq = seq.0, error = %e, "an outbox entry does not decode; skipped");
+            None
+        }
+    }
 }
 
 fn condition_value(seq: u64, state: u8, json: &[u8]) -> Vec<u8> {
@@ -994,5 +1276,88 @@ impl Drop for Outbox {
         if let Some(h) = lock(&self.flusher).take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocols::packed::{Interner, Strings};
+
+    fn table(dir: &Path) -> (sled::Db, StringTable) {
+        let db = sled::open(dir).unwrap();
+        let t = StringTable::open(db.open_tree(STRINGS_TREE).unwrap()).unwrap();
+        (db, t)
+    }
+
+    #[test]
+    fn the_string_table_is_bounded_and_keeps_its_indices() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, t) = table(dir.path());
+        let mut i = Interning(&t);
+        assert_eq!(i.intern(&"x".repeat(STRING_MAX_LEN + 1)), None, "too long: written out");
+        for n in 0..STRINGS_MAX {
+            assert_eq!(i.intern(&format!("string {n}")), Some(n));
+        }
+        assert!(t.half_full());
+        assert_eq!(i.intern("one more"), None, "full: written out");
+        assert_eq!(i.intern("string 7"), Some(7), "what it holds is still found");
+        drop(t);
+        let t = StringTable::open(db.open_tree(STRINGS_TREE).unwrap()).unwrap();
+        let r = read_table(&t.inner);
+        assert_eq!(r.get(7), Some("string 7"));
+        assert_eq!(r.get(STRINGS_MAX - 1), Some(format!("string {}", STRINGS_MAX - 1).as_str()));
+        assert_eq!(r.get(STRINGS_MAX), None);
+    }
+
+    #[test]
+    fn the_string_table_is_bounded_in_bytes_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, t) = table(dir.path());
+        let mut i = Interning(&t);
+        let mut n = 0u32;
+        while i.intern(&format!("{n:0>250}")).is_some() {
+            n += 1;
+        }
+        assert_eq!(n as usize, STRINGS_MAX_BYTES / 250);
+        assert!(t.half_full());
+    }
+
+    #[test]
+    fn an_alert_packed_with_a_full_table_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, t) = table(dir.path());
+        let mut i = Interning(&t);
+        // Room for two strings: the branch and the device id; the rest is written out.
+        for n in 0..STRINGS_MAX - 2 {
+            i.intern(&format!("filler {n}")).unwrap();
+        }
+        let mut a = Alert::new(
+            "b01".parse().unwrap(),
+            protocols::DeviceRef {
+                id: "cam-1".parse().unwrap(),
+                device_type: protocols::DeviceType::Camera,
+                name: "Cam".into(),
+                zones: vec![],
+            },
+            AlertState::Raised,
+            Severity::Warning,
+            protocols::time::now(),
+            "offline".into(),
+            protocols::AlertBody::CameraOffline(protocols::CameraOfflineDetails {
+                status: "unreachable".into(),
+                reason: "timeout".into(),
+                consecutive_failures: 3,
+                armed: false,
+                uncovered_zones: vec![],
+                clock_skew_ms: None,
+            }),
+        );
+        a.seq = Seq(9);
+        let v = packed_value(&a, now_ms(), &t).unwrap();
+        let (kind, json) = value_json(a.seq, &v, &t.inner).unwrap();
+        assert_eq!(kind, AlertKind::CameraOffline);
+        assert_eq!(json, serde_json::to_vec(&a).unwrap());
+        assert_eq!(read_table(&t.inner).by_index.len(), STRINGS_MAX as usize);
     }
 }

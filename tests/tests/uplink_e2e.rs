@@ -641,3 +641,153 @@ fn commission_explains_certificate_problems_with_the_fix() {
         assert!(got.contains(fix), "{case}: fix {got:?} lacks {fix:?}");
     }
 }
+
+/// What head office receives is byte for byte the JSON of the alert appended, for every kind
+/// of alert (the outbox stores them packed and makes the JSON when it publishes), and an alert
+/// the packed form cannot hold (a leap-second timestamp: stored as JSON) too.
+#[test]
+fn every_kind_of_alert_arrives_as_the_json_of_the_alert_appended() {
+    use protocols::{
+        AlarmLinkDetails, Alert, AlertBody, AlertState, CameraOfflineDetails, DeviceFaultDetails, DeviceRef,
+        DeviceType, DoorState, DoorStatusDetails, LinkedCamera, Severity, Snapshot,
+    };
+    let rt = runtime();
+    let broker = broker();
+    let mut sub = PahoSubscriber::start(broker.port, &["branches/b01/alerts/#"]).expect("subscriber");
+    let gw = InProc::start(&rt, settings(broker.port, B), big_bounds()).expect("gateway");
+
+    let dev = |id: &str, t: DeviceType| DeviceRef {
+        id: id.parse().expect("id"),
+        device_type: t,
+        name: format!("{id} 柜台"),
+        zones: vec!["hall".parse().expect("zone")],
+    };
+    let cams = || {
+        vec![
+            LinkedCamera {
+                id: "cam-01".parse().expect("id"),
+                name: "Vault".into(),
+                online: true,
+                stream_alive: true,
+                frozen: false,
+                picture: None,
+                stream_uri: Some("rtsp://192.0.2.7/cam-01".into()),
+                snapshot_uri: None,
+            },
+            LinkedCamera {
+                id: "cam-02".parse().expect("id"),
+                name: "Door".into(),
+                online: false,
+                stream_alive: false,
+                frozen: true,
+                picture: Some("dark".into()),
+                stream_uri: None,
+                snapshot_uri: Some("http://192.0.2.8/snap.jpg".into()),
+            },
+        ]
+    };
+    let shots = || {
+        vec![Snapshot {
+            camera: "cam-01".parse().expect("id"),
+            file: Some("20261207T080000.000Z-cam-01.jpg".into()),
+            taken_at: protocols::time::now(),
+            bytes: 52_000,
+            error: None,
+        }]
+    };
+    let new = |d: DeviceRef, state, sev, msg: &str, body| {
+        Alert::new(B.parse().expect("branch"), d, state, sev, protocols::time::now(), msg.into(), body)
+    };
+    let mut alerts = vec![
+        new(
+            dev("cam-01", DeviceType::Camera),
+            AlertState::Raised,
+            Severity::Major,
+            "Camera cam-01 offline",
+            AlertBody::CameraOffline(CameraOfflineDetails {
+                status: "unreachable".into(),
+                reason: "connect: connection timed out".into(),
+                consecutive_failures: 3,
+                armed: true,
+                uncovered_zones: vec!["hall".parse().expect("zone")],
+                clock_skew_ms: Some(1_500),
+            }),
+        ),
+        new(
+            dev("panel-1", DeviceType::AlarmPanel),
+            AlertState::Raised,
+            Severity::Critical,
+            "Zone vault fired",
+            AlertBody::AlarmLink(AlarmLinkDetails {
+                zone: "vault".parse().expect("zone"),
+                zone_name: "金库".into(),
+                zone_state: "alarm".into(),
+                partition: Some("1".into()),
+                armed: true,
+                twenty_four_hour: false,
+                area: Some("back-office".parse().expect("zone")),
+                cameras: cams(),
+                follow_up_of: Some("0193a5f2-7c3e-7b11-8a2d-5f0e9c1b2a3d".into()),
+                snapshots: shots(),
+            }),
+        ),
+        new(
+            dev("door-ctl", DeviceType::AccessController),
+            AlertState::Raised,
+            Severity::Critical,
+            "Door d1 forced open",
+            AlertBody::DoorStatus(DoorStatusDetails {
+                door: "d1".parse().expect("zone"),
+                door_name: "Main door".into(),
+                door_state: DoorState::ForcedOpen,
+                locked: Some(false),
+                cameras: cams(),
+                follow_up_of: None,
+                snapshots: vec![],
+            }),
+        ),
+        new(
+            dev("gateway", DeviceType::Gateway),
+            AlertState::Cleared,
+            Severity::Warning,
+            "Head office reachable again",
+            AlertBody::DeviceFault(DeviceFaultDetails {
+                fault: "uplink-down".into(),
+                reason: "connected".into(),
+                dropped_events: None,
+                outage_ms: Some(61_000),
+                waiting_events: Some(12),
+            }),
+        ),
+    ];
+    let mut leap = alerts[0].clone();
+    leap.occurred_at = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+        .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 1_250))
+        .expect("a leap second")
+        .and_utc();
+    alerts.push(leap);
+
+    let mut want = std::collections::BTreeMap::new();
+    for a in alerts {
+        let appended = rt.block_on(gw.outbox.append(a.clone())).expect("append");
+        let mut original = a;
+        original.seq = appended.alert.seq;
+        let topic = format!("branches/{B}/alerts/{}", original.kind().as_str());
+        let json = String::from_utf8(serde_json::to_vec(&original).expect("json")).expect("utf-8");
+        want.insert(original.seq.0, (topic, json));
+    }
+    let missing = wait_all(&mut sub, B, want.len() as u64, Duration::from_secs(20));
+    assert!(missing.is_empty(), "not delivered: {missing:?}");
+    for (seq, (topic, json)) in &want {
+        let got: Vec<&harness::Received> = sub
+            .seen
+            .iter()
+            .filter(|m| m.json()["seq"].as_u64() == Some(*seq) && m.topic.contains("/alerts/"))
+            .collect();
+        assert!(!got.is_empty(), "seq {seq} not received");
+        for m in got {
+            assert_eq!(&m.topic, topic, "seq {seq}");
+            assert_eq!(&m.payload, json, "seq {seq}: the published bytes are not the JSON of the alert appended");
+        }
+    }
+}
