@@ -335,6 +335,34 @@ fn old_kind(k: AlertKind) -> u8 {
     }
 }
 
+/// The store opened directly, as the old release wrote it. Without sled's background flusher
+/// (`flush_every_ms(None)`; the test flushes itself): with it, the flusher thread holds the
+/// database, and its file lock, for a moment after the test drops it, and the outbox opening it
+/// next could find it locked.
+fn open_raw(path: &Path) -> sled::Db {
+    let config = sled::Config::new().path(path).flush_every_ms(None);
+    retry_locked(|| config.open()).expect("sled")
+}
+
+/// The outbox opened right after a raw sled handle (or another outbox) was dropped: sled's
+/// threads may hold the file lock for a moment after the drop, so a lock refusal is retried
+/// for up to 5 s; any other error is returned at once.
+fn reopen(path: &Path) -> std::sync::Arc<Outbox> {
+    retry_locked(|| Outbox::open(path, bounds())).expect("open the outbox")
+}
+
+fn retry_locked<T, E: std::fmt::Debug>(mut open: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match open() {
+            Err(e) if format!("{e:?}").contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Writes `alerts` (seq 1, 2, …) with sled directly, as an earlier release left its outbox
 /// under `dir`: `CURRENT`, `gen-1`, the lanes, the seq counter and the open conditions of all
 /// but the last alert (whose condition change a crash lost: replayed from its record at open).
@@ -342,7 +370,7 @@ fn old_kind(k: AlertKind) -> u8 {
 fn write_old_store(dir: &Path, alerts: &mut [Alert], enqueued_at: u64) -> Vec<(u64, usize, Vec<u8>)> {
     std::fs::create_dir_all(dir).expect("mkdir");
     std::fs::write(dir.join("CURRENT"), "gen-1\n").expect("CURRENT");
-    let db = sled::open(dir.join("gen-1")).expect("sled");
+    let db = open_raw(&dir.join("gen-1"));
     let lanes: Vec<sled::Tree> = OLD_LANES.iter().map(|n| db.open_tree(n).expect("tree")).collect();
     let conditions = db.open_tree("conditions").expect("conditions");
     let mut out = Vec::new();
@@ -386,7 +414,7 @@ async fn a_backlog_in_the_old_json_form_is_delivered_unchanged() {
     let records = write_old_store(&path, &mut old, an_hour_ago);
     let n = records.len() as u64;
 
-    let ob = Outbox::open(&path, bounds()).expect("open the old store");
+    let ob = reopen(&path);
     assert_eq!(ob.depth(), n);
     assert_eq!(ob.bytes(), records.iter().map(|(_, _, v)| 8 + v.len() as u64).sum::<u64>());
     assert_eq!(ob.last_seq().0, n);
@@ -454,13 +482,13 @@ fn an_old_record_that_does_not_decode_is_skipped_not_fatal() {
     old.truncate(2);
     write_old_store(&path, &mut old, 0);
     {
-        let db = sled::open(path.join("gen-1")).expect("sled");
+        let db = open_raw(&path.join("gen-1"));
         let lane = db.open_tree("normal-major").expect("tree");
         // seq 1 (camera-offline, major) damaged: an unknown format byte.
         lane.insert(1u64.to_be_bytes(), &[9u8, 0, 0][..]).expect("insert");
         db.flush().expect("flush");
     }
-    let ob = Outbox::open(&path, bounds()).expect("open");
+    let ob = reopen(&path);
     let got = handed_out(&ob);
     assert_eq!(got.keys().copied().collect::<Vec<_>>(), vec![2], "the damaged record is skipped");
     assert_eq!(ob.depth(), 2, "and kept, counted");
@@ -478,7 +506,7 @@ async fn a_lost_string_is_never_replaced_by_another() {
     ob.flush().await.expect("flush");
     drop(ob);
     let last = {
-        let db = sled::open(path.join("gen-1")).expect("sled");
+        let db = open_raw(&path.join("gen-1"));
         let strings = db.open_tree("strings").expect("strings");
         let (k, _) = strings.last().expect("read").expect("a string");
         strings.remove(&k).expect("remove");
@@ -486,7 +514,7 @@ async fn a_lost_string_is_never_replaced_by_another() {
         u32::from_be_bytes(k.as_ref().try_into().expect("a u32 key"))
     };
     assert!(last > 0);
-    let ob = Outbox::open(&path, bounds()).expect("reopen");
+    let ob = reopen(&path);
     assert!(handed_out(&ob).is_empty(), "the damaged event was handed out");
     assert_eq!(ob.depth(), 1);
     let mut other = every_kind().remove(6);
