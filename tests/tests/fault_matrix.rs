@@ -17,12 +17,23 @@ struct Rig {
     _dir: tempfile::TempDir,
 }
 
+/// Runs the gateway on `text` (the site file) against the broker and simulators, and waits
+/// until cam-1 is online.
+fn start(branch: &str, text: String, cams: CameraFleet, panels: PanelFleet, broker: Mosquitto) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(dir.path(), "site.toml", &text).unwrap();
+    let mut sub = PahoSubscriber::start(broker.port, &[&format!("branches/{branch}/#")]).unwrap();
+    let gw = spawn_bin("branch-gateway", &["run", cfg.to_str().unwrap()], dir.path(), &[]).unwrap();
+    let healthy = |m: &harness::Received| m.topic.ends_with("/devices/cam-1") && m.json()["state"] == "online";
+    assert!(sub.wait_for(Duration::from_secs(20), healthy).is_some(), "camera never online");
+    Rig { cams, panels, sub, _gw: gw, _broker: broker, _dir: dir }
+}
+
 async fn rig(branch: &str) -> Rig {
     let _lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let broker = Mosquitto::start().unwrap();
     let cams = harness::sim::cameras(&[("cam-1", "Cam")], AuthMode::UsernameToken).await;
     let panels = harness::sim::panels(&[("alarm-1", "generic-alarm")]).await;
-    let dir = tempfile::tempdir().unwrap();
     let text = format!(
         r#"
 [branch]
@@ -58,12 +69,7 @@ timeout = "300ms"
         cams.cameras()[0].device_url,
         panels.panels()[0].addr
     );
-    let cfg = write_file(dir.path(), "site.toml", &text).unwrap();
-    let mut sub = PahoSubscriber::start(broker.port, &[&format!("branches/{branch}/#")]).unwrap();
-    let gw = spawn_bin("branch-gateway", &["run", cfg.to_str().unwrap()], dir.path(), &[]).unwrap();
-    let healthy = |m: &harness::Received| m.topic.ends_with("/devices/cam-1") && m.json()["state"] == "online";
-    assert!(sub.wait_for(Duration::from_secs(20), healthy).is_some(), "camera never online");
-    Rig { cams, panels, sub, _gw: gw, _broker: broker, _dir: dir }
+    start(branch, text, cams, panels, broker)
 }
 
 /// Waits for one raised alert of `kind` on `device` (with `check` on it), then runs `restore`,
@@ -198,7 +204,6 @@ async fn picture_rig(branch: &str, before_start: impl FnOnce(&CameraFleet)) -> R
     let cams = harness::sim::cameras(&[("cam-1", "Vault cam")], AuthMode::UsernameToken).await;
     before_start(&cams);
     let panels = harness::sim::panels(&[("alarm-1", "generic-alarm")]).await;
-    let dir = tempfile::tempdir().unwrap();
     let text = format!(
         r#"
 [branch]
@@ -231,12 +236,7 @@ zones = ["vault"]
         broker.port,
         cams.cameras()[0].device_url,
     );
-    let cfg = write_file(dir.path(), "site.toml", &text).unwrap();
-    let mut sub = PahoSubscriber::start(broker.port, &[&format!("branches/{branch}/#")]).unwrap();
-    let gw = spawn_bin("branch-gateway", &["run", cfg.to_str().unwrap()], dir.path(), &[]).unwrap();
-    let healthy = |m: &harness::Received| m.topic.ends_with("/devices/cam-1") && m.json()["state"] == "online";
-    assert!(sub.wait_for(Duration::from_secs(20), healthy).is_some(), "camera never online");
-    Rig { cams, panels, sub, _gw: gw, _broker: broker, _dir: dir }
+    start(branch, text, cams, panels, broker)
 }
 
 /// The latest coverage report's vault zone.
