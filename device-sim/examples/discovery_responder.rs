@@ -1,6 +1,6 @@
 //! Test-only: simulated cameras that answer WS-Discovery on UDP 3702 (multicast) at one
 //! address, for the discovery tests that run in network namespaces
-//! (tests/tests/discovery_netns.rs). It exists because the `device-sim serve` CLI has no
+//! (tests/tests/gateway/discovery_netns.rs). It exists because the `device-sim serve` CLI has no
 //! switch for the responder yet; once it has, the tests can use that instead.
 //!
 //! usage: discovery_responder --bind IP [--cameras N] [--down ID]...

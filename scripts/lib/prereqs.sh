@@ -75,13 +75,13 @@ bsg_missing_debs() {
     [[ -x ${BSG_CHROMEDRIVER:-/usr/bin/chromedriver} ]] || echo chromium-driver
     # A Chinese font, so that the console's zh-CN screenshots show characters, not boxes.
     compgen -G '/usr/share/fonts/truetype/wqy/wqy-zenhei.tt*' >/dev/null || echo fonts-wqy-zenhei
-    # The packaging tests (tests/tests/packaging.rs) verify the systemd unit with systemd-analyze
+    # The packaging tests (tests/tests/packaging/packaging.rs) verify the systemd unit with systemd-analyze
     # and run dpkg in a scratch overlay of / inside a private mount namespace (unshare, mount).
     bsg_have systemd-analyze || echo systemd
     bsg_have unshare || echo util-linux
     bsg_have_sbin mount || echo mount
     # The multicast discovery tests build network namespaces and a veth pair with `ip`
-    # (tests/tests/discovery_netns.rs); ip lives in /usr/sbin.
+    # (tests/tests/gateway/discovery_netns.rs); ip lives in /usr/sbin.
     bsg_have_sbin ip || echo iproute2
     # The packaging tests check every maintainer script with shellcheck.
     bsg_have shellcheck || echo shellcheck
@@ -89,7 +89,7 @@ bsg_missing_debs() {
     bsg_have git || echo git
     # The arm64 gateway package (scripts/package --arch arm64): Debian's cross linker and the
     # AArch64 C library to link against (also the sysroot qemu loads it from), and qemu-user's
-    # qemu-aarch64 to run it in tests/tests/packaging_arm64.rs (qemu-user-static's binary is
+    # qemu-aarch64 to run it in tests/tests/packaging/packaging_arm64.rs (qemu-user-static's binary is
     # qemu-aarch64-static on Debian 12).
     bsg_have aarch64-linux-gnu-gcc || echo gcc-aarch64-linux-gnu
     [[ -f /usr/aarch64-linux-gnu/lib/crt1.o && -f /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]] ||
@@ -285,7 +285,7 @@ bsg_ensure_cargo_tool() {
     "${cmd[@]}" </dev/null || return 1
 }
 
-# cargo-deb, which scripts/package uses to build the .debs that tests/tests/packaging*.rs check.
+# cargo-deb, which scripts/package uses to build the .debs that tests/tests/packaging/ check.
 # Pinned: a new cargo-deb may lay the packages out differently. Compiling it takes a minute or
 # two, once.
 BSG_CARGO_DEB_VERSION=3.8.0
