@@ -13,6 +13,10 @@
 //! comes up) is an ERROR and a non-zero exit. See docs/BENCHMARKS.md for the method and the
 //! latest figures, and `scripts/bench` for the command that builds what it needs first.
 
+// As in every crate of the workspace: no unwrap/expect outside tests (a measurement that cannot
+// be made is an ERROR row with its reason, never a panic).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod gateway_proc;
 mod mqtt;
 mod outbox_worker;

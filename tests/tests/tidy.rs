@@ -12,6 +12,9 @@
 //! - a cited section, written like `docs/DESIGN.md, "Health semantics"`, whose file has no
 //!   heading with exactly that text (the quoted name must stay on one line).
 //!
+//! It also checks that every crate root of the workspace (each member but this test crate) denies
+//! `unwrap`/`expect` outside its tests, and the translations (see `program_sources` below).
+//!
 //! The files are those `git ls-files --cached --others --exclude-standard` lists: what is
 //! committed plus what is about to be, so a new document counts before `git add`. Without git
 //! the test fails: a check that cannot look must not pass.
@@ -699,4 +702,41 @@ mod translation_scan {
         assert!(is_prose("cannot read the file: {e}") && !is_prose("{id} onvif={url}") && !is_prose("ok"));
         assert!(has_chinese("未知区域") && !has_chinese("zone"));
     }
+}
+
+/// Every crate root of the programs and libraries (each workspace member but this test crate)
+/// denies `unwrap`/`expect` outside its tests, so that data from devices, the network, files,
+/// databases or users can never panic a program: a new crate must say so too.
+#[test]
+fn every_crate_root_denies_unwrap_and_expect_outside_tests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("the workspace's Cargo.toml");
+    let manifest: toml::Table = manifest.parse().expect("the workspace's Cargo.toml parses");
+    let members: Vec<&str> = manifest["workspace"]["members"]
+        .as_array()
+        .expect("workspace.members")
+        .iter()
+        .filter_map(|m| m.as_str())
+        .filter(|m| *m != "tests")
+        .collect();
+    assert!(members.len() >= 8, "found only {members:?}: is the manifest still read?");
+    let lint = "#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]";
+    let mut roots = 0;
+    let mut problems = Vec::new();
+    for member in members {
+        let src = root.join(member).join("src");
+        let mut candidates = vec![src.join("lib.rs"), src.join("main.rs")];
+        if let Ok(rd) = std::fs::read_dir(src.join("bin")) {
+            candidates.extend(rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "rs")));
+        }
+        for file in candidates.into_iter().filter(|p| p.is_file()) {
+            roots += 1;
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            if !text.lines().any(|l| l.trim() == lint) {
+                problems.push(format!("{}: add `{lint}`", file.strip_prefix(&root).unwrap_or(&file).display()));
+            }
+        }
+    }
+    assert!(roots >= 10, "found only {roots} crate roots");
+    assert!(problems.is_empty(), "{} crate root(s) allow unwrap/expect:\n{}\n", problems.len(), problems.join("\n"));
 }
