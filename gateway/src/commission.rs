@@ -276,12 +276,14 @@ async fn panel_report(cfg: PanelConfig, base: std::path::PathBuf) -> DeviceRepor
             let obs = first_observation(move |tx, stop| spawn_panel_poller(c2, profile, tx, stop), wait).await;
             match obs {
                 Some(Observation::Panel(p)) => match p.outcome {
-                    PanelOutcome::Read(points) => {
+                    PanelOutcome::Read(read) => {
+                        // The first read of a poller carries every point (`complete`).
+                        let points = &read.changed;
                         checks.push(pass(
                             "reachable",
                             text!("Modbus TCP {} unit {}", "Modbus TCP {} 单元 {}", cfg.address, cfg.unit_id),
                         ));
-                        let undecoded: Vec<&String> =
+                        let undecoded: Vec<&std::sync::Arc<str>> =
                             points.iter().filter(|(_, v)| v.state.is_none()).map(|(k, _)| k).collect();
                         let summary: Vec<String> = points
                             .iter()

@@ -51,12 +51,14 @@ impl Engine {
         let site = std::sync::Arc::clone(&self.site);
         for d in site.doors.iter().filter(|d| &d.panel == id) {
             let Some(p) = self.panels.get(id) else { return };
-            let state = p.points.get(&d.point).and_then(|v| v.state.clone()).unwrap_or_else(|| "closed".into());
+            // Borrowed: most polls change nothing, and then nothing is copied.
+            let state: &str = p.points.get(&d.point).and_then(|v| v.state.as_deref()).unwrap_or("closed");
             let Some(rt) = self.doors.get_mut(&d.id) else { continue };
             let restored = std::mem::take(&mut rt.restored);
-            if rt.state.as_deref() == Some(state.as_str()) {
+            if rt.state.as_deref() == Some(state) {
                 continue;
             }
+            let state = state.to_owned();
             rt.state = Some(state.clone());
             let (raise, clear) = match DoorPoint::of(&state) {
                 DoorPoint::Forced => {

@@ -25,7 +25,8 @@ pub(super) struct PanelState {
     pub(super) roles: BTreeMap<String, Role>,
     /// A partition of this panel is armed (updated on each of its observations).
     pub(super) armed: bool,
-    pub(super) published_state: Option<String>,
+    /// The state and status last published (compared on every poll, so no text is built).
+    pub(super) published_state: Option<(&'static str, Option<&'static str>)>,
     /// Had at least one successful read (until then the panel is `unknown`).
     pub(super) proven: bool,
     /// Its unreadable fault was left raised by the previous run: the first poll decides.
@@ -110,8 +111,8 @@ impl Engine {
             }
             _ => {}
         }
-        if let PanelOutcome::Read(points) = obs.outcome {
-            self.apply_points(&id, points, obs.at, now, out);
+        if let PanelOutcome::Read(read) = obs.outcome {
+            self.apply_points(&id, read, obs.at, now, out);
         }
         if let Some(p) = self.panels.get_mut(&id) {
             p.armed = Self::panel_armed(p);
@@ -123,16 +124,18 @@ impl Engine {
     pub(super) fn apply_points(
         &mut self,
         id: &DeviceId,
-        points: BTreeMap<String, crate::pollers::PointValue>,
+        read: crate::pollers::PanelRead,
         at: Timestamp,
         now: Instant,
         out: &mut Output,
     ) {
         let Some(p) = self.panels.get_mut(id) else { return };
         let maintenance = p.maintenance;
-        // Heartbeat: the point of role `heartbeat`, if the profile has one.
+        // Only what changed since the last hand-over is here (everything after a start or a
+        // failure); the rest stands as last read, in `p.points`.
+        // Heartbeat: the point of role `heartbeat`, if the profile has one (here when it changed).
         let roles = &p.roles;
-        if let Some((_, hb)) = points.iter().find(|(k, _)| roles.get(*k) == Some(&Role::Heartbeat)) {
+        if let Some((_, hb)) = read.changed.iter().find(|(k, _)| roles.get(&**k) == Some(&Role::Heartbeat)) {
             match p.heartbeat {
                 Some((v, _)) if v == hb.raw => {}
                 // Hung before a restart: it has to change (not merely be read) to clear.
@@ -160,30 +163,30 @@ impl Engine {
         let Some(p) = self.panels.get_mut(id) else { return };
         // Fault points (roles panel-fault, reader-fault): any state but "ok" is a fault.
         let mut fault_edges = Vec::new();
-        for (pid, v) in &points {
-            if !matches!(p.roles.get(pid), Some(Role::PanelFault | Role::ReaderFault)) {
+        for (pid, v) in &read.changed {
+            if !matches!(p.roles.get(&**pid), Some(Role::PanelFault | Role::ReaderFault)) {
                 continue;
             }
             let state = v.state.clone().unwrap_or_else(|| "ok".into());
             let active = state != "ok";
-            let was = p.fault_points.get(pid).cloned();
+            let was = p.fault_points.get(&**pid).cloned();
             match (was, active) {
                 (None, true) if p.restored_faults.remove(&state) => {
                     // Still true after a restart: already raised.
-                    p.fault_points.insert(pid.clone(), state.clone());
+                    p.fault_points.insert(pid.to_string(), state.clone());
                 }
                 (None, true) => {
-                    p.fault_points.insert(pid.clone(), state.clone());
-                    fault_edges.push((AlertState::Raised, state, pid.clone()));
+                    p.fault_points.insert(pid.to_string(), state.clone());
+                    fault_edges.push((AlertState::Raised, state, pid.to_string()));
                 }
                 (Some(code), false) => {
-                    p.fault_points.remove(pid);
-                    fault_edges.push((AlertState::Cleared, code, pid.clone()));
+                    p.fault_points.remove(&**pid);
+                    fault_edges.push((AlertState::Cleared, code, pid.to_string()));
                 }
                 _ => {}
             }
         }
-        p.points = points;
+        read.merge_into(&mut p.points);
         let dev = p.device.clone();
         let gone = std::mem::take(&mut p.restored_faults);
         if !maintenance {
@@ -234,11 +237,10 @@ impl Engine {
         } else {
             ("online", None)
         };
-        let key = format!("{state}/{}", status.unwrap_or(""));
-        if p.published_state.as_deref() == Some(key.as_str()) {
+        if p.published_state == Some((state, status)) {
             return;
         }
-        p.published_state = Some(key);
+        p.published_state = Some((state, status));
         let health = DeviceHealth {
             schema: DEVICE_HEALTH_SCHEMA.into(),
             branch: self.branch.clone(),

@@ -3,7 +3,7 @@
 use super::camera::camera_view;
 use super::*;
 use crate::config::SiteConfig;
-use crate::pollers::PointValue;
+use crate::pollers::{PanelRead, PointValue};
 use protocols::BranchId;
 
 const CFG: &str = r#"
@@ -106,12 +106,13 @@ fn panel(id: &str, points: &[(&str, f64, &str)]) -> Observation {
     Observation::Panel(PanelObservation {
         device: DeviceId::new(id).unwrap(),
         at: protocols::time::now(),
-        outcome: PanelOutcome::Read(
-            points
+        outcome: PanelOutcome::Read(PanelRead {
+            complete: false,
+            changed: points
                 .iter()
-                .map(|(k, raw, s)| (k.to_string(), PointValue { raw: *raw, state: Some(s.to_string()) }))
+                .map(|(k, raw, s)| (std::sync::Arc::from(*k), PointValue { raw: *raw, state: Some(s.to_string()) }))
                 .collect(),
-        ),
+        }),
         duration: Duration::ZERO,
     })
 }
@@ -290,6 +291,29 @@ fn alarm_zone_fires_only_when_armed_but_panic_zones_always() {
         t0,
     );
     assert_eq!(out.alerts.iter().filter(|a| a.state == AlertState::Cleared).count(), 2);
+}
+
+#[test]
+fn a_hand_over_carries_only_changes_and_the_rest_stands_as_last_read() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    e.observe(cam("cam-1", Reach::Online, Video::Live), t0);
+    let all =
+        [("zone.1", 0.0, "normal"), ("zone.2", 0.0, "normal"), ("partition.1", 1.0, "armed"), ("heartbeat", 1.0, "")];
+    assert!(e.observe(panel("alarm-1", &all), t0).alerts.is_empty());
+    // Only the vault contact changed: it fires in the armed partition read before.
+    let out = e.observe(panel("alarm-1", &[("zone.1", 1.0, "alarm")]), t0);
+    assert_eq!(kinds(&out), vec![((protocols::AlertKind::AlarmLink, AlertState::Raised), "alarm-1".to_string())]);
+    // Nothing changed: nothing is handed over, nothing is said, and the zone stays in alarm.
+    for _ in 0..3 {
+        let out = e.observe(panel("alarm-1", &[]), t0);
+        assert!(out.alerts.is_empty() && out.retained.is_empty(), "{:?}", kinds(&out));
+    }
+    // Disarming alone, the contact still open as read before: the vault zone clears, once…
+    let out = e.observe(panel("alarm-1", &[("partition.1", 0.0, "disarmed")]), t0);
+    assert_eq!(kinds(&out), vec![((protocols::AlertKind::AlarmLink, AlertState::Cleared), "alarm-1".to_string())]);
+    // …and the contact closing in the disarmed partition says nothing more.
+    assert!(e.observe(panel("alarm-1", &[("zone.1", 0.0, "normal")]), t0).alerts.is_empty());
 }
 
 #[test]

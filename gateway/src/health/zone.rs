@@ -44,24 +44,26 @@ impl Engine {
         let site = std::sync::Arc::clone(&self.site);
         for z in site.alarm_zones.iter().filter(|z| &z.panel == id) {
             let Some(p) = self.panels.get(id) else { return };
-            let state = p.points.get(&z.point).and_then(|v| v.state.clone()).unwrap_or_else(|| "normal".into());
+            // Borrowed: most polls change nothing, and then nothing is copied.
+            let state: &str = p.points.get(&z.point).and_then(|v| v.state.as_deref()).unwrap_or("normal");
             let partition_armed = match &z.partition {
                 Some(part) => partition_armed(p.points.get(part).and_then(|v| v.state.as_deref())),
                 None => true,
             };
             let armed = z.twenty_four_hour || partition_armed;
-            let firing = match ZonePoint::of(&state) {
+            let firing = match ZonePoint::of(state) {
                 ZonePoint::Alarm => armed,
                 ZonePoint::Tamper => true,
                 ZonePoint::Quiet => false,
             };
             let Some(rt) = self.alarm_zones.get_mut(&z.id) else { continue };
             let restored = std::mem::take(&mut rt.restored);
-            let changed = rt.state.as_deref() != Some(state.as_str());
-            rt.state = Some(state.clone());
+            let changed = rt.state.as_deref() != Some(state);
             if !changed && firing == rt.raised {
                 continue;
             }
+            let state = state.to_owned();
+            rt.state = Some(state.clone());
             let edge = match (rt.raised, firing) {
                 (false, true) => AlertState::Raised,
                 (true, false) => AlertState::Cleared,

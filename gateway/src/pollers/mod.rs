@@ -6,6 +6,7 @@ pub mod camera;
 pub mod panel;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use protocols::DeviceId;
 use protocols::time::Timestamp;
@@ -131,10 +132,41 @@ pub struct PointValue {
     pub state: Option<String>,
 }
 
+/// What one successful poll cycle hands over: the points whose raw value or state changed since
+/// the previous hand-over, so that a panel whose 200 points sit still costs the engine nothing
+/// and the poller no allocation. The first read after start and the first after a failed cycle
+/// carry every point (`complete`); the engine keeps the merged picture (`merge_into`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PanelRead {
+    /// Every point of the profile is in `changed` (first read, or first after a failure).
+    pub complete: bool,
+    /// The changed points, in the profile's order of point ids, each id shared with the profile.
+    pub changed: Vec<(Arc<str>, PointValue)>,
+}
+
+impl PanelRead {
+    /// The point's value, if it is part of this hand-over.
+    pub fn get(&self, id: &str) -> Option<&PointValue> {
+        self.changed.iter().find(|(k, _)| &**k == id).map(|(_, v)| v)
+    }
+
+    /// Brings `into` (the points as last known) up to date with this hand-over.
+    pub fn merge_into(&self, into: &mut BTreeMap<String, PointValue>) {
+        for (k, v) in &self.changed {
+            match into.get_mut(&**k) {
+                Some(slot) => slot.clone_from(v),
+                None => {
+                    into.insert(k.to_string(), v.clone());
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum PanelOutcome {
-    /// Every point of the profile was read; keyed by point id.
-    Read(BTreeMap<String, PointValue>),
+    /// The poll cycle read every point; what changed is handed over.
+    Read(PanelRead),
     /// The poll cycle failed: no points this time.
     Failed { fault: PanelFault, reason: String },
 }

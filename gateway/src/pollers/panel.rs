@@ -19,9 +19,9 @@
 //!   device that answers with the wrong count must not crash the gateway, so the poller
 //!   uses `Client::call` and checks counts itself.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use protocols::DeviceId;
@@ -34,7 +34,7 @@ use tokio_modbus::{Request, Response, Slave};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
-use super::{Observation, PanelFault, PanelObservation, PanelOutcome, PointValue};
+use super::{Observation, PanelFault, PanelObservation, PanelOutcome, PanelRead, PointValue};
 use crate::config::{PanelConfig, ProfileResolver, split_host_port};
 
 /// The longest wait between reconnect attempts.
@@ -304,10 +304,13 @@ async fn run(cfg: PanelConfig, profile: Profile, tx: mpsc::Sender<Observation>, 
     let fast = profile.read_plan(profile.max_gap, |p| p.tier == Tier::Fast);
     let tiered = profile.has_slow_points() && !fast.requests().is_empty();
     let slow_every = u64::from(profile.slow_every.max(1));
-    // Point ids in sorted order, so that each cycle's map is built from sorted input.
+    // Point ids in sorted order (each hand-over lists its points so), shared with every hand-over.
     let mut order: Vec<usize> = (0..points.len()).collect();
     order.sort_by(|a, b| points[*a].id.cmp(&points[*b].id));
+    let ids: Vec<Arc<str>> = points.iter().map(|p| Arc::from(p.id.as_str())).collect();
+    // The value of each point as last decoded, and as last handed over (None: hand it over).
     let mut last: Vec<Option<(f64, Option<&str>)>> = vec![None; points.len()];
+    let mut sent: Vec<Option<(u64, Option<&str>)>> = vec![None; points.len()];
     let mut data: Vec<RawData> = Vec::with_capacity(full.requests().len());
     let mut link = Link { cfg: cfg.clone(), ctx: None, backoff: Backoff::new(), last: None };
     let mut need_full = true;
@@ -350,15 +353,18 @@ async fn run(cfg: PanelConfig, profile: Profile, tx: mpsc::Sender<Observation>, 
                     info!("{}", i18n::Lang::current().t("panel answers again", "主机恢复应答"));
                     failing = false;
                 }
-                PanelOutcome::Read(
-                    order
-                        .iter()
-                        .filter_map(|&i| {
-                            let (raw, state) = last[i]?;
-                            Some((points[i].id.clone(), PointValue { raw, state: state.map(str::to_owned) }))
-                        })
-                        .collect::<BTreeMap<_, _>>(),
-                )
+                let complete = sent.iter().all(Option::is_none);
+                let mut changed = Vec::new();
+                for &i in &order {
+                    let Some((raw, state)) = last[i] else { continue };
+                    // Compared bit for bit: a NaN read twice is no change.
+                    let now = Some((raw.to_bits(), state));
+                    if sent[i] != now {
+                        sent[i] = now;
+                        changed.push((Arc::clone(&ids[i]), PointValue { raw, state: state.map(str::to_owned) }));
+                    }
+                }
+                PanelOutcome::Read(PanelRead { complete, changed })
             }
             Err(f) => {
                 if f.drop {
@@ -372,6 +378,8 @@ async fn run(cfg: PanelConfig, profile: Profile, tx: mpsc::Sender<Observation>, 
                     failing = true;
                 }
                 need_full = true;
+                // The first read after a failure hands every point over again.
+                sent.iter_mut().for_each(|s| *s = None);
                 PanelOutcome::Failed { fault: f.fault, reason: f.reason }
             }
         };

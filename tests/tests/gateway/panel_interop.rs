@@ -18,7 +18,7 @@ use std::time::Duration;
 use device_sim::panel::{PanelFleet, PanelKindSim, PanelSpec};
 use gateway::config::{PanelConfig, PanelKind};
 use gateway::pollers::panel::{ProfileStore, spawn_panel_poller};
-use gateway::pollers::{Observation, PanelObservation, PanelOutcome};
+use gateway::pollers::{Observation, PanelOutcome};
 use harness::{Proc, free_port, python, wait_for_port, which, workspace_root};
 use tokio::sync::mpsc;
 use tokio_modbus::client::{Client, Context};
@@ -195,22 +195,26 @@ fn panel_cfg(id: &str, addr: SocketAddr, unit_id: u8, profile: &str) -> PanelCon
     }
 }
 
+/// Waits until the panel, as the poller's hand-overs add up in `known` (a poll hands over only
+/// what changed), satisfies `pred`; returns that picture.
 async fn wait_read(
     rx: &mut mpsc::Receiver<Observation>,
+    known: &mut std::collections::BTreeMap<String, gateway::pollers::PointValue>,
     within: Duration,
     what: &str,
     pred: impl Fn(&std::collections::BTreeMap<String, gateway::pollers::PointValue>) -> bool,
-) -> PanelObservation {
+) -> std::collections::BTreeMap<String, gateway::pollers::PointValue> {
     let deadline = tokio::time::Instant::now() + within;
     let mut last = None;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(left, rx.recv()).await {
             Ok(Some(Observation::Panel(p))) => {
-                if let PanelOutcome::Read(m) = &p.outcome
-                    && pred(m)
-                {
-                    return p;
+                if let PanelOutcome::Read(read) = &p.outcome {
+                    read.merge_into(known);
+                    if pred(known) {
+                        return known.clone();
+                    }
                 }
                 last = Some(p.outcome);
             }
@@ -303,9 +307,10 @@ async fn the_poller_reads_a_pymodbus_server_through_a_custom_profile() {
     let (tx, mut rx) = mpsc::channel(64);
     let stop = CancellationToken::new();
     let handle = spawn_panel_poller(panel_cfg("py-panel", addr, 5, "site-custom.toml"), profile, tx, stop.clone());
+    let mut known = std::collections::BTreeMap::new();
 
-    let first = wait_read(&mut rx, Duration::from_secs(10), "all points", |m| m.len() == 8).await;
-    let PanelOutcome::Read(m) = &first.outcome else { unreachable!() };
+    let first = wait_read(&mut rx, &mut known, Duration::from_secs(10), "all points", |m| m.len() == 8).await;
+    let m = &first;
     assert_eq!(m["zone.1"].state.as_deref(), Some("normal"));
     assert_eq!(m["door.front"].state.as_deref(), Some("closed"));
     assert_eq!(m["partition.1"].state.as_deref(), Some("disarmed"));
@@ -322,14 +327,14 @@ async fn the_poller_reads_a_pymodbus_server_through_a_custom_profile() {
     write_fc(&mut ctx, Request::WriteSingleRegister(60, 42)).await;
     drop(ctx);
 
-    let obs = wait_read(&mut rx, Duration::from_secs(5), "the flips", |m| {
+    let obs = wait_read(&mut rx, &mut known, Duration::from_secs(5), "the flips", |m| {
         m["zone.2"].state.as_deref() == Some("alarm")
             && m["door.front"].state.as_deref() == Some("open")
             && m["counter"].raw == 65538.0
             && m["heartbeat"].raw == 42.0
     })
     .await;
-    let PanelOutcome::Read(m) = &obs.outcome else { unreachable!() };
+    let m = &obs;
     assert_eq!(m["zone.1"].state.as_deref(), Some("normal"));
     assert_eq!(m["zone.3"].state.as_deref(), Some("fault"));
     assert_eq!(m["zone.4"].state.as_deref(), Some("tamper"));
@@ -402,15 +407,16 @@ async fn the_poller_reads_libmodbus_unit_test_server() {
     let (tx, mut rx) = mpsc::channel(64);
     let stop = CancellationToken::new();
     let handle = spawn_panel_poller(panel_cfg("libmodbus", addr, 1, "inline"), profile, tx, stop.clone());
-    let obs = wait_read(&mut rx, Duration::from_secs(15), "every point", |m| m.len() == 12).await;
-    let PanelOutcome::Read(m) = &obs.outcome else { unreachable!() };
+    let mut known = std::collections::BTreeMap::new();
+    let obs = wait_read(&mut rx, &mut known, Duration::from_secs(15), "every point", |m| m.len() == 12).await;
+    let m = &obs;
     assert_eq!(m["ir"].raw, 10.0);
     let bits: Vec<f64> = (0..8).map(|i| m[&format!("di.{i}")].raw).collect();
     assert_eq!(bits, vec![0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0], "0xAC, least significant bit first");
     assert_eq!(m["zone.1"].state.as_deref(), Some("normal"));
     // The single connection keeps working cycle after cycle.
     for _ in 0..3 {
-        wait_read(&mut rx, Duration::from_secs(3), "another read", |_| true).await;
+        wait_read(&mut rx, &mut known, Duration::from_secs(3), "another read", |_| true).await;
     }
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;

@@ -3,15 +3,19 @@
 //! cycle, and every injected fault gives the documented outcome and recovery —
 //! no answer → `Unreachable` within the timeout, then recovery once cleared; an exception →
 //! `Exception` on the *same* connection; a wrong transaction id or a dropped connection →
-//! reconnect and recover. Loopback only, free ports, each test well under 30 s.
+//! reconnect and recover. A poll hands over only the points that changed (every point on the
+//! first read and on the first after a failure); the tests follow the panel as the engine does,
+//! by merging the hand-overs. Loopback only, free ports, each test well under 30 s.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use device_sim::panel::{PanelFaultSim, PanelFleet, PanelKindSim, PanelSpec};
 use gateway::config::{PanelConfig, PanelKind};
 use gateway::pollers::panel::spawn_panel_poller;
-use gateway::pollers::{Observation, PanelFault, PanelObservation, PanelOutcome};
+use gateway::pollers::{Observation, PanelFault, PanelObservation, PanelOutcome, PanelRead, PointValue};
 use protocols::modbus::Profile;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -42,6 +46,15 @@ struct Poller {
     rx: mpsc::Receiver<Observation>,
     stop: CancellationToken,
     handle: JoinHandle<()>,
+    /// Every point as last handed over: the panel as the engine sees it.
+    known: BTreeMap<String, PointValue>,
+}
+
+/// A hand-over's points as a map.
+fn map_of(read: &PanelRead) -> BTreeMap<String, PointValue> {
+    let mut m = BTreeMap::new();
+    read.merge_into(&mut m);
+    m
 }
 
 impl Poller {
@@ -49,19 +62,26 @@ impl Poller {
         let (tx, rx) = mpsc::channel(64);
         let stop = CancellationToken::new();
         let handle = spawn_panel_poller(cfg, profile, tx, stop.clone());
-        Poller { rx, stop, handle }
+        Poller { rx, stop, handle, known: BTreeMap::new() }
     }
 
+    /// The next observation as the poller handed it over (merged into `known` as well).
     async fn next(&mut self, within: Duration) -> PanelObservation {
         match tokio::time::timeout(within, self.rx.recv()).await {
-            Ok(Some(Observation::Panel(p))) => p,
+            Ok(Some(Observation::Panel(p))) => {
+                if let PanelOutcome::Read(read) = &p.outcome {
+                    read.merge_into(&mut self.known);
+                }
+                p
+            }
             Ok(Some(other)) => panic!("not a panel observation: {other:?}"),
             Ok(None) => panic!("the poller stopped"),
             Err(_) => panic!("no observation within {within:?}"),
         }
     }
 
-    /// Waits for an observation matching `pred`; panics with what was seen instead.
+    /// Waits for an observation matching `pred`; panics with what was seen instead. A read is
+    /// judged, and returned, as the whole panel known after it (every hand-over merged).
     async fn wait_for(
         &mut self,
         within: Duration,
@@ -73,7 +93,14 @@ impl Poller {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let obs = match tokio::time::timeout(left, self.rx.recv()).await {
-                Ok(Some(Observation::Panel(p))) => p,
+                Ok(Some(Observation::Panel(mut p))) => {
+                    if let PanelOutcome::Read(read) = &mut p.outcome {
+                        read.merge_into(&mut self.known);
+                        let changed = self.known.iter().map(|(k, v)| (Arc::from(k.as_str()), v.clone())).collect();
+                        *read = PanelRead { complete: true, changed };
+                    }
+                    p
+                }
                 Ok(Some(_)) => continue,
                 Ok(None) => panic!("the poller stopped while waiting for {what}"),
                 Err(_) => panic!("no {what} within {within:?}; last outcome: {last:?}"),
@@ -147,7 +174,9 @@ async fn reads_decode_alarm_and_access_panels() {
 
     let first = alarm.next(Duration::from_secs(5)).await;
     assert_eq!(first.device.as_str(), "alarm-1");
-    let PanelOutcome::Read(m) = &first.outcome else { panic!("first poll failed: {:?}", first.outcome) };
+    let PanelOutcome::Read(r) = &first.outcome else { panic!("first poll failed: {:?}", first.outcome) };
+    assert!(r.complete, "the first read hands over every point");
+    let m = map_of(r);
     assert_eq!(m.len(), n_alarm, "every point, slow tier included, on the first read");
     assert_eq!(m["zone.3"].state.as_deref(), Some("normal"));
     assert_eq!(m["partition.1"].state.as_deref(), Some("disarmed"));
@@ -168,7 +197,8 @@ async fn reads_decode_alarm_and_access_panels() {
     assert_eq!(raw_of(&obs.outcome, "zone.3"), Some(1.0));
 
     let first = access.next(Duration::from_secs(5)).await;
-    let PanelOutcome::Read(m) = &first.outcome else { panic!("first poll failed: {:?}", first.outcome) };
+    let PanelOutcome::Read(r) = &first.outcome else { panic!("first poll failed: {:?}", first.outcome) };
+    let m = map_of(r);
     assert_eq!(m.len(), n_access);
     assert_eq!(m["door.1"].state.as_deref(), Some("closed"));
     assert_eq!(m["lock.1"].state.as_deref(), Some("locked"));
@@ -211,8 +241,12 @@ async fn slow_tier_is_read_every_nth_cycle_and_carried() {
     let before = f.stats("p1").unwrap().requests;
     for _ in 0..8 {
         let obs = p.next(Duration::from_secs(2)).await;
-        let PanelOutcome::Read(m) = &obs.outcome else { panic!("poll failed: {:?}", obs.outcome) };
-        assert_eq!(m.len(), n, "slow points are carried between their reads");
+        let PanelOutcome::Read(r) = &obs.outcome else { panic!("poll failed: {:?}", obs.outcome) };
+        // Nothing is set on the panel: only its heartbeat (a slow point) can change, so a
+        // cycle hands over at most that, and the slow points stay known between their reads.
+        assert!(!r.complete, "{r:?}");
+        assert!(r.changed.iter().all(|(k, _)| &**k == "heartbeat"), "only what changed is handed over: {r:?}");
+        assert_eq!(p.known.len(), n, "slow points are carried between their reads");
     }
     let after = f.stats("p1").unwrap().requests;
     assert_eq!(after - before, 8 * 2 + 2 * 2, "8 cycles = 6 fast (2 requests) + 2 full (4 requests)");
@@ -241,8 +275,17 @@ async fn no_answer_is_unreachable_within_the_timeout_then_recovers() {
     }
     f.set_fault("p1", PanelFaultSim::NoAnswer, false).unwrap();
     let t1 = Instant::now();
-    p.wait_for(Duration::from_secs(8), "recovery", is_read).await;
+    let recovered = loop {
+        let obs = p.next(Duration::from_secs(8)).await;
+        if let PanelOutcome::Read(r) = obs.outcome {
+            break r;
+        }
+        assert!(t1.elapsed() < Duration::from_secs(8), "no recovery after {:?}", t1.elapsed());
+    };
     assert!(t1.elapsed() < Duration::from_secs(7), "recovered after {:?}", t1.elapsed());
+    // The first read after a failure hands every point over again, whether it changed or not.
+    let n = PanelKindSim::Alarm.profile().points().len();
+    assert!(recovered.complete && recovered.changed.len() == n, "{recovered:?}");
     assert!(f.stats("p1").unwrap().connections >= 2, "the timed-out connection was replaced");
     p.stop().await;
     f.shutdown().await;
