@@ -47,7 +47,7 @@ pub fn uplink_settings(cfg: &SiteConfig) -> Result<UplinkSettings> {
     s.password = password;
     s.keep_alive = cfg.uplink.keep_alive;
     s.tls = tls;
-    s.version = cfg.uplink.mqtt_version;
+    s.version = cfg.uplink.mqtt_version.into();
     Ok(s)
 }
 

@@ -3,15 +3,18 @@
 //! next to the config, never inline), every panel with its real address, the zones, alarm
 //! zones and doors, and the scenario's `[gateway]` settings.
 //!
-//! The text is built from serde structs that mirror docs/CONFIG.md rather than by string
-//! pasting, so names with quotes or backslashes cannot break the file. The simulator never
-//! links the gateway (dependencies point one way), so the tests check the result with the
-//! real `branch-gateway check-config`.
+//! The text is written with the site file's own types (the `site` crate, which the gateway
+//! reads with), not by string pasting, so names with quotes or backslashes cannot break the
+//! file and a field the gateway learns is one the emitter can write. The simulator never links
+//! the gateway (dependencies point one way: both use `site`); the tests check the result with
+//! the real `branch-gateway check-config`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::Serialize;
+use site::{
+    AlarmZoneConfig, BranchConfig, CameraAuth, CameraConfig, DoorConfig, MetricsConfig, PanelConfig, PanelKind, Secret,
+    SiteConfig, UplinkConfig, ZoneConfig,
+};
 
 use super::Scenario;
 use super::live::LiveBranch;
@@ -34,142 +37,6 @@ pub enum EmitError {
 pub struct Emitted {
     pub config: String,
     pub secrets: Vec<(String, String)>,
-}
-
-#[derive(Serialize)]
-struct Site {
-    branch: BranchOut,
-    uplink: Uplink,
-    storage: Storage,
-    #[serde(skip_serializing_if = "Health::is_empty")]
-    health: Health,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metrics: Option<Metrics>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    zone: Vec<ZoneOut>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    camera: Vec<CameraOut>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    panel: Vec<PanelOut>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    alarm_zone: Vec<AlarmZoneOut>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    door: Vec<DoorOut>,
-}
-
-#[derive(Serialize)]
-struct BranchOut {
-    id: String,
-    name: String,
-}
-
-#[derive(Serialize)]
-struct Uplink {
-    broker: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    topic_prefix: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    keep_alive: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Storage {
-    path: String,
-}
-
-#[derive(Serialize, Default)]
-struct Health {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    offline_after: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    online_after: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    coverage_period: Option<String>,
-}
-
-impl Health {
-    fn is_empty(&self) -> bool {
-        self.offline_after.is_none() && self.online_after.is_none() && self.coverage_period.is_none()
-    }
-}
-
-#[derive(Serialize)]
-struct Metrics {
-    listen: String,
-}
-
-#[derive(Serialize)]
-struct ZoneOut {
-    id: String,
-    name: String,
-    coverage_required: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    min_live_cameras: Option<u32>,
-}
-
-#[derive(Serialize)]
-struct CameraOut {
-    id: String,
-    name: String,
-    onvif: String,
-    username: String,
-    password_file: String,
-    auth: &'static str,
-    zones: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    poll_interval: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timeout: Option<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    maintenance: bool,
-}
-
-#[derive(Serialize)]
-struct PanelOut {
-    id: String,
-    name: String,
-    kind: &'static str,
-    address: String,
-    unit_id: u8,
-    profile: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    poll_interval: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timeout: Option<String>,
-}
-
-#[derive(Serialize)]
-struct AlarmZoneOut {
-    id: String,
-    name: String,
-    panel: String,
-    point: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    partition: Option<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    twenty_four_hour: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    area: Option<String>,
-    linked_cameras: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct DoorOut {
-    id: String,
-    name: String,
-    panel: String,
-    point: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    area: Option<String>,
-    linked_cameras: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    held_open_limit: Option<String>,
-}
-
-fn dur(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
 }
 
 /// `addr` as a client on this host reaches it (`0.0.0.0:502` → `127.0.0.1:502`), as the
@@ -212,96 +79,109 @@ pub fn render(scn: &Scenario, branch: &LiveBranch, broker: &str, stem: &str) -> 
             None => format!("{stem}-cameras.pass"),
         }
     };
-    let site = Site {
-        branch: BranchOut { id: scn.branch.id.clone(), name: scn.branch.name.clone() },
-        uplink: Uplink {
-            broker: gateway_broker(branch, broker),
-            client_id: g.client_id.clone(),
-            topic_prefix: g.topic_prefix.clone(),
-            keep_alive: g.keep_alive.map(dur),
-        },
-        storage: Storage { path: g.storage_path.clone().unwrap_or_else(|| format!("{stem}-outbox")) },
-        health: Health {
-            offline_after: g.offline_after,
-            online_after: g.online_after,
-            coverage_period: g.coverage_period.map(dur),
-        },
-        metrics: g.metrics_listen.map(|a| Metrics { listen: a.to_string() }),
-        zone: scn
-            .zones
-            .iter()
-            .map(|z| ZoneOut {
-                id: z.id.clone(),
-                name: z.name.clone(),
-                coverage_required: z.coverage_required,
-                min_live_cameras: z.min_live_cameras,
-            })
-            .collect(),
-        camera: scn
-            .cameras
-            .iter()
-            .map(|c| CameraOut {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                onvif: infos.iter().find(|i| i.id == c.id).map(|i| i.device_url.clone()).unwrap_or_default(),
-                username: c.username.clone(),
-                password_file: file_of(&c.password),
-                auth: match c.auth {
-                    crate::camera::AuthMode::UsernameToken => "username-token",
-                    crate::camera::AuthMode::Digest => "digest",
-                },
-                zones: c.zones.clone(),
-                poll_interval: c.poll_interval.or(g.camera_poll_interval).map(dur),
-                timeout: g.camera_timeout.map(dur),
-                maintenance: c.maintenance,
-            })
-            .collect(),
-        panel: scn
-            .panels
-            .iter()
-            .map(|p| PanelOut {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                kind: match p.kind {
-                    crate::panel::PanelKindSim::Alarm => "alarm",
-                    crate::panel::PanelKindSim::Access => "access",
-                },
-                address: panel_infos.iter().find(|i| i.id == p.id).map(|i| reachable(i.addr)).unwrap_or_default(),
-                unit_id: p.unit_id,
-                profile: p.profile_name.clone(),
-                poll_interval: p.poll_interval.or(g.panel_poll_interval).map(dur),
-                timeout: g.panel_timeout.map(dur),
-            })
-            .collect(),
-        alarm_zone: scn
-            .alarm_zones
-            .iter()
-            .map(|a| AlarmZoneOut {
-                id: a.id.clone(),
-                name: a.name.clone(),
-                panel: a.panel.clone(),
-                point: a.point.clone(),
-                partition: a.partition.clone(),
-                twenty_four_hour: a.twenty_four_hour,
-                area: a.area.clone(),
-                linked_cameras: a.linked_cameras.clone(),
-            })
-            .collect(),
-        door: scn
-            .doors
-            .iter()
-            .map(|d| DoorOut {
-                id: d.id.clone(),
-                name: d.name.clone(),
-                panel: d.panel.clone(),
-                point: d.point.clone(),
-                area: d.area.clone(),
-                linked_cameras: d.linked_cameras.clone(),
-                held_open_limit: d.held_open_limit.map(dur),
-            })
-            .collect(),
-    };
-    let body = toml::to_string(&site)?;
+    let mut uplink = UplinkConfig::new(gateway_broker(branch, broker));
+    uplink.client_id = g.client_id.clone();
+    if let Some(p) = &g.topic_prefix {
+        uplink.topic_prefix = p.clone();
+    }
+    if let Some(k) = g.keep_alive {
+        uplink.keep_alive = k;
+    }
+    let mut site = SiteConfig::new(BranchConfig::new(&scn.branch.id, &scn.branch.name), uplink);
+    site.storage.path = g.storage_path.clone().unwrap_or_else(|| format!("{stem}-outbox")).into();
+    if let Some(n) = g.offline_after {
+        site.health.offline_after = n;
+    }
+    if let Some(n) = g.online_after {
+        site.health.online_after = n;
+    }
+    if let Some(d) = g.coverage_period {
+        site.health.coverage_period = d;
+    }
+    if let Some(a) = g.metrics_listen {
+        site.metrics = MetricsConfig { listen: a.to_string(), ..MetricsConfig::default() };
+    }
+    site.zones = scn
+        .zones
+        .iter()
+        .map(|z| {
+            let mut out = ZoneConfig::new(&z.id, &z.name);
+            out.coverage_required = z.coverage_required;
+            if let Some(n) = z.min_live_cameras {
+                out.min_live_cameras = n;
+            }
+            out
+        })
+        .collect();
+    site.cameras = scn
+        .cameras
+        .iter()
+        .map(|c| {
+            let url = infos.iter().find(|i| i.id == c.id).map(|i| i.device_url.clone()).unwrap_or_default();
+            let mut out = CameraConfig::new(&c.id, &c.name, url);
+            out.username = Some(c.username.clone());
+            out.password = Secret { password_file: Some(file_of(&c.password).into()), ..Secret::default() };
+            out.auth = match c.auth {
+                crate::camera::AuthMode::UsernameToken => CameraAuth::UsernameToken,
+                crate::camera::AuthMode::Digest => CameraAuth::Digest,
+            };
+            out.zones = c.zones.clone();
+            if let Some(d) = c.poll_interval.or(g.camera_poll_interval) {
+                out.poll_interval = d;
+            }
+            if let Some(d) = g.camera_timeout {
+                out.timeout = d;
+            }
+            out.maintenance = c.maintenance;
+            out
+        })
+        .collect();
+    site.panels = scn
+        .panels
+        .iter()
+        .map(|p| {
+            let kind = match p.kind {
+                crate::panel::PanelKindSim::Alarm => PanelKind::Alarm,
+                crate::panel::PanelKindSim::Access => PanelKind::Access,
+            };
+            let address = panel_infos.iter().find(|i| i.id == p.id).map(|i| reachable(i.addr)).unwrap_or_default();
+            let mut out = PanelConfig::new(&p.id, &p.name, kind, address, &p.profile_name);
+            out.unit_id = p.unit_id;
+            if let Some(d) = p.poll_interval.or(g.panel_poll_interval) {
+                out.poll_interval = d;
+            }
+            if let Some(d) = g.panel_timeout {
+                out.timeout = d;
+            }
+            out
+        })
+        .collect();
+    site.alarm_zones = scn
+        .alarm_zones
+        .iter()
+        .map(|a| {
+            let mut out = AlarmZoneConfig::new(&a.id, &a.name, &a.panel, &a.point);
+            out.partition = a.partition.clone();
+            out.twenty_four_hour = a.twenty_four_hour;
+            out.area = a.area.clone();
+            out.linked_cameras = a.linked_cameras.clone();
+            out
+        })
+        .collect();
+    site.doors = scn
+        .doors
+        .iter()
+        .map(|d| {
+            let mut out = DoorConfig::new(&d.id, &d.name, &d.panel, &d.point);
+            out.area = d.area.clone();
+            out.linked_cameras = d.linked_cameras.clone();
+            if let Some(limit) = d.held_open_limit {
+                out.held_open_limit = limit;
+            }
+            out
+        })
+        .collect();
+    let body = site.to_toml()?;
     let header = format!(
         "# Generated by device-sim from the scenario {:?} ({}).\n\
          # The addresses below are the simulator's, valid while that device-sim process runs\n\

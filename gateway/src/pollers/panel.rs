@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use i18n::text;
 use protocols::DeviceId;
 use protocols::modbus::{self, Profile, RawData, ReadPlan, ReadRequest, Table, Tier};
 use tokio::sync::mpsc;
@@ -35,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
 use super::{Observation, PanelFault, PanelObservation, PanelOutcome, PanelRead, PointValue};
-use crate::config::{PanelConfig, ProfileResolver, split_host_port};
+use crate::config::{Diagnostic, PanelConfig, ProfileResolver, split_host_port};
 
 /// The longest wait between reconnect attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -76,8 +77,18 @@ fn looks_like_path(s: &str) -> bool {
 }
 
 impl ProfileResolver for ProfileStore {
-    fn points(&self, profile: &str, base_dir: &Path) -> Result<Vec<(String, String)>, Vec<String>> {
-        self.load(profile, base_dir).map(|p| p.point_roles())
+    fn points(&self, profile: &str, base_dir: &Path) -> Result<Vec<(String, String)>, Vec<Diagnostic>> {
+        self.load(profile, base_dir).map(|p| p.point_roles()).map_err(|errs| {
+            errs.into_iter()
+                .map(|e| {
+                    let fix = text!(
+                        "fix the profile file (see docs/PROFILES.md)",
+                        "修改配置模板文件（见 docs/PROFILES.zh-CN.md）"
+                    );
+                    Diagnostic::new("", i18n::Text::verbatim(e), fix)
+                })
+                .collect()
+        })
     }
 }
 
