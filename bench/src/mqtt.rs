@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use mqtt_setup::ClientOptions;
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -40,12 +41,10 @@ impl Subscriber {
     /// Connects to 127.0.0.1:`port`, subscribes to `filter` at QoS 1 and returns once the
     /// broker has acknowledged the subscription.
     pub async fn start(port: u16, filter: &str) -> Result<Subscriber> {
-        let mut opts = MqttOptions::new(format!("bsg-bench-{}", rand::random::<u32>()), "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(30));
-        opts.set_clean_session(true);
+        let mut opts = ClientOptions::loopback(port, format!("bsg-bench-{}", rand::random::<u32>()));
         // Retained coverage reports of a thousand cameras are far above rumqttc's 10 KiB default.
-        opts.set_max_packet_size(64 * 1024 * 1024, 64 * 1024);
-        let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+        opts.max_packet_bytes = 64 * 1024 * 1024;
+        let (client, mut eventloop) = opts.v311_client(1024, |_| {});
         client.subscribe(filter, QoS::AtLeastOnce).await.context("queue the SUBSCRIBE")?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();

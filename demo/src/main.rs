@@ -28,12 +28,12 @@ use gateway::pollers::panel::ProfileStore;
 use headoffice::db::{DbUrl, OpenMode, Role, Store, UserChange};
 use headoffice::directory::Directory;
 use headoffice::listen::{self, ListenConfig};
-use headoffice::mqtt::{BrokerSettings, TlsFiles};
+use headoffice::mqtt::BrokerSettings;
 use headoffice::report::{self, Window};
 use headoffice::web::{self, ServeConfig};
 use protocols::topics::{TopicKind, parse};
 use protocols::{Alert, AlertState, CoverageReport, Severity};
-use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+use rumqttc::{Event, Incoming, QoS};
 use tokio_util::sync::CancellationToken;
 
 const PREFIX: &str = "branches";
@@ -328,17 +328,7 @@ async fn run(args: Args) -> Result<()> {
     let listener = {
         let (store, stop) = (store.clone(), hq_stop.clone());
         let cfg = ListenConfig {
-            broker: BrokerSettings {
-                host: "127.0.0.1".into(),
-                port,
-                tls: false,
-                tls_files: TlsFiles::default(),
-                username: None,
-                password: None,
-                client_id: "demo-hq-listen".into(),
-                clean_session: false,
-                keep_alive: Duration::from_secs(30),
-            },
+            broker: BrokerSettings { clean_session: false, ..BrokerSettings::loopback(port, "demo-hq-listen") },
             prefix: PREFIX.into(),
             share_group: None,
             committed: Some(committed),
@@ -495,10 +485,9 @@ async fn play(cams: CameraFleet, panels: PanelFleet) -> Result<()> {
 
 /// A head-office view: subscribes to every branch and prints what arrives.
 async fn head_office_view(port: u16, stop: CancellationToken) {
-    let mut opts = MqttOptions::new("demo-head-office", "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(10));
-    opts.set_max_packet_size(1024 * 1024, 1024 * 1024);
-    let (client, mut el) = AsyncClient::new(opts, 64);
+    let opts =
+        BrokerSettings { keep_alive: Duration::from_secs(10), ..BrokerSettings::loopback(port, "demo-head-office") };
+    let (client, mut el) = opts.v311_client(64, |_| {});
     if let Err(e) = client.subscribe(format!("{PREFIX}/#"), QoS::AtLeastOnce).await {
         eprintln!("head office: subscribe: {e}");
         return;

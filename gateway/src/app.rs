@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::config::{SiteConfig, broker_host_port};
+use crate::config::SiteConfig;
 use crate::events::{EventSink, GatewayEvent};
 use crate::health::{Engine, Output};
 use crate::metrics::Metrics;
@@ -32,8 +32,8 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// Resolves what the uplink needs from the config: secrets read, paths resolved.
 pub fn uplink_settings(cfg: &SiteConfig) -> Result<UplinkSettings> {
-    let (host, port) = broker_host_port(&cfg.uplink.broker)
-        .with_context(|| format!("uplink.broker: {:?} is not mqtt://HOST:PORT", cfg.uplink.broker))?;
+    let broker = mqtt_setup::BrokerUrl::parse(&cfg.uplink.broker)
+        .map_err(|e| anyhow::anyhow!("uplink.broker: {}", e.text().get(i18n::Lang::current())))?;
     let password = cfg.uplink.password.resolve(&cfg.base_dir).map_err(|e| anyhow::anyhow!("uplink password: {e}"))?;
     let tls = cfg.uplink.tls.as_ref().map(|t| TlsFiles {
         ca_file: cfg.base_dir.join(&t.ca_file),
@@ -42,7 +42,7 @@ pub fn uplink_settings(cfg: &SiteConfig) -> Result<UplinkSettings> {
     });
     let topics = Topics::new(&cfg.uplink.topic_prefix, cfg.branch_id())
         .map_err(|e| anyhow::anyhow!("uplink.topic_prefix: {e}"))?;
-    let mut s = UplinkSettings::new(host, port, cfg.client_id(), topics);
+    let mut s = UplinkSettings::new(broker.host, broker.port, cfg.client_id(), topics);
     s.username = cfg.uplink.username.clone();
     s.password = password;
     s.keep_alive = cfg.uplink.keep_alive;

@@ -364,6 +364,14 @@ async fn uplink_report(cfg: SiteConfig) -> DeviceReport {
             text!("fix [uplink] in the site config", "修改站点配置中的 [uplink]"),
         )),
         Ok(s) => match probe(&s, Duration::from_secs(8)).await {
+            Err(Probe::Setup(e)) => {
+                let fix = text!(
+                    "fix the file in [uplink.tls] (ca_file, client_cert_file, client_key_file)",
+                    "修正 [uplink.tls] 中的文件（ca_file、client_cert_file、client_key_file）"
+                );
+                checks.push(fail("broker", e.text(), fix));
+                checks.push(skipped("publish"));
+            }
             Err(Probe::Connect(e)) => {
                 let lower = e.to_lowercase();
                 let (detail, fix) = if let Some((what, fix)) = crate::mqtt::explain_tls(&e, &s.host) {
@@ -392,7 +400,7 @@ async fn uplink_report(cfg: SiteConfig) -> DeviceReport {
                 checks.push(skipped("publish"));
             }
             Err(Probe::Publish(e)) => {
-                checks.push(pass("broker", text!("CONNECT accepted by {}:{}", "{}:{} 接受了 CONNECT", s.host, s.port)));
+                checks.push(pass("broker", text!("CONNECT accepted by {}", "{} 接受了 CONNECT", s.broker_authority())));
                 let user = s.username.as_deref().unwrap_or("(none)");
                 checks.push(fail(
                     "publish",
@@ -414,7 +422,7 @@ async fn uplink_report(cfg: SiteConfig) -> DeviceReport {
                 ));
             }
             Ok(()) => {
-                checks.push(pass("broker", text!("CONNECT accepted by {}:{}", "{}:{} 接受了 CONNECT", s.host, s.port)));
+                checks.push(pass("broker", text!("CONNECT accepted by {}", "{} 接受了 CONNECT", s.broker_authority())));
                 checks.push(match s.version {
                     MqttVersion::V5 => pass(
                         "publish",
@@ -445,6 +453,8 @@ async fn uplink_report(cfg: SiteConfig) -> DeviceReport {
 }
 
 enum Probe {
+    /// The TLS files could not be used: nothing was sent.
+    Setup(mqtt_setup::SetupError),
     Connect(String),
     Publish(String),
 }
@@ -454,26 +464,13 @@ enum Probe {
 /// the running gateway's session; then one QoS 1 publish to the branch's `commission` topic,
 /// whose PUBACK says (under MQTT 5) whether the broker lets this branch publish at all.
 async fn probe(s: &crate::uplink::UplinkSettings, deadline: Duration) -> Result<(), Probe> {
-    let tls = match &s.tls {
-        Some(files) => Some(crate::uplink::load_tls(files).map_err(|e| Probe::Connect(format!("TLS files: {e:#}")))?),
-        None => None,
-    };
-    let o = LinkOptions {
-        version: s.version,
-        host: s.host.clone(),
-        port: s.port,
-        client_id: format!("{}-commission", s.client_id),
-        username: s.username.clone(),
-        password: s.password.clone(),
-        keep_alive: Duration::from_secs(10),
-        tls,
-        clean: true,
-        will: None,
-        capacity: 8,
-        inflight: 8,
-        max_packet_bytes: 64 * 1024,
-        connect_timeout_secs: deadline.as_secs().max(1),
-    };
+    let mut client = s.client_options().map_err(Probe::Setup)?;
+    client.client_id = format!("{}-commission", s.client_id);
+    client.keep_alive = Duration::from_secs(10);
+    client.clean_session = true;
+    client.max_packet_bytes = 64 * 1024;
+    client.connect_timeout = deadline;
+    let o = LinkOptions { version: s.version, client, will: None, capacity: 8, inflight: 8 };
     let mut link = Link::connect(&o);
     let payload = format!("{{\"probe\":\"commission\",\"at\":\"{}\"}}", chrono::Utc::now().to_rfc3339());
     let result = tokio::time::timeout(deadline, async {
@@ -507,7 +504,7 @@ async fn probe(s: &crate::uplink::UplinkSettings, deadline: Duration) -> Result<
     })
     .await
     .unwrap_or_else(|_| {
-        Err(Probe::Connect(format!("no answer from {}:{} within {} s", s.host, s.port, deadline.as_secs())))
+        Err(Probe::Connect(format!("no answer from {} within {} s", s.broker_authority(), deadline.as_secs())))
     });
     link.try_disconnect();
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -8,10 +8,8 @@
 //! the event stays in the outbox. rumqttc has a client for each protocol with different types;
 //! this module maps both onto [`LinkEvent`] so the uplink is written once.
 
-use std::time::Duration;
-
 use i18n::{Text, text};
-use rumqttc::{Outgoing, QoS, TlsConfiguration, Transport};
+use rumqttc::{Outgoing, QoS};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -37,28 +35,19 @@ impl MqttVersion {
     }
 }
 
-/// How to connect.
+/// How to connect: the connection itself is set up by `mqtt_setup` (one URL parser, one TLS
+/// loader for the whole workspace); what is added here is what the uplink's sessions need.
 #[derive(Clone)]
 pub struct LinkOptions {
     pub version: MqttVersion,
-    pub host: String,
-    pub port: u16,
-    pub client_id: String,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub keep_alive: Duration,
-    pub tls: Option<TlsConfiguration>,
-    /// Start without any session state on the broker.
-    pub clean: bool,
+    /// Broker, client id, credentials, keep-alive, clean session, TLS, packet size, deadline.
+    pub client: mqtt_setup::ClientOptions,
     /// The Will: topic and payload, published retained at QoS 1 by the broker if we vanish.
     pub will: Option<(String, Vec<u8>)>,
     /// Publishes the client may queue before `try_publish` reports [`TryPublish::Full`].
     pub capacity: usize,
     /// Most unacknowledged publishes on the wire.
     pub inflight: u16,
-    pub max_packet_bytes: usize,
-    /// TCP + TLS + CONNECT deadline, whole seconds (rumqttc's unit).
-    pub connect_timeout_secs: u64,
 }
 
 /// What the connection reports, the same for both protocol versions.
@@ -107,29 +96,16 @@ impl Drop for Link {
 impl Link {
     /// Starts connecting (the first event is the ConnAck or the error).
     pub fn connect(o: &LinkOptions) -> Link {
-        let keep_alive = if o.keep_alive.is_zero() { Duration::ZERO } else { o.keep_alive.max(Duration::from_secs(1)) };
         let (tx, events) = mpsc::channel(1024);
         match o.version {
             MqttVersion::V311 => {
-                let mut m = rumqttc::MqttOptions::new(o.client_id.clone(), o.host.clone(), o.port);
-                m.set_keep_alive(keep_alive);
-                m.set_clean_session(o.clean);
-                m.set_inflight(o.inflight.max(2));
-                m.set_request_channel_capacity(o.capacity);
-                m.set_max_packet_size(o.max_packet_bytes, o.max_packet_bytes);
-                if let Some((topic, payload)) = &o.will {
-                    m.set_last_will(rumqttc::LastWill::new(topic, payload.clone(), QoS::AtLeastOnce, true));
-                }
-                if let Some(user) = &o.username {
-                    m.set_credentials(user.clone(), o.password.clone().unwrap_or_default());
-                }
-                if let Some(tls) = &o.tls {
-                    m.set_transport(Transport::tls_with_config(tls.clone()));
-                }
-                let (client, mut el) = rumqttc::AsyncClient::new(m, o.capacity);
-                let mut net = el.network_options();
-                net.set_connection_timeout(o.connect_timeout_secs.max(1));
-                el.set_network_options(net);
+                let (client, mut el) = o.client.v311_client(o.capacity, |m| {
+                    m.set_inflight(o.inflight.max(2));
+                    m.set_request_channel_capacity(o.capacity);
+                    if let Some((topic, payload)) = &o.will {
+                        m.set_last_will(rumqttc::LastWill::new(topic, payload.clone(), QoS::AtLeastOnce, true));
+                    }
+                });
                 let poller = tokio::spawn(async move {
                     loop {
                         let r = el.poll().await.map(map_v311).map_err(|e| describe_v311(&e));
@@ -142,13 +118,9 @@ impl Link {
                 Link { client: Client::V311(client), events, poller }
             }
             MqttVersion::V5 => {
-                let mut m = rumqttc::v5::MqttOptions::new(o.client_id.clone(), o.host.clone(), o.port);
-                m.set_keep_alive(keep_alive);
-                m.set_clean_start(o.clean);
+                let mut m = o.client.v5();
                 m.set_outgoing_inflight_upper_limit(o.inflight.max(2));
                 m.set_request_channel_capacity(o.capacity);
-                m.set_max_packet_size(u32::try_from(o.max_packet_bytes).ok());
-                m.set_connection_timeout(o.connect_timeout_secs.max(1));
                 if let Some((topic, payload)) = &o.will {
                     m.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
                         topic.clone(),
@@ -157,12 +129,6 @@ impl Link {
                         true,
                         None,
                     ));
-                }
-                if let Some(user) = &o.username {
-                    m.set_credentials(user.clone(), o.password.clone().unwrap_or_default());
-                }
-                if let Some(tls) = &o.tls {
-                    m.set_transport(Transport::tls_with_config(tls.clone()));
                 }
                 let (client, mut el) = rumqttc::v5::AsyncClient::new(m, o.capacity);
                 let poller = tokio::spawn(async move {

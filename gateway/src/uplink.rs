@@ -36,9 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use protocols::{AlertKind, GatewayState, GatewayStatus, Topics};
-use rumqttc::TlsConfiguration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -103,11 +101,48 @@ impl std::fmt::Debug for UplinkSettings {
     }
 }
 
+/// `[uplink.tls]` with its paths resolved: the gateway always names the CA (no system roots).
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
     pub ca_file: std::path::PathBuf,
     pub client_cert_file: Option<std::path::PathBuf>,
     pub client_key_file: Option<std::path::PathBuf>,
+}
+
+impl From<&TlsFiles> for mqtt_setup::TlsFiles {
+    fn from(t: &TlsFiles) -> mqtt_setup::TlsFiles {
+        mqtt_setup::TlsFiles {
+            ca_file: Some(t.ca_file.clone()),
+            client_cert_file: t.client_cert_file.clone(),
+            client_key_file: t.client_key_file.clone(),
+        }
+    }
+}
+
+impl UplinkSettings {
+    /// `host:port` for messages, an IPv6 address in brackets (`[fd00::5]:8883`).
+    pub fn broker_authority(&self) -> String {
+        mqtt_setup::BrokerUrl { host: self.host.clone(), port: self.port, tls: false }.authority()
+    }
+
+    /// The connection as `mqtt_setup` builds it: TLS files read and checked, the session kept
+    /// under a stable client id (a clean one without). Fails on a missing or unreadable file.
+    pub fn client_options(&self) -> Result<mqtt_setup::ClientOptions, mqtt_setup::SetupError> {
+        let tls = match &self.tls {
+            Some(files) => mqtt_setup::TlsFiles::from(files).load()?,
+            None => None,
+        };
+        let broker = mqtt_setup::BrokerUrl { host: self.host.clone(), port: self.port, tls: tls.is_some() };
+        let mut o = mqtt_setup::ClientOptions::new(broker, self.client_id.clone());
+        o.username = self.username.clone();
+        o.password = self.password.clone();
+        o.keep_alive = self.keep_alive;
+        o.clean_session = self.client_id.is_empty();
+        o.tls = tls;
+        o.max_packet_bytes = self.tuning.max_packet_bytes;
+        o.connect_timeout = Duration::from_secs(self.tuning.connect_timeout_secs);
+        Ok(o)
+    }
 }
 
 /// Knobs with sensible defaults; tests shorten them.
@@ -206,7 +241,8 @@ struct Uplink {
     retained_rx: Option<mpsc::Receiver<Retained>>,
     retained: BTreeMap<String, Vec<u8>>,
     shutdown: CancellationToken,
-    tls: Option<TlsConfiguration>,
+    /// Built once: the TLS files are read at start, not at every reconnect.
+    client: mqtt_setup::ClientOptions,
     // Link-down bookkeeping.
     down_since: Instant,
     down_reported: bool,
@@ -214,7 +250,7 @@ struct Uplink {
     /// The broker refused a publish and has accepted none since: not a link problem (no
     /// `uplink-down`), and the backoff keeps growing across reconnects until one is accepted.
     refusing: bool,
-    backoff: Duration,
+    backoff: mqtt_setup::Backoff,
 }
 
 impl Uplink {
@@ -224,18 +260,15 @@ impl Uplink {
         retained_rx: mpsc::Receiver<Retained>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Uplink> {
-        let tls = match &s.tls {
-            Some(files) => Some(load_tls(files)?),
-            None => None,
-        };
-        let backoff = s.tuning.backoff_min;
+        let client = s.client_options()?;
+        let backoff = mqtt_setup::Backoff::new(s.tuning.backoff_min, s.tuning.backoff_max);
         Ok(Uplink {
             s,
             outbox,
             retained_rx: Some(retained_rx),
             retained: BTreeMap::new(),
             shutdown,
-            tls,
+            client,
             down_since: Instant::now(),
             down_reported: false,
             ever_connected: false,
@@ -284,11 +317,7 @@ impl Uplink {
                     self.down_since = Instant::now();
                 }
             }
-            // Exponential backoff with jitter ("equal jitter": half fixed, half random).
-            let half = self.backoff / 2;
-            let jitter = Duration::from_millis(rand::random_range(0..=half.as_millis() as u64));
-            let delay = half + jitter;
-            self.backoff = (self.backoff * 2).min(self.s.tuning.backoff_max);
+            let delay = self.backoff.next_delay();
             if !self.idle(delay).await {
                 tracing::info!(
                     "{}",
@@ -342,7 +371,7 @@ impl Uplink {
         self.down_reported = true;
         let down_for = self.down_since.elapsed();
         tracing::warn!(down_s = down_for.as_secs(), host = %self.s.host, port = self.s.port, "{}", i18n::Lang::current().t("uplink down; reporting it", "上行链路中断，正在报告"));
-        self.s.events.emit(GatewayEvent::LinkDown { down_for, broker: format!("{}:{}", self.s.host, self.s.port) });
+        self.s.events.emit(GatewayEvent::LinkDown { down_for, broker: self.s.broker_authority() });
     }
 
     fn status_payload(&self, state: GatewayState, reason: Option<&str>) -> Vec<u8> {
@@ -365,19 +394,10 @@ impl Uplink {
         let t = &self.s.tuning;
         LinkOptions {
             version: self.s.version,
-            host: self.s.host.clone(),
-            port: self.s.port,
-            client_id: self.s.client_id.clone(),
-            username: self.s.username.clone(),
-            password: self.s.password.clone(),
-            keep_alive: self.s.keep_alive,
-            tls: self.tls.clone(),
-            clean: self.s.client_id.is_empty(),
+            client: self.client.clone(),
             will: Some((self.s.topics.gateway(), self.status_payload(GatewayState::Offline, Some("connection-lost")))),
             capacity: t.window + 64,
             inflight: u16::try_from(t.window + 64).unwrap_or(u16::MAX),
-            max_packet_bytes: t.max_packet_bytes,
-            connect_timeout_secs: t.connect_timeout_secs,
         }
     }
 
@@ -471,7 +491,7 @@ impl Uplink {
         let outage = self.ever_connected.then(|| self.down_since.elapsed());
         self.ever_connected = true;
         if !self.refusing {
-            self.backoff = self.s.tuning.backoff_min;
+            self.backoff.reset();
         }
         self.down_reported = false;
         let waiting = self.outbox.depth();
@@ -479,7 +499,7 @@ impl Uplink {
             host = %self.s.host,
             port = self.s.port,
             mqtt = self.s.version.as_str(),
-            tls = self.tls.is_some(),
+            tls = self.client.tls.is_some(),
             session_present,
             pending = waiting,
             outage_ms = outage.map(|o| o.as_millis() as u64),
@@ -492,7 +512,7 @@ impl Uplink {
     fn on_accepted(&mut self) {
         if self.refusing {
             self.refusing = false;
-            self.backoff = self.s.tuning.backoff_min;
+            self.backoff.reset();
             tracing::info!(host = %self.s.host, "{}", i18n::Lang::current().t("the broker accepts the gateway's publishes again", "消息服务器重新接受网关发布的消息"));
         }
         self.s.events.emit(GatewayEvent::PublishAccepted);
@@ -506,7 +526,7 @@ impl Uplink {
             reason = %reason,
             username = self.s.username.as_deref().unwrap_or(""),
             pending = self.outbox.depth(),
-            retry_in_ms = self.backoff.as_millis() as u64,
+            retry_in_ms = self.backoff.ceiling().as_millis() as u64,
             "{}", i18n::Lang::current().t("the broker refused a publish; the event stays in the outbox and is retried (check the broker's user and ACL for this branch)", "消息服务器拒收了一条消息；该事件留在待发队列中并会重试（请检查消息服务器上本网点的用户和 ACL）")
         );
         self.refusing = true;
@@ -718,19 +738,6 @@ async fn recv_opt(rx: &mut Option<mpsc::Receiver<Retained>>) -> Option<Retained>
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
-}
-
-pub(crate) fn load_tls(files: &TlsFiles) -> anyhow::Result<TlsConfiguration> {
-    let ca = std::fs::read(&files.ca_file).with_context(|| format!("read the CA file {}", files.ca_file.display()))?;
-    let client_auth = match (&files.client_cert_file, &files.client_key_file) {
-        (Some(c), Some(k)) => Some((
-            std::fs::read(c).with_context(|| format!("read the client certificate {}", c.display()))?,
-            std::fs::read(k).with_context(|| format!("read the client key {}", k.display()))?,
-        )),
-        (None, None) => None,
-        _ => anyhow::bail!("a client certificate needs both client_cert_file and client_key_file"),
-    };
-    Ok(TlsConfiguration::Simple { ca, alpn: None, client_auth })
 }
 
 #[cfg(test)]

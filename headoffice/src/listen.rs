@@ -33,8 +33,9 @@ pub enum ListenError {
     Mqtt(#[from] MqttError),
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("could not connect to the broker at {host}:{port} within {waited:?}: {last_error}")]
-    NeverConnected { host: String, port: u16, waited: Duration, last_error: String },
+    /// `broker` is `host:port`, an IPv6 address in brackets.
+    #[error("could not connect to the broker at {broker} within {waited:?}: {last_error}")]
+    NeverConnected { broker: String, waited: Duration, last_error: String },
     #[error("the broker refused the subscription to {0:?} (ACL, or no shared-subscription support)")]
     SubscriptionRefused(Vec<String>),
 }
@@ -76,10 +77,10 @@ struct Link {
 }
 
 impl Link {
-    fn start(broker: &BrokerSettings, manual_acks: bool) -> Result<Link, MqttError> {
-        let mut opts = broker.options()?;
-        opts.set_manual_acks(manual_acks);
-        let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+    fn start(broker: &BrokerSettings, manual_acks: bool) -> Link {
+        let (client, mut eventloop) = broker.v311_client(1024, |o| {
+            o.set_manual_acks(manual_acks);
+        });
         let (tx, events) = mpsc::channel(1024);
         let task = tokio::spawn(async move {
             let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
@@ -110,7 +111,7 @@ impl Link {
                 }
             }
         });
-        Ok(Link { client, events, task })
+        Link { client, events, task }
     }
 
     async fn subscribe(&self, filters: &[String]) {
@@ -156,7 +157,7 @@ pub async fn listen(
 ) -> Result<ListenStats, ListenError> {
     let filters = filters(&cfg.prefix, cfg.share_group.as_deref(), Topics { alerts: true, state: true })?;
     let shared = cfg.share_group.is_some();
-    let mut link = Link::start(&cfg.broker, true)?;
+    let mut link = Link::start(&cfg.broker, true);
     let mut stats = ListenStats::default();
     let mut batch = Batch::default();
     // Stored and not yet handed to the client. Acks are handed over without waiting
@@ -167,7 +168,7 @@ pub async fn listen(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_connected = false;
     let mut last_error: Option<String> = None;
-    tracing::info!(broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port), client_id = %cfg.broker.client_id,
+    tracing::info!(broker = %cfg.broker.broker.authority(), client_id = %cfg.broker.client_id,
         db = %store.url(), share_group = cfg.share_group.as_deref().unwrap_or("-"), "listening");
 
     let result = loop {
@@ -393,7 +394,7 @@ pub async fn live_snapshot(
     dur: Duration,
 ) -> Result<(Snapshot, u64), ListenError> {
     let filters = filters(prefix, None, Topics { alerts: false, state: true })?;
-    let mut link = Link::start(broker, false)?;
+    let mut link = Link::start(broker, false);
     let mut snap = Snapshot::default();
     let mut malformed = 0u64;
     let mut last_error = String::from("no answer");
@@ -436,8 +437,7 @@ pub async fn live_snapshot(
     link.close().await;
     if !connected {
         return Err(ListenError::NeverConnected {
-            host: broker.host.clone(),
-            port: broker.port,
+            broker: broker.broker.authority(),
             waited: dur.max(Duration::from_secs(5)),
             last_error,
         });
@@ -496,7 +496,7 @@ pub async fn follow_alerts(
     mut on_alert: impl FnMut(&Alert),
 ) -> Result<(), ListenError> {
     let filters = filters(prefix, None, Topics { alerts: true, state: false })?;
-    let mut link = Link::start(broker, false)?;
+    let mut link = Link::start(broker, false);
     let mut seen: HashSet<(BranchId, String)> = HashSet::new();
     loop {
         tokio::select! {

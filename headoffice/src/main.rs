@@ -19,7 +19,7 @@ use headoffice::coverage;
 use headoffice::db::{AlertQuery, DbError, DbUrl, OpenMode, Retention, Store};
 use headoffice::gaps;
 use headoffice::listen::{self, AlertFilter, ListenConfig};
-use headoffice::mqtt::{Backoff, BrokerSettings, TlsFiles, parse_url, stable_client_id};
+use headoffice::mqtt::{Backoff, BrokerSettings, stable_client_id};
 use headoffice::orders::HqConfig;
 use headoffice::records::Snapshot;
 use headoffice::render;
@@ -776,14 +776,14 @@ async fn follow_alerts(cli: &Cli, filter: AlertFilter, for_: Option<Duration>, f
     failed.map_or(Ok(()), Err)
 }
 
+/// The connection `c` describes, set up by `mqtt_setup` (the gateway's too): the URL parsed, the
+/// password and the TLS files read and checked.
 fn broker(c: &ConnArgs, client_id: String, clean_session: bool) -> Result<BrokerSettings> {
-    let (host, port, tls) = parse_url(&c.broker).map_err(|e| usage(e.to_string()))?;
+    let lang = Lang::current();
+    let url = mqtt_setup::BrokerUrl::parse(&c.broker).map_err(|e| usage(e.text().get(lang).to_string()))?;
     let password = match &c.password_file {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("read the password file {}", p.display()))?;
-            Some(text.lines().next().unwrap_or_default().to_string())
-        }
-        None => std::env::var("HQ_MQTT_PASSWORD").ok(),
+        Some(p) => Some(mqtt_setup::password_from_file(p).map_err(|e| anyhow::anyhow!("{}", e.text().get(lang)))?),
+        None => mqtt_setup::password_from_env("HQ_MQTT_PASSWORD").ok(),
     };
     if password.is_some() && c.username.is_none() {
         return Err(usage("a password needs --username (or HQ_MQTT_USERNAME)"));
@@ -791,21 +791,19 @@ fn broker(c: &ConnArgs, client_id: String, clean_session: bool) -> Result<Broker
     if c.cert_file.is_some() != c.key_file.is_some() {
         return Err(usage("--cert-file and --key-file go together"));
     }
-    Ok(BrokerSettings {
-        host,
-        port,
-        tls,
-        tls_files: TlsFiles {
-            ca_file: c.ca_file.clone(),
-            cert_file: c.cert_file.clone(),
-            key_file: c.key_file.clone(),
-        },
-        username: c.username.clone(),
-        password,
-        client_id,
-        clean_session,
-        keep_alive: c.keep_alive,
-    })
+    let files = mqtt_setup::TlsFiles {
+        ca_file: c.ca_file.clone(),
+        client_cert_file: c.cert_file.clone(),
+        client_key_file: c.key_file.clone(),
+    };
+    let tls = files.load().map_err(|e| anyhow::anyhow!("{}", e.text().get(lang)))?;
+    let mut o = BrokerSettings::new(url, client_id);
+    o.username = c.username.clone();
+    o.password = password;
+    o.keep_alive = c.keep_alive;
+    o.clean_session = clean_session;
+    o.tls = tls;
+    Ok(o)
 }
 
 fn random_client_id() -> String {

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use harness::Proc;
+use mqtt_setup::ClientOptions;
 use protocols::coverage::COVERAGE_SCHEMA;
 use protocols::status::{DEVICE_HEALTH_SCHEMA, GATEWAY_STATUS_SCHEMA};
 use protocols::topics::Topics as BranchTopics;
@@ -29,7 +30,7 @@ use protocols::{
     AlarmLinkDetails, Alert, AlertBody, AlertState, BranchId, CoverageReport, CoverageTotals, DeviceHealth, DeviceId,
     DeviceRef, DeviceType, GatewayState, GatewayStatus, LinkedCamera, Seq, Severity, ZoneCoverage, ZoneId,
 };
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 
 use super::{Ctx, ms};
 use crate::procfs;
@@ -406,11 +407,9 @@ struct Publisher {
 
 impl Publisher {
     async fn connect(port: u16) -> Result<Publisher> {
-        let mut o = MqttOptions::new("bench-console-pub", "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(30));
-        o.set_inflight(100);
-        o.set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut eventloop) = AsyncClient::new(o, 1000);
+        let (client, mut eventloop) = ClientOptions::loopback(port, "bench-console-pub").v311_client(1000, |o| {
+            o.set_inflight(100);
+        });
         let (tx, acked) = tokio::sync::watch::channel(0usize);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use harness::{Mosquitto, Proc};
+use mqtt_setup::ClientOptions;
 use protocols::{
     AlarmLinkDetails, Alert, AlertBody, AlertState, BranchId, CameraOfflineDetails, DeviceFaultDetails, DeviceRef,
     DeviceType, DoorState, DoorStatusDetails, LinkedCamera, Seq, Severity,
 };
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 
 use crate::procfs;
 
@@ -170,12 +171,9 @@ struct Publisher {
 }
 
 async fn connect(port: u16, name: &str, expected_acks: usize) -> Result<Publisher> {
-    let mut o = MqttOptions::new(name, "127.0.0.1", port);
-    o.set_keep_alive(Duration::from_secs(30));
-    o.set_clean_session(true);
-    o.set_inflight(100);
-    o.set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut eventloop) = AsyncClient::new(o, 1000);
+    let (client, mut eventloop) = ClientOptions::loopback(port, name).v311_client(1000, |o| {
+        o.set_inflight(100);
+    });
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let acks = tokio::spawn(async move {
         let mut ready = Some(ready_tx);
