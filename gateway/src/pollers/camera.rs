@@ -45,7 +45,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use diqwest::{DigestAuthSession, WithDigestAuth as _};
 use oxvif::soap::SoapError as OxSoapError;
 use oxvif::transport::{Transport, TransportError};
 use oxvif::{OnvifClient, OnvifError};
@@ -333,17 +332,103 @@ enum BodyError {
     Http(reqwest::Error),
 }
 
+/// HTTP Digest for a camera's HTTP requests (SOAP, snapshots) with the workspace's one Digest
+/// implementation, `protocols::onvif::http_digest`, which also answers RTSP challenges here and
+/// checks them in the simulator's cameras.
+///
+/// Why not a crate: diqwest, used here before, is built on `digest_auth` 0.3, whose header
+/// parser slices the header at character counts as if they were byte offsets, so a challenge
+/// with a non-ASCII character before an `=` (a camera's realm in Chinese, or a hostile device)
+/// panics the poller; `digest_auth` is written for clients (a server re-runs the client's
+/// computation to check a response) and neither it nor the other Digest crates (`http-auth`:
+/// client only; `digest-access`) covers the RTSP client, the reqwest client and the server side
+/// together. Ours is small, pure, never panics on input and is fuzzed (fuzz/onvif_http_digest).
+struct DigestSession {
+    username: String,
+    password: String,
+    /// The camera's last challenge and the nonce count last used with it: later requests answer
+    /// it at once (one round trip instead of two) until the camera refuses it (a stale nonce).
+    last: std::sync::Mutex<Option<(Challenge, u32)>>,
+}
+
+impl DigestSession {
+    fn new(username: String, password: String) -> DigestSession {
+        DigestSession { username, password, last: std::sync::Mutex::new(None) }
+    }
+
+    /// The `Authorization` value for `method uri` under the remembered challenge, if any.
+    fn answer_remembered(&self, method: &str, uri: &str) -> Option<String> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let (challenge, nc) = last.as_mut()?;
+        *nc = nc.wrapping_add(1);
+        Some(self.answer(challenge, *nc, method, uri))
+    }
+
+    /// Remembers `challenge` and answers it (nonce count 1).
+    fn answer_new(&self, challenge: Challenge, method: &str, uri: &str) -> String {
+        let auth = self.answer(&challenge, 1, method, uri);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((challenge, 1));
+        auth
+    }
+
+    fn forget(&self) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn answer(&self, challenge: &Challenge, nc: u32, method: &str, uri: &str) -> String {
+        let cnonce = format!("{:016x}", rand::random::<u64>());
+        challenge.authorize(method, uri, &self.username, &self.password, &cnonce, nc)
+    }
+}
+
+/// Sends `rb`, answering a Digest challenge (a 401 with `WWW-Authenticate: Digest …`) once when
+/// there are credentials. A 401 without a Digest challenge comes back as it is.
 async fn send(
     rb: reqwest::RequestBuilder,
-    digest: Option<&DigestAuthSession>,
+    digest: Option<&DigestSession>,
 ) -> Result<reqwest::Response, TransportError> {
-    match digest {
-        Some(session) => rb.send_digest_auth(session).await.map_err(|e| match e {
-            diqwest::error::Error::Reqwest(re) => TransportError::Http(re),
-            other => TransportError::HttpStatus { status: 401, body: format!("digest authentication: {other}") },
-        }),
-        None => rb.send().await.map_err(TransportError::Http),
+    let Some(digest) = digest else { return rb.send().await.map_err(TransportError::Http) };
+    let (client, request) = rb.build_split();
+    let request = request.map_err(TransportError::Http)?;
+    let method = request.method().as_str().to_string();
+    let uri = match request.url().query() {
+        Some(q) => format!("{}?{q}", request.url().path()),
+        None => request.url().path().to_string(),
+    };
+    let with = |auth: &str, r: &reqwest::Request| -> Result<reqwest::Request, TransportError> {
+        let mut r = r.try_clone().ok_or_else(|| TransportError::HttpStatus {
+            status: 401,
+            body: "digest authentication: the request cannot be sent twice".into(),
+        })?;
+        let value = reqwest::header::HeaderValue::from_str(auth)
+            .map_err(|e| TransportError::HttpStatus { status: 401, body: format!("digest authentication: {e}") })?;
+        r.headers_mut().insert(reqwest::header::AUTHORIZATION, value);
+        Ok(r)
+    };
+    let first = match digest.answer_remembered(&method, &uri) {
+        Some(auth) => with(&auth, &request)?,
+        None => request.try_clone().ok_or_else(|| TransportError::HttpStatus {
+            status: 401,
+            body: "digest authentication: the request cannot be sent twice".into(),
+        })?,
+    };
+    let resp = client.execute(first).await.map_err(TransportError::Http)?;
+    if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return Ok(resp);
     }
+    // A camera may offer Basic and Digest, one `WWW-Authenticate` header each.
+    let challenge = resp
+        .headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .find_map(Challenge::parse);
+    let Some(challenge) = challenge else {
+        digest.forget();
+        return Ok(resp);
+    };
+    let auth = digest.answer_new(challenge, &method, &uri);
+    client.execute(with(&auth, &request)?).await.map_err(TransportError::Http)
 }
 
 /// Fetches one picture from `uri` with the camera's credentials (HTTP Digest when the camera
@@ -358,7 +443,7 @@ pub async fn fetch_snapshot(
     let http = http_client()?;
     let password = cfg.password.resolve(base_dir)?;
     let digest = match (&cfg.username, &password) {
-        (Some(u), Some(p)) => Some(DigestAuthSession::new(u.clone(), p.clone())),
+        (Some(u), Some(p)) => Some(DigestSession::new(u.clone(), p.clone())),
         _ => None,
     };
     let work = async {
@@ -386,7 +471,7 @@ fn encoding_name(e: &oxvif::types::VideoEncoding) -> String {
 /// oxvif's transport with bounded reads and a SOAP sanity check in front of oxvif's parser.
 struct BoundedTransport {
     client: reqwest::Client,
-    digest: Option<Arc<DigestAuthSession>>,
+    digest: Option<Arc<DigestSession>>,
     max: usize,
 }
 
@@ -536,7 +621,7 @@ struct Prober {
     password: Option<String>,
     setup_error: Option<String>,
     http: Option<reqwest::Client>,
-    digest: Option<Arc<DigestAuthSession>>,
+    digest: Option<Arc<DigestSession>>,
     media: Option<MediaCache>,
     /// (camera clock in s, our instant) at the last probe that read it.
     last_clock: Option<(i64, Instant)>,
@@ -596,7 +681,7 @@ impl Prober {
             }
         };
         let digest = match (&cfg.username, &password) {
-            (Some(u), Some(p)) => Some(Arc::new(DigestAuthSession::new(u.clone(), p.clone()))),
+            (Some(u), Some(p)) => Some(Arc::new(DigestSession::new(u.clone(), p.clone()))),
             _ => None,
         };
         let judge = Judge::new(settings.picture.clone());
