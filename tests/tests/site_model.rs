@@ -89,3 +89,19 @@ fn check_config_names_the_line_of_each_problem_in_both_languages() {
     assert_eq!(code, 2, "{zh}");
     assert!(zh.contains("  - camera[0].zones[0]：第 13 行：未知区域 \"attic\"（修正："), "{zh}");
 }
+
+#[test]
+fn a_scenario_problem_is_placed_by_the_parser_not_by_searching_for_its_header() {
+    // A description quoting a header, and an entry written inline: searching the text for
+    // `[[camera]]` put the problem on the description's line, or on none.
+    let text = "[scenario]\ndescription = \"\"\"\n[[camera]]\n\"\"\"\n[branch]\nid = \"b01\"\nname = \"B\"\n\n\
+                [[camera]]\nid = \"cam-01\"\nname = \"A\"\n\n[[camera]]\nid = \"cam-02\"\nname = \"B\"\npasword = \"x\"\n\
+                \n[[panel]]\nid = \"p1\"\nname = \"P\"\nkind = \"alarm\"\nprofile = \"generic-alarm\"\n\
+                faults = [{ fault = \"dwn\" }]\n";
+    let err = device_sim::scenario::parse(text, Path::new("s.toml")).unwrap_err();
+    let problems = err.problems();
+    let typo = problems.iter().find(|p| p.field == "pasword").unwrap_or_else(|| panic!("{err}"));
+    assert_eq!((typo.line, typo.entry.as_str()), (Some(13), "camera #2 (cam-02)"), "{err}");
+    assert_eq!(typo.file.as_deref(), Some(Path::new("s.toml")));
+    assert!(err.to_string().contains("s.toml:13: camera #2 (cam-02): pasword: unknown field (fix: "), "{err}");
+}

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use i18n::{Lang, Text, tr};
+use i18n::{Lang, tr};
 use protocols::modbus::Profile;
 
 pub use action::{
@@ -227,38 +227,11 @@ pub struct Step {
     pub action: Action,
 }
 
-/// One problem in a scenario file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// 1-based line of the entry's header, when the file uses `[[section]]` headers.
-    pub line: Option<usize>,
-    /// Which entry: `timeline #4`, `camera #2 (cam-02)`, `[gateway]`, `(top level)`.
-    pub entry: String,
-    /// The field (`fault`, `at`…), or empty when the entry as a whole is wrong.
-    pub field: String,
-    /// What is wrong, in both languages.
-    pub message: Text,
-    /// How to put it right, in both languages.
-    pub fix: Text,
-}
-
-impl Problem {
-    /// `FILE:LINE: ENTRY: FIELD: message (fix: fix)`; in Chinese the location, entry and
-    /// field stay as they are (the file says them so) and only message and fix change.
-    pub fn render(&self, path: &Path, lang: Lang) -> String {
-        let mut s = path.display().to_string();
-        if let Some(l) = self.line {
-            s.push_str(&format!(":{l}"));
-        }
-        s.push_str(&format!(": {}", self.entry));
-        if !self.field.is_empty() {
-            s.push_str(&format!(": {}", self.field));
-        }
-        let (message, fix) = (self.message.get(lang), self.fix.get(lang));
-        s.push_str(&tr!(lang, ": {message} (fix: {fix})", "：{message}（修正：{fix}）"));
-        s
-    }
-}
+/// One problem in a scenario file: the workspace's one [`site::Diagnostic`], its line the
+/// line of the entry's header (or inline table), its entry `timeline #4`, `camera #2 (cam-02)`,
+/// `[gateway]` or `(top level)`, its field `fault`, `at`… (empty when the entry as a whole is
+/// wrong).
+pub type Problem = site::Diagnostic;
 
 /// Why a scenario cannot be used.
 #[derive(Debug)]
@@ -270,6 +243,12 @@ pub enum ScenarioError {
 }
 
 impl ScenarioError {
+    /// An invalid scenario: each problem names `path`.
+    fn invalid(path: &Path, problems: Vec<Problem>) -> ScenarioError {
+        let problems = problems.into_iter().map(|p| p.with_file(path)).collect();
+        ScenarioError::Invalid { path: path.to_path_buf(), problems }
+    }
+
     /// Every line of the error in `lang`: one line per problem for an invalid file.
     pub fn render(&self, lang: Lang) -> String {
         match self {
@@ -293,8 +272,8 @@ impl ScenarioError {
                 let path = path.display();
                 tr!(lang, "{path}: not valid TOML: {message}", "{path}：不是有效的 TOML：{message}")
             }
-            ScenarioError::Invalid { path, problems } => {
-                problems.iter().map(|p| p.render(path, lang)).collect::<Vec<_>>().join("\n")
+            ScenarioError::Invalid { problems, .. } => {
+                problems.iter().map(|p| p.render(lang)).collect::<Vec<_>>().join("\n")
             }
         }
     }

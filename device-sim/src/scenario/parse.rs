@@ -1,5 +1,6 @@
 //! Reading and checking scenario files. Every problem is collected (not just the first), and
-//! each names the line of its entry's header, the entry, the field and the fix — an
+//! each names the line of its entry (from the TOML parser's spans), the entry, the field and
+//! the fix — an
 //! installer fixing a 60-camera file should not have to run the checker 20 times.
 //!
 //! Why not plain `#[derive(Deserialize)]`: serde stops at the first error and its messages
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use i18n::{Text, text};
 use protocols::modbus::{Point, Profile, Role};
+use site::Locator;
 use toml::Value;
 
 use super::action::{self, Action, Invalid, PointSet};
@@ -48,13 +50,7 @@ impl<'a> Entry<'a> {
     }
 
     fn problem(&mut self, field: &str, message: Text, fix: Text) {
-        self.problems.push(Problem {
-            line: self.line,
-            entry: self.name.clone(),
-            field: field.to_string(),
-            message,
-            fix,
-        });
+        self.problems.push(Problem::new(field, message, fix).with_line(self.line).with_entry(self.name.clone()));
     }
 
     fn invalid(&mut self, field: &str, inv: Invalid) {
@@ -270,40 +266,26 @@ fn id_fix() -> Text {
     text!("use 1–64 letters, digits, '-', '_' or '.'", "只用 1–64 个字母、数字、'-'、'_' 或 '.'")
 }
 
-/// 1-based line numbers of `[[name]]` (or `[name]`) headers, in file order. Best effort: a
-/// file written with inline arrays simply gets no line numbers.
-fn header_lines(text: &str, name: &str, array: bool) -> Vec<usize> {
-    let header = if array { format!("[[{name}]]") } else { format!("[{name}]") };
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| {
-            let squeezed: String = l.chars().filter(|c| !c.is_whitespace()).collect();
-            squeezed.starts_with(&header)
-        })
-        .map(|(i, _)| i + 1)
-        .collect()
-}
-
 struct Parser<'t> {
-    text: &'t str,
+    /// Where each entry starts, from the parser's spans.
+    lines: Locator<'t>,
     problems: Vec<Problem>,
 }
 
 impl Parser<'_> {
     fn top(&mut self, field: &str, message: Text, fix: Text) {
-        self.problems.push(Problem { line: None, entry: "(top level)".into(), field: field.into(), message, fix });
+        self.problems.push(Problem::new(field, message, fix).with_entry("(top level)"));
     }
 
-    /// The tables of `[[name]]`, each with its header line.
+    /// The tables of `[[name]]`, each with the line it starts on.
     fn array<'d>(&mut self, doc: &'d toml::Table, name: &str) -> Vec<(&'d toml::Table, Option<usize>)> {
         let Some(v) = doc.get(name) else { return Vec::new() };
-        let lines = header_lines(self.text, name, true);
         match v {
             Value::Array(items) => {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     match item {
-                        Value::Table(t) => out.push((t, lines.get(i).copied())),
+                        Value::Table(t) => out.push((t, self.lines.line(&format!("{name}[{i}]")))),
                         other => {
                             let (n, (en, zh)) = (i + 1, type_names(other));
                             self.top(
@@ -329,7 +311,7 @@ impl Parser<'_> {
 
     fn table<'d>(&mut self, doc: &'d toml::Table, name: &str) -> Option<(&'d toml::Table, Option<usize>)> {
         match doc.get(name)? {
-            Value::Table(t) => Some((t, header_lines(self.text, name, false).first().copied())),
+            Value::Table(t) => Some((t, self.lines.line(name))),
             _ => {
                 self.top(
                     name,
@@ -347,7 +329,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),
     })?;
-    let mut p = Parser { text, problems: Vec::new() };
+    let mut p = Parser { lines: Locator::new(text), problems: Vec::new() };
     for key in doc.keys() {
         if !SECTIONS.contains(&key.as_str()) {
             let singular = key.strip_suffix('s').unwrap_or(key);
@@ -381,16 +363,17 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     for pn in &panels {
         if let Some(kind) = device_ids.insert(pn.id.clone(), "panel") {
             let (id, kind_zh) = (&pn.id, if kind == "camera" { "摄像机" } else { "报警主机或门禁控制器" });
-            p.problems.push(Problem {
-                line: None,
-                entry: format!("panel {}", pn.id),
-                field: "id".into(),
-                message: text!("id {id:?} is already used by a {kind}", "id {id:?} 已被一台{kind_zh}使用"),
-                fix: text!(
-                    "give every camera and panel its own id (they share one id space)",
-                    "每台摄像机、报警主机和门禁控制器的 id 都要不同（它们共用一套 id）"
-                ),
-            });
+            p.problems.push(
+                Problem::new(
+                    "id",
+                    text!("id {id:?} is already used by a {kind}", "id {id:?} 已被一台{kind_zh}使用"),
+                    text!(
+                        "give every camera and panel its own id (they share one id space)",
+                        "每台摄像机、报警主机和门禁控制器的 id 都要不同（它们共用一套 id）"
+                    ),
+                )
+                .with_entry(format!("panel {}", pn.id)),
+            );
         }
     }
     if cameras.len() + panels.len() > MAX_DEVICES {
@@ -412,22 +395,23 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     let mut linkage_ids = HashSet::new();
     for id in alarm_zones.iter().map(|a| &a.id).chain(doors.iter().map(|d| &d.id)) {
         if !linkage_ids.insert(id.clone()) {
-            p.problems.push(Problem {
-                line: None,
-                entry: format!("alarm zone / door {id}"),
-                field: "id".into(),
-                message: text!("id {id:?} is used more than once", "id {id:?} 用了不止一次"),
-                fix: text!(
-                    "give every alarm zone and door its own id (they share one id space)",
-                    "每个防区和门的 id 都要不同（它们共用一套 id）"
-                ),
-            });
+            p.problems.push(
+                Problem::new(
+                    "id",
+                    text!("id {id:?} is used more than once", "id {id:?} 用了不止一次"),
+                    text!(
+                        "give every alarm zone and door its own id (they share one id space)",
+                        "每个防区和门的 id 都要不同（它们共用一套 id）"
+                    ),
+                )
+                .with_entry(format!("alarm zone / door {id}")),
+            );
         }
     }
     let timeline = timeline(&mut p, &doc, &refs, &alarm_zones, &doors, link.is_some());
 
     if !p.problems.is_empty() {
-        return Err(ScenarioError::Invalid { path: path.to_path_buf(), problems: p.problems });
+        return Err(ScenarioError::invalid(path, p.problems));
     }
     let scenario = Scenario {
         source: path.to_path_buf(),
@@ -449,17 +433,16 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     if let Err(errors) = super::ports::plan(&scenario, None, 0) {
         let problems = errors
             .into_iter()
-            .map(|e| Problem {
-                line: (e.field == "base_port")
-                    .then(|| header_lines(text, "scenario", false).first().copied())
-                    .flatten(),
-                entry: if e.field == "base_port" { "[scenario]".into() } else { "(top level)".into() },
-                field: e.field.into(),
-                message: e.message,
-                fix: e.fix,
+            .map(|e| {
+                let (line, entry) = if e.field == "base_port" {
+                    (p.lines.line("scenario"), "[scenario]")
+                } else {
+                    (None, "(top level)")
+                };
+                Problem::new(e.field, e.message, e.fix).with_line(line).with_entry(entry)
             })
             .collect();
-        return Err(ScenarioError::Invalid { path: path.to_path_buf(), problems });
+        return Err(ScenarioError::invalid(path, problems));
     }
     Ok(scenario)
 }
