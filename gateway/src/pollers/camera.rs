@@ -622,6 +622,8 @@ struct Prober {
     setup_error: Option<String>,
     http: Option<reqwest::Client>,
     digest: Option<Arc<DigestSession>>,
+    /// The RTSP server's own Digest session (its realm and nonce are not the HTTP server's).
+    rtsp_digest: Option<DigestSession>,
     media: Option<MediaCache>,
     /// (camera clock in s, our instant) at the last probe that read it.
     last_clock: Option<(i64, Instant)>,
@@ -684,6 +686,7 @@ impl Prober {
             (Some(u), Some(p)) => Some(Arc::new(DigestSession::new(u.clone(), p.clone()))),
             _ => None,
         };
+        let rtsp_digest = cfg.username.clone().zip(password.clone()).map(|(u, p)| DigestSession::new(u, p));
         let judge = Judge::new(settings.picture.clone());
         Prober {
             device,
@@ -695,6 +698,7 @@ impl Prober {
             setup_error,
             http,
             digest,
+            rtsp_digest,
             media: None,
             last_clock: None,
             last_snapshot: None,
@@ -1000,23 +1004,27 @@ impl Prober {
 
     /// RTSP DESCRIBE, hand-written: no maintained small crate does a one-shot DESCRIBE (the
     /// RTSP crates are full streaming clients), and a probe needs only one request, a bounded
-    /// read and a deadline. Answers a Digest challenge once if we have credentials.
+    /// read and a deadline. Answers a Digest challenge once if we have credentials, and answers
+    /// the camera's last challenge at once on later probes (one exchange instead of two while
+    /// its nonce lasts; a stale or refused one is answered anew on the same connection).
     async fn describe(&self, uri: &str) -> Result<(), String> {
         let (host, port) = rtsp::host_port(uri).ok_or_else(|| format!("not an RTSP URI: {}", truncate(uri, 100)))?;
         let max = self.settings.rtsp_max_bytes;
-        let creds = self.username.as_deref().zip(self.password.as_deref());
+        let digest = self.rtsp_digest.as_ref();
         let work = async {
             let mut s = TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("connect: {e}"))?;
-            s.write_all(rtsp::describe_request(uri, 1, None).as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+            let remembered = digest.and_then(|d| d.answer_remembered("DESCRIBE", uri));
+            s.write_all(rtsp::describe_request(uri, 1, remembered.as_deref()).as_bytes())
+                .await
+                .map_err(|e| format!("send: {e}"))?;
             let mut reply = read_rtsp(&mut s, max).await?;
             if reply.status() == Some(401) {
-                let (user, pass) = creds.ok_or("RTSP wants credentials and none are configured")?;
-                let challenge = reply
-                    .header("WWW-Authenticate")
-                    .and_then(Challenge::parse)
-                    .ok_or("RTSP 401 without a usable Digest challenge")?;
-                let cnonce = format!("{:016x}", rand::random::<u64>());
-                let auth = challenge.authorize("DESCRIBE", uri, user, pass, &cnonce, 1);
+                let digest = digest.ok_or("RTSP wants credentials and none are configured")?;
+                let Some(challenge) = reply.header("WWW-Authenticate").and_then(Challenge::parse) else {
+                    digest.forget();
+                    return Err("RTSP 401 without a usable Digest challenge".into());
+                };
+                let auth = digest.answer_new(challenge, "DESCRIBE", uri);
                 s.write_all(rtsp::describe_request(uri, 2, Some(&auth)).as_bytes())
                     .await
                     .map_err(|e| format!("send: {e}"))?;
