@@ -3,7 +3,7 @@
 //! gateway reads `config::SiteConfig` as before.
 
 pub use ::site::model::*;
-pub use ::site::{Diagnostic, ProfileResolver, broker_host_port, split_host_port};
+pub use ::site::{Diagnostic, ProfileResolver, split_host_port};
 
 /// One thing wrong with a site file (the gateway's older name for [`Diagnostic`]).
 pub type Problem = Diagnostic;

@@ -15,18 +15,28 @@
 // Data here comes from files, the environment and users: no unwrap or expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+// The client side (rumqttc, TLS, backoff) is the default feature `client`; without it the crate
+// is the URL parser and the errors alone, which the site file's validation uses (`site`, and so
+// the simulator, need no MQTT client for that).
+#[cfg(feature = "client")]
 mod backoff;
+#[cfg(feature = "client")]
 mod tls;
 mod url;
 
 use std::path::{Path, PathBuf};
+#[cfg(feature = "client")]
 use std::time::Duration;
 
 use i18n::{Text, text};
+#[cfg(feature = "client")]
 pub use rumqttc::TlsConfiguration;
+#[cfg(feature = "client")]
 use rumqttc::Transport;
 
+#[cfg(feature = "client")]
 pub use backoff::Backoff;
+#[cfg(feature = "client")]
 pub use tls::TlsFiles;
 pub use url::{BrokerUrl, DEFAULT_PORT, DEFAULT_TLS_PORT};
 
@@ -165,6 +175,7 @@ pub fn password_from_env(var: &str) -> Result<String, SetupError> {
 
 /// Everything a connection needs, for either protocol version. Files are read before this is
 /// made ([`TlsFiles::load`], [`password_from_file`]), so building rumqttc's options cannot fail.
+#[cfg(feature = "client")]
 #[derive(Clone)]
 pub struct ClientOptions {
     pub broker: BrokerUrl,
@@ -186,6 +197,7 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
 }
 
+#[cfg(feature = "client")]
 impl std::fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientOptions")
@@ -202,6 +214,7 @@ impl std::fmt::Debug for ClientOptions {
     }
 }
 
+#[cfg(feature = "client")]
 impl ClientOptions {
     /// A clean session, keep-alive 30 s, packets up to 1 MiB, connect deadline 5 s, no
     /// credentials, TLS only if the URL says `mqtts://` (system roots).
@@ -294,7 +307,7 @@ impl ClientOptions {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "client"))]
 mod tests {
     use super::*;
 

@@ -27,4 +27,4 @@ pub mod validate;
 pub use diagnostic::{Diagnostic, Locator};
 pub use model::*;
 pub use typed::{AlarmZone, Camera, Door, Panel, Site, Zone};
-pub use validate::{ProfileResolver, broker_host_port, split_host_port};
+pub use validate::{ProfileResolver, split_host_port};

@@ -87,21 +87,23 @@ impl SiteConfig {
         }
 
         // Uplink.
-        let scheme_ok = self.uplink.broker.starts_with("mqtt://") || self.uplink.broker.starts_with("mqtts://");
-        if !scheme_ok {
-            v.push(
-                "uplink.broker",
-                text!("{:?} is not an MQTT URL", "{:?} 不是 MQTT 地址", self.uplink.broker),
-                text!("write mqtt://HOST:PORT or mqtts://HOST:PORT", "写成 mqtt://主机:端口 或 mqtts://主机:端口"),
-            );
-        } else if broker_host_port(&self.uplink.broker).is_none() {
-            v.push(
-                "uplink.broker",
-                text!("{:?} has no valid host and port", "{:?} 中没有有效的主机和端口", self.uplink.broker),
-                text!("write mqtt://HOST:PORT", "写成 mqtt://主机:端口"),
-            );
-        }
-        if self.uplink.broker.starts_with("mqtts://") && self.uplink.tls.is_none() {
+        // The one broker URL parser, the one the uplink connects with (mqtt-setup): what passes
+        // here is what `run` accepts.
+        let broker = match mqtt_setup::BrokerUrl::parse(&self.uplink.broker) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                v.push(
+                    "uplink.broker",
+                    e.text(),
+                    text!(
+                        "write mqtt://HOST[:PORT] or mqtts://HOST[:PORT]; an IPv6 address in brackets, e.g. mqtt://[fd00::5]:1883",
+                        "写成 mqtt://主机[:端口] 或 mqtts://主机[:端口]；IPv6 地址加方括号，例如 mqtt://[fd00::5]:1883"
+                    ),
+                );
+                None
+            }
+        };
+        if broker.as_ref().is_some_and(|b| b.tls) && self.uplink.tls.is_none() {
             v.push(
                 "uplink.tls",
                 text!("mqtts:// needs a [uplink.tls] section", "mqtts:// 需要 [uplink.tls] 一节"),
@@ -445,14 +447,6 @@ impl SiteConfig {
     }
 }
 
-/// `mqtt://host:port` → (host, port); port defaults to 1883 (8883 for mqtts).
-pub fn broker_host_port(url: &str) -> Option<(String, u16)> {
-    let (rest, default) =
-        if let Some(r) = url.strip_prefix("mqtts://") { (r, 8883) } else { (url.strip_prefix("mqtt://")?, 1883) };
-    let rest = rest.trim_end_matches('/');
-    split_host_port(rest, default)
-}
-
 /// `host:port` or `host` → (host, port); an IPv6 address in brackets (`[::1]:1883`, `[::1]`).
 pub fn split_host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
     if s.is_empty() || s.contains('/') {
@@ -638,14 +632,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn broker_urls_split() {
-        assert_eq!(broker_host_port("mqtt://127.0.0.1:1884"), Some(("127.0.0.1".into(), 1884)));
-        assert_eq!(broker_host_port("mqtts://ho.example"), Some(("ho.example".into(), 8883)));
-        assert_eq!(broker_host_port("http://x"), None);
-        assert_eq!(broker_host_port("mqtt://[::1]:1884"), Some(("::1".into(), 1884)));
-        assert_eq!(broker_host_port("mqtts://[fd00::5]"), Some(("fd00::5".into(), 8883)));
-        assert_eq!(broker_host_port("mqtt://[::1"), None);
-        assert_eq!(broker_host_port("mqtt://[nonsense]:1"), None);
+    fn device_addresses_split() {
+        assert_eq!(split_host_port("127.0.0.1:1502", 502), Some(("127.0.0.1".into(), 1502)));
+        assert_eq!(split_host_port("panel.local", 502), Some(("panel.local".into(), 502)));
+        assert_eq!(split_host_port("[::1]:1502", 502), Some(("::1".into(), 1502)));
+        assert_eq!(split_host_port("[fd00::5]", 502), Some(("fd00::5".into(), 502)));
+        assert_eq!(split_host_port("[::1", 502), None);
+        assert_eq!(split_host_port("[nonsense]:1", 502), None);
+        assert_eq!(split_host_port("", 502), None);
+    }
+
+    /// The broker is checked by the uplink's own parser: what check-config passes, `run` takes.
+    #[test]
+    fn the_broker_url_is_checked_by_the_uplinks_parser() {
+        let site = |broker: &str, tls: &str| {
+            format!("[branch]\nid = \"b01\"\nname = \"B\"\n\n[uplink]\nbroker = \"{broker}\"\n{tls}")
+        };
+        let tls = "[uplink.tls]\nca_file = \"ca.pem\"\n";
+        for ok in ["mqtt://127.0.0.1:1883", "tcp://ho.example", "mqtt://[::1]:1883", "mqtt://[fd00::5]"] {
+            let problems = SiteConfig::check_str(&site(ok, ""), &AnyProfile).err().unwrap_or_default();
+            assert!(!problems.iter().any(|p| p.field.starts_with("uplink")), "{ok}: {problems:?}");
+        }
+        for ok in ["mqtts://ho.example", "ssl://ho.example:8884"] {
+            let problems = SiteConfig::check_str(&site(ok, tls), &AnyProfile).err().unwrap_or_default();
+            // (The CA file is not there: only the URL and the section are in question.)
+            assert!(
+                !problems.iter().any(|p| p.field == "uplink.broker" || p.field == "uplink.tls"),
+                "{ok}: {problems:?}"
+            );
+            let problems = SiteConfig::check_str(&site(ok, ""), &AnyProfile).expect_err("TLS without [uplink.tls]");
+            assert!(problems.iter().any(|p| p.field == "uplink.tls"), "{ok}: {problems:?}");
+        }
+        for (bad, says) in [
+            ("mqtt://::1:1883", "brackets"),
+            ("http://ho.example", "not MQTT"),
+            ("ho.example:1883", "no scheme"),
+            ("mqtt://ho.example:0", "port"),
+            ("mqtt://user@ho.example", "more than a host"),
+        ] {
+            let problems = SiteConfig::check_str(&site(bad, ""), &AnyProfile).expect_err(bad);
+            let p =
+                problems.iter().find(|p| p.field == "uplink.broker").unwrap_or_else(|| panic!("{bad}: {problems:?}"));
+            assert!(p.message.en.contains(says) && !p.message.zh.is_empty(), "{bad}: {p:?}");
+            assert_eq!(p.line, Some(6), "{bad}");
+        }
     }
 
     /// Every profile has one point of each role the site file asks for.

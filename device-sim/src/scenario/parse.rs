@@ -510,17 +510,18 @@ fn gateway_section(p: &mut Parser<'_>, doc: &toml::Table) -> GatewayDef {
     let Some((t, line)) = p.table(doc, "gateway") else { return g };
     let mut e = Entry::new(t, line, "[gateway]".into());
     if let Some(b) = e.string("broker") {
-        if b.starts_with("mqtt://") || b.starts_with("mqtts://") {
-            g.broker = b;
-        } else {
-            e.problem(
+        // The gateway's own broker URL parser: an emitted site file never carries a broker the
+        // gateway would refuse.
+        match mqtt_setup::BrokerUrl::parse(&b) {
+            Ok(_) => g.broker = b,
+            Err(err) => e.problem(
                 "broker",
-                text!("{b:?} is not an MQTT URL", "{b:?} 不是 MQTT 地址"),
+                err.text(),
                 text!(
-                    "write broker = \"mqtt://HOST:PORT\" or \"mqtts://HOST:PORT\"",
-                    "写成 broker = \"mqtt://主机:端口\" 或 \"mqtts://主机:端口\""
+                    "write broker = \"mqtt://HOST[:PORT]\" or \"mqtts://HOST[:PORT]\"",
+                    "写成 broker = \"mqtt://主机[:端口]\" 或 \"mqtts://主机[:端口]\""
                 ),
-            );
+            ),
         }
     }
     g.client_id = e.string("client_id");
