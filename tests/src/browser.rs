@@ -211,18 +211,31 @@ impl Browser {
     }
 
     /// The rendered text of the first element matching `css` (waits up to [`DEFAULT_WAIT`]).
+    /// An element replaced between finding and reading it (a page that refreshes itself, as the
+    /// console's live pages do) is found again, up to three times.
     pub async fn text(&self, css: &str) -> Result<String> {
-        let element = self.wait_for(css, DEFAULT_WAIT).await?;
-        let r = element.text().await;
-        self.ctx(r, || format!("reading the text of `{css}`")).await
+        let mut tries = 0;
+        loop {
+            let element = self.wait_for(css, DEFAULT_WAIT).await?;
+            match element.text().await {
+                Err(e) if e.is_stale_element_reference() && tries < 3 => tries += 1,
+                r => return self.ctx(r, || format!("reading the text of `{css}`")).await,
+            }
+        }
     }
 
     /// The attribute `name` of the first element matching `css`, `None` when it has none
-    /// (waits up to [`DEFAULT_WAIT`] for the element).
+    /// (waits up to [`DEFAULT_WAIT`] for the element; a replaced element is found again, as in
+    /// [`Browser::text`]).
     pub async fn attr(&self, css: &str, name: &str) -> Result<Option<String>> {
-        let element = self.wait_for(css, DEFAULT_WAIT).await?;
-        let r = element.attr(name).await;
-        self.ctx(r, || format!("reading attribute {name} of `{css}`")).await
+        let mut tries = 0;
+        loop {
+            let element = self.wait_for(css, DEFAULT_WAIT).await?;
+            match element.attr(name).await {
+                Err(e) if e.is_stale_element_reference() && tries < 3 => tries += 1,
+                r => return self.ctx(r, || format!("reading attribute {name} of `{css}`")).await,
+            }
+        }
     }
 
     /// Clears the field matching `css` and types `text` into it (waits up to [`DEFAULT_WAIT`]).

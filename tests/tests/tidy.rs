@@ -503,13 +503,16 @@ fn every_document_and_its_chinese_version_have_the_same_sections() {
 }
 
 /// The code of the programs people run (`branch-gateway`, `device-sim`, `hq`, and the shared
-/// translation crate), without test modules.
+/// crates whose texts they show: translation, the site file, the MQTT setup), without test
+/// modules.
 fn program_sources(files: &[String]) -> Vec<&String> {
     files
         .iter()
         .filter(|f| f.ends_with(".rs"))
         .filter(|f| {
-            ["gateway/src/", "device-sim/src/", "headoffice/src/", "i18n/src/"].iter().any(|d| f.starts_with(d))
+            ["gateway/src/", "device-sim/src/", "headoffice/src/", "i18n/src/", "site/src/", "mqtt-setup/src/"]
+                .iter()
+                .any(|d| f.starts_with(d))
         })
         .collect()
 }

@@ -20,6 +20,7 @@ mod discovery_npm_onvif;
 mod fault_matrix;
 mod messages_zh;
 mod metrics;
+mod mqtt_ipv6;
 mod panel_bad_input;
 mod panel_budget;
 mod panel_interop;

@@ -116,18 +116,31 @@ fn commission_checks_the_uplink_over_ipv6() -> Result<()> {
     Ok(())
 }
 
-/// An IPv6 address written without brackets is ambiguous (`::1:1883`): the gateway and `hq`
-/// refuse it with the same advice, in English and Chinese, before connecting anywhere.
+/// An IPv6 address written without brackets is ambiguous (`::1:1883`): the gateway's
+/// `check-config` and `run` and `hq` refuse it with the same advice, in English and Chinese,
+/// before connecting anywhere (one parser: what check-config passes, `run` takes).
 #[test]
 fn an_ipv6_address_without_brackets_is_refused_by_both_with_the_same_fix() -> Result<()> {
     let work = tempfile::tempdir()?;
     let cfg = site(work.path(), "v6-b", "mqtt://::1:1883", "5")?;
     for (lang, needle) in [("C", "mqtt://[::1]:1883"), ("zh_CN.UTF-8", "方括号")] {
+        let out = Command::new(bin("branch-gateway"))
+            .env("LANG", lang)
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .arg("check-config")
+            .arg(&cfg)
+            .current_dir(work.path())
+            .output()?;
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(2), "check-config refuses the site file: {all}");
+        assert!(all.contains("uplink.broker") && all.contains(needle), "{lang}: {all}");
+
         let mut gateway = Command::new(bin("branch-gateway"));
         gateway.env("LANG", lang).env_remove("LC_ALL").env_remove("LC_MESSAGES").arg("run").arg(&cfg);
         let out = gateway.current_dir(work.path()).output()?;
         let all = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert_eq!(out.status.code(), Some(2), "run refuses it as check-config does (docs/CONFIG.md): {all}");
         assert!(all.contains("uplink.broker") && all.contains(needle), "{lang}: {all}");
 
         let out = Command::new(bin("hq"))

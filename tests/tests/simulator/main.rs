@@ -10,3 +10,4 @@ mod sim_i18n;
 mod sim_ports;
 mod sim_scenarios;
 mod sim_timeline_e2e;
+mod site_model;
