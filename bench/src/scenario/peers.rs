@@ -48,10 +48,11 @@ const ALARM_REG: usize = 7;
 const FLIP_TIMEOUT: Duration = Duration::from_secs(5);
 const CAMERAS: usize = 200;
 const CAMERA_POLL: Duration = Duration::from_secs(10);
-/// The gateway's requests per camera probe in the steady state: GetSystemDateAndTime,
-/// GetDeviceInformation, RTSP DESCRIBE, PullMessages, and the snapshot every 6th probe
-/// (`frozen_check_every`); the media refresh every 60th probe and lease renewals left out.
-const GATEWAY_REQUESTS_PER_PROBE: f64 = 4.0 + 1.0 / 6.0;
+/// The gateway's requests per camera probe in the steady state: GetDeviceInformation, RTSP
+/// DESCRIBE and PullMessages, and GetSystemDateAndTime and the snapshot every 6th probe
+/// (`CLOCK_EVERY_PROBES`, `frozen_check_every`); the media refresh every 60th probe and lease
+/// renewals left out.
+const GATEWAY_REQUESTS_PER_PROBE: f64 = 3.0 + 2.0 / 6.0;
 const ZEEP_REQUESTS_PER_PROBE: f64 = 4.0;
 /// How long the installs may take (npm and pip from the registries, the first time).
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -880,7 +881,7 @@ async fn onvif(ctx: &Ctx, installed: &Installed) -> Result<Vec<Row>> {
         &gw,
         &mut rows,
         GATEWAY_REQUESTS_PER_PROBE,
-        "probes = cameras × window ÷ 10 s; per request: ÷ 4.17 (GetSystemDateAndTime, GetDeviceInformation, RTSP DESCRIBE, PullMessages, the snapshot every 6th probe)",
+        "probes = cameras × window ÷ 10 s; per request: ÷ 3.33 (GetDeviceInformation, RTSP DESCRIBE, PullMessages; GetSystemDateAndTime and the snapshot every 6th probe)",
     );
     per_camera(
         &format!("onvif-zeep-async loop, {CAMERAS} cameras"),

@@ -3,7 +3,9 @@
 //! A cycle climbs the status ladder and stops at the first rung that fails, each step under
 //! its own deadline (`cfg.timeout`) because client libraries' defaults are far too long:
 //!
-//! 1. `GetSystemDateAndTime` without credentials — reachability and the camera's clock skew.
+//! 1. `GetSystemDateAndTime` without credentials — reachability and the camera's clock skew;
+//!    on the first probe, every [`CLOCK_EVERY_PROBES`]th and after a failed one (in between
+//!    step 2 alone proves the camera is there, and a failure there starts again from step 1).
 //!    Connection refused → [`Reach::Unreachable`]; a timeout is followed by a bare TCP
 //!    connect to tell "nothing there" ([`Reach::Unreachable`]) from "listening but mute"
 //!    ([`Reach::TcpOnly`]); HTTP 500, a non-auth SOAP fault or garbage → [`Reach::TcpOnly`].
@@ -73,6 +75,13 @@ pub const RTSP_MAX_BYTES: usize = 16 * 1024;
 const MAX_REASON: usize = 300;
 /// A camera clock that ran this much slower than ours between two probes has jumped back.
 const CLOCK_JUMP_SECS: i64 = 5;
+/// The camera's clock (`GetSystemDateAndTime`, step 1) is read on the first probe, on every
+/// this-many-th, and on every probe after one that did not reach the camera's authenticated
+/// service; in between the last skew stands (a clock drifts by milliseconds a minute) and the
+/// authenticated call alone proves the camera is there. When that call fails on a probe that
+/// skipped the clock, the probe climbs the whole ladder again from step 1, so every failure is
+/// classified exactly as before (and a camera whose clock jumped is answered with its new time).
+const CLOCK_EVERY_PROBES: u64 = 6;
 /// Media URIs and the encoder settings are read again after this many probes (10 min at the
 /// default interval), so a camera reconfigured without a reboot (a lower resolution, a new
 /// stream URI) is seen.
@@ -634,6 +643,10 @@ struct Prober {
     picture: (Verdict, String),
     events: EventState,
     cycle: u64,
+    /// The skew last measured (step 1), reported until the next reading.
+    last_skew: Option<i64>,
+    /// The last probe reached the authenticated service: the next may skip the clock.
+    authenticated_last: bool,
 }
 
 enum SnapshotError {
@@ -707,6 +720,8 @@ impl Prober {
             picture: (Verdict::Good, String::new()),
             events: EventState::default(),
             cycle: 0,
+            last_skew: None,
+            authenticated_last: false,
         }
     }
 
@@ -773,51 +788,66 @@ impl Prober {
             return Self::fail(Reach::Unreachable, self.setup_error.clone().unwrap_or_default(), None);
         };
 
-        // 1. Reachability and clock, without credentials.
-        let anon = self.client(&http, false, 0);
-        let before = chrono::Utc::now();
-        let mut skew_ms = None;
-        let mut reasons = Vec::new();
-        match call("GetSystemDateAndTime", t, anon.get_system_date_and_time()).await {
-            Ok(dt) => {
-                if let Some(cam_secs) = dt.utc_unix {
-                    let after = chrono::Utc::now();
-                    let mid_ms = before.timestamp_millis() + (after - before).num_milliseconds() / 2;
-                    // The camera reports whole seconds: centre the estimate (±0.5 s resolution).
-                    skew_ms = Some(cam_secs.saturating_mul(1000).saturating_add(500).saturating_sub(mid_ms));
-                    self.check_clock_jump(cam_secs);
-                }
-            }
-            Err(Failure::Connect(r)) => {
-                self.on_unreachable();
-                return Self::fail(Reach::Unreachable, r, None);
-            }
-            Err(Failure::Timeout(r)) => {
-                return match self.tcp_check().await {
-                    Ok(()) => Self::fail(Reach::TcpOnly, r, None),
-                    Err(e) => {
-                        self.on_unreachable();
-                        Self::fail(Reach::Unreachable, format!("{r}; {e}"), None)
+        // 1. Reachability and clock, without credentials: on the first probe, every
+        // CLOCK_EVERY_PROBES-th and after a probe that failed before the authenticated call;
+        // between them the last skew stands. A probe that skipped it and then fails the
+        // authenticated call starts again here (at most once).
+        let mut read_clock =
+            !self.authenticated_last || self.last_skew.is_none() || (self.cycle - 1).is_multiple_of(CLOCK_EVERY_PROBES);
+        self.authenticated_last = false;
+        let (skew_ms, reasons, client) = loop {
+            let mut skew_ms = if read_clock { None } else { self.last_skew };
+            let mut reasons = Vec::new();
+            if read_clock {
+                let anon = self.client(&http, false, 0);
+                let before = chrono::Utc::now();
+                match call("GetSystemDateAndTime", t, anon.get_system_date_and_time()).await {
+                    Ok(dt) => {
+                        if let Some(cam_secs) = dt.utc_unix {
+                            let after = chrono::Utc::now();
+                            let mid_ms = before.timestamp_millis() + (after - before).num_milliseconds() / 2;
+                            // The camera reports whole seconds: centre the estimate (±0.5 s resolution).
+                            skew_ms = Some(cam_secs.saturating_mul(1000).saturating_add(500).saturating_sub(mid_ms));
+                            self.check_clock_jump(cam_secs);
+                        }
                     }
-                };
+                    Err(Failure::Connect(r)) => {
+                        self.on_unreachable();
+                        return Self::fail(Reach::Unreachable, r, None);
+                    }
+                    Err(Failure::Timeout(r)) => {
+                        return match self.tcp_check().await {
+                            Ok(()) => Self::fail(Reach::TcpOnly, r, None),
+                            Err(e) => {
+                                self.on_unreachable();
+                                Self::fail(Reach::Unreachable, format!("{r}; {e}"), None)
+                            }
+                        };
+                    }
+                    // Some firmware wants credentials even for the clock: carry on without skew.
+                    Err(Failure::Auth(r)) => reasons.push(r),
+                    Err(Failure::Other(r)) => return Self::fail(Reach::TcpOnly, r, None),
+                }
+                self.last_skew = skew_ms;
             }
-            // Some firmware wants credentials even for the clock: carry on without skew.
-            Err(Failure::Auth(r)) => reasons.push(r),
-            Err(Failure::Other(r)) => return Self::fail(Reach::TcpOnly, r, None),
-        }
-        if let Some(e) = &self.setup_error {
-            return Self::fail(Reach::AuthFailed, e.clone(), skew_ms);
-        }
+            if let Some(e) = &self.setup_error {
+                return Self::fail(Reach::AuthFailed, e.clone(), skew_ms);
+            }
 
-        // 2. Authenticated call.
-        let offset_secs = skew_ms.map(|ms| (ms as f64 / 1000.0).round() as i64).unwrap_or(0);
-        let client = self.client(&http, true, offset_secs);
-        match call("GetDeviceInformation", t, client.get_device_info()).await {
-            Ok(_) => {}
-            Err(Failure::Auth(r)) => return Self::fail(Reach::AuthFailed, r, skew_ms),
-            Err(Failure::Connect(r)) => return Self::fail(Reach::Unreachable, r, skew_ms),
-            Err(Failure::Timeout(r) | Failure::Other(r)) => return Self::fail(Reach::TcpOnly, r, skew_ms),
-        }
+            // 2. Authenticated call.
+            let offset_secs = skew_ms.map(|ms| (ms as f64 / 1000.0).round() as i64).unwrap_or(0);
+            let client = self.client(&http, true, offset_secs);
+            match call("GetDeviceInformation", t, client.get_device_info()).await {
+                Ok(_) => break (skew_ms, reasons, client),
+                // Skipped the clock: climb the whole ladder, so the failure is classified (and a
+                // jumped clock answered) exactly as on a probe that read it.
+                Err(_) if !read_clock => read_clock = true,
+                Err(Failure::Auth(r)) => return Self::fail(Reach::AuthFailed, r, skew_ms),
+                Err(Failure::Connect(r)) => return Self::fail(Reach::Unreachable, r, skew_ms),
+                Err(Failure::Timeout(r) | Failure::Other(r)) => return Self::fail(Reach::TcpOnly, r, skew_ms),
+            }
+        };
+        self.authenticated_last = true;
         let mut out = Outcome {
             reach: Reach::Online,
             video: Video::Unknown,
