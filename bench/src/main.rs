@@ -26,6 +26,7 @@ mod rusage;
 mod scenario;
 mod sim;
 mod stats;
+mod stress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,11 @@ struct Cli {
     /// The head-office `hq` binary to measure (default: next to this one, i.e. target/release).
     #[arg(long, value_name = "PATH")]
     hq: Option<PathBuf>,
+    /// Run a CPU and disk load beside the gateway in the alarm scenario (one spinning process
+    /// per core, one writer fsyncing 4 MiB chunks on the outbox's filesystem): the alarm's tail
+    /// on a busy machine.
+    #[arg(long)]
+    stress: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -121,6 +127,14 @@ enum Internal {
         #[arg(long, default_value_t = 2000)]
         branches: u64,
     },
+    /// Load the machine until stdin closes (`--stress`).
+    #[command(hide = true)]
+    StressWorker {
+        #[arg(long, value_enum)]
+        kind: stress::Kind,
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Run a command (stdout to /dev/null) and print its wall time and exact peak RSS as JSON.
     #[command(hide = true)]
     Rusage {
@@ -149,7 +163,8 @@ fn main() -> ExitCode {
         Some(Internal::Rusage { timeout_s, command }) => {
             rusage::launch(&command, std::time::Duration::from_secs(timeout_s)).map(|()| ExitCode::SUCCESS)
         }
-        None => bench(cli.quick, cli.json, cli.only, cli.gateway, cli.hq),
+        Some(Internal::StressWorker { kind, dir }) => stress::worker(kind, dir).map(|()| ExitCode::SUCCESS),
+        None => bench(cli.quick, cli.stress, cli.json, cli.only, cli.gateway, cli.hq),
     };
     match result {
         Ok(code) => code,
@@ -163,6 +178,7 @@ fn main() -> ExitCode {
 /// The bench proper. `Err` = the harness could not even start (exit 2).
 fn bench(
     quick: bool,
+    stress: bool,
     json_out: Option<PathBuf>,
     only: Vec<Which>,
     gateway: Option<PathBuf>,
@@ -214,6 +230,7 @@ fn bench(
     let work = tempfile::Builder::new().prefix("bsg-bench-").tempdir().context("create a scratch directory")?;
     let ctx = Ctx {
         quick,
+        stress,
         gateway_bin: gateway_bin.clone(),
         hq_bin: hq_bin.clone(),
         self_bin,
@@ -241,6 +258,12 @@ fn bench(
         ctx.broker.port
     );
     println!("{header}\n");
+    if stress {
+        println!(
+            "--stress: the alarm scenario runs beside one CPU spinner per core and one disk writer (4 MiB + fsync) \
+             on the outbox's filesystem\n"
+        );
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -30,6 +30,9 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let addr = fleet.addr("alarm-1").map(|a| a.to_string()).unwrap_or_default();
     let (mut p50, mut p99, mut worst, mut missing, mut all) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut poll_share, mut after_read, mut after_detect): (Vec<f64>, Vec<f64>, Vec<f64>) = (vec![], vec![], vec![]);
+    // `--stress`: the whole scenario beside a CPU and disk load (stopped when `load` drops).
+    let load = if ctx.stress { Some(crate::stress::Load::start(&ctx.self_bin, &ctx.dir("stress"))?) } else { None };
+    let tag = if load.is_some() { ", under --stress" } else { "" };
     for run in 0..runs {
         let branch = format!("bench-alarm-{run}");
         let mut site = Site::new(&branch);
@@ -102,6 +105,8 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
         all.extend(lat);
     }
     fleet.shutdown().await;
+    let stressed = load.as_ref().map(|l| l.description.clone());
+    drop(load);
     let over = format!("{runs} run(s) × {alarms} alarms");
     let budget = ms(POLL) + 15.0;
     let pooled = format!(
@@ -113,10 +118,20 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
         percentile(&all, 100.0).unwrap_or(f64::NAN)
     );
     Ok(vec![
-        Row::new(SCENARIO, "p50 flip → alert (250 ms poll)", "ms", Summary::of(&p50), &over, None),
-        Row::new(SCENARIO, "p99 flip → alert (250 ms poll)", "ms", Summary::of(&p99), &over, Budget::at_most(budget))
-            .with_note(pooled),
-        Row::new(SCENARIO, "max flip → alert", "ms", Summary::of(&worst), &over, None),
+        Row::new(SCENARIO, &format!("p50 flip → alert (250 ms poll){tag}"), "ms", Summary::of(&p50), &over, None),
+        Row::new(
+            SCENARIO,
+            &format!("p99 flip → alert (250 ms poll){tag}"),
+            "ms",
+            Summary::of(&p99),
+            &over,
+            Budget::at_most(budget),
+        )
+        .with_note(match &stressed {
+            Some(load) => format!("{pooled}; load: {load}"),
+            None => pooled,
+        }),
+        Row::new(SCENARIO, &format!("max flip → alert{tag}"), "ms", Summary::of(&worst), &over, None),
         Row::new(
             SCENARIO,
             "flip → poll read (p50)",

@@ -20,6 +20,8 @@ use harness::Mosquitto;
 /// What every scenario shares.
 pub struct Ctx {
     pub quick: bool,
+    /// `--stress`: the alarm scenario runs beside a CPU and disk load.
+    pub stress: bool,
     /// The release-built `branch-gateway`.
     pub gateway_bin: PathBuf,
     /// The release-built head-office `hq`.

@@ -4,6 +4,7 @@
 //! module, so the binaries the tests drive (`harness::bin`) are linked once, not once per file.
 
 mod alarm_snapshots;
+mod bench_stress;
 mod camera_interop;
 mod camera_malformed;
 mod camera_poller;
