@@ -155,6 +155,13 @@ impl Gateway {
     /// Writes the site file into `dir` (storage in `dir/outbox`), validates it with the
     /// gateway's own loader, and starts the binary. `started` is stamped just before the spawn.
     pub fn spawn(bin: &Path, dir: &Path, site: &Site, broker_port: u16) -> Result<Gateway> {
+        Gateway::spawn_nice(bin, dir, site, broker_port, 0)
+    }
+
+    /// [`Gateway::spawn`] at the scheduling priority `nice` (set in the child before exec, so
+    /// every thread the gateway starts inherits it), as the systemd unit's `Nice=` does. A
+    /// negative nice needs root; without it the gateway runs at the bench's own.
+    pub fn spawn_nice(bin: &Path, dir: &Path, site: &Site, broker_port: u16, nice: i32) -> Result<Gateway> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let path = dir.join("site.toml");
         std::fs::write(&path, site.toml(broker_port, &dir.join("outbox")))
@@ -165,15 +172,27 @@ impl Gateway {
         let out = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
         let err = out.try_clone()?;
         let started = Instant::now();
-        let child = Command::new(bin)
-            .arg("run")
+        let mut cmd = Command::new(bin);
+        cmd.arg("run")
             .arg(&path)
             .env("RUST_LOG", "info,sled=warn,rumqttc=warn")
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err)
-            .spawn()
-            .with_context(|| format!("spawn {}", bin.display()))?;
+            .stderr(err);
+        if nice != 0 {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: between fork and exec the closure only calls setpriority, which is
+            // async-signal-safe, and allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setpriority(libc::PRIO_PROCESS, 0, nice) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().with_context(|| format!("spawn {} at nice {nice}", bin.display()))?;
         Ok(Gateway { proc: Proc { child, name: "branch-gateway".into() }, started, config, log })
     }
 

@@ -69,6 +69,10 @@ struct Cli {
     /// on a busy machine.
     #[arg(long)]
     stress: bool,
+    /// The gateway's nice under --stress (default 0, the load's; -5 measured no different,
+    /// docs/BENCHMARKS.md). A negative nice needs root.
+    #[arg(long, value_name = "N", default_value_t = 0, allow_hyphen_values = true)]
+    stress_nice: i32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -164,7 +168,7 @@ fn main() -> ExitCode {
             rusage::launch(&command, std::time::Duration::from_secs(timeout_s)).map(|()| ExitCode::SUCCESS)
         }
         Some(Internal::StressWorker { kind, dir }) => stress::worker(kind, dir).map(|()| ExitCode::SUCCESS),
-        None => bench(cli.quick, cli.stress, cli.json, cli.only, cli.gateway, cli.hq),
+        None => bench(cli.quick, cli.stress.then_some(cli.stress_nice), cli.json, cli.only, cli.gateway, cli.hq),
     };
     match result {
         Ok(code) => code,
@@ -178,7 +182,7 @@ fn main() -> ExitCode {
 /// The bench proper. `Err` = the harness could not even start (exit 2).
 fn bench(
     quick: bool,
-    stress: bool,
+    stress: Option<i32>,
     json_out: Option<PathBuf>,
     only: Vec<Which>,
     gateway: Option<PathBuf>,
@@ -258,7 +262,7 @@ fn bench(
         ctx.broker.port
     );
     println!("{header}\n");
-    if stress {
+    if stress.is_some() {
         println!(
             "--stress: the alarm scenario runs beside one CPU spinner per core and one disk writer (4 MiB + fsync) \
              on the outbox's filesystem\n"

@@ -35,7 +35,7 @@ impl Load {
         let mut load = Load {
             children: Vec::new(),
             description: format!(
-                "{cores} CPU spinner(s) and 1 disk writer (4 MiB chunks, fsync after each) beside the gateway, same priority"
+                "{cores} CPU spinner(s) and 1 disk writer (4 MiB chunks, fsync after each) at nice 0 beside the gateway"
             ),
         };
         for kind in std::iter::repeat_n(Kind::Cpu, cores).chain([Kind::Disk]) {

@@ -23,6 +23,11 @@ const SCENARIO: &str = "1 alarm latency";
 const POLL: Duration = Duration::from_millis(250);
 const ALERT_TIMEOUT: Duration = Duration::from_secs(5);
 
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let runs = ctx.pick(3, 1);
     let alarms = ctx.pick(200, 60);
@@ -31,8 +36,21 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let (mut p50, mut p99, mut worst, mut missing, mut all) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut poll_share, mut after_read, mut after_detect): (Vec<f64>, Vec<f64>, Vec<f64>) = (vec![], vec![], vec![]);
     // `--stress`: the whole scenario beside a CPU and disk load (stopped when `load` drops).
-    let load = if ctx.stress { Some(crate::stress::Load::start(&ctx.self_bin, &ctx.dir("stress"))?) } else { None };
-    let tag = if load.is_some() { ", under --stress" } else { "" };
+    let load = match ctx.stress {
+        Some(_) => Some(crate::stress::Load::start(&ctx.self_bin, &ctx.dir("stress"))?),
+        None => None,
+    };
+    // `--stress-nice N`: the gateway at another priority than the load's (a negative nice needs
+    // root; without it, nice 0, and the rows say so).
+    let nice = match ctx.stress {
+        Some(n) if n >= 0 || is_root() => n,
+        _ => 0,
+    };
+    let tag = match (load.is_some(), nice) {
+        (false, _) => String::new(),
+        (true, 0) => ", under --stress".to_string(),
+        (true, n) => format!(", under --stress, gateway at nice {n}"),
+    };
     for run in 0..runs {
         let branch = format!("bench-alarm-{run}");
         let mut site = Site::new(&branch);
@@ -46,7 +64,7 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
         site.alarm_zones.push(("z1".into(), "alarm-1".into(), "zone.1".into()));
         fleet.set_point("alarm-1", "zone.1", "normal")?;
         let mut sub = Subscriber::start(ctx.broker.port, &format!("branches/{branch}/#")).await?;
-        let mut gw = Gateway::spawn(&ctx.gateway_bin, &ctx.dir(&branch), &site, ctx.broker.port)?;
+        let mut gw = Gateway::spawn_nice(&ctx.gateway_bin, &ctx.dir(&branch), &site, ctx.broker.port, nice)?;
         wait_devices(&mut sub, &mut gw, &branch, &site.device_ids(), Duration::from_secs(30)).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let topic = format!("branches/{branch}/alerts/alarm-link");

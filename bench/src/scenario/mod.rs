@@ -20,8 +20,8 @@ use harness::Mosquitto;
 /// What every scenario shares.
 pub struct Ctx {
     pub quick: bool,
-    /// `--stress`: the alarm scenario runs beside a CPU and disk load.
-    pub stress: bool,
+    /// `--stress`: the alarm scenario runs beside a CPU and disk load, the gateway at this nice.
+    pub stress: Option<i32>,
     /// The release-built `branch-gateway`.
     pub gateway_bin: PathBuf,
     /// The release-built head-office `hq`.
