@@ -243,12 +243,12 @@ fn bench(
     };
 
     let mode = if quick {
-        "QUICK mode: 1 run of 60 alarms, 5 camera-loss trials, scale windows of 2×10 s (cameras) and 3×5 s \
+        "QUICK mode: 1 run of 60 alarms per poll (250 and 50 ms), 5 camera-loss trials, scale windows of 2×10 s (cameras) and 3×5 s \
          (panels) and no combined run, 20,000-event outbox runs and 100,000 (not 1,000,000) buffered events, \
          2 cold starts, head office: 1 ingest run of 40,000 alerts and a history of 200 (not 2,000) branches. \
          Indicative only; the full run is what docs/BENCHMARKS.md quotes."
     } else {
-        "FULL mode: 3 runs × 200 alarms, 15 camera-loss trials, scale windows of 6×10 s / 12×5 s / 6×10 s, \
+        "FULL mode: 3 runs × 200 alarms per poll (250 and 50 ms), 15 camera-loss trials, scale windows of 6×10 s / 12×5 s / 6×10 s, \
          3 outbox runs of 100,000 events and 1,000,000 buffered events, 5 cold starts, head office: 3 ingest \
          runs of 200,000 alerts and a history of 2,000 branches × 180 days."
     };
