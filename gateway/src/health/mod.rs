@@ -166,6 +166,12 @@ impl Engine {
                     heartbeat_raised: false,
                     fault_points: BTreeMap::new(),
                     roles: p.roles.clone(),
+                    partitions: p
+                        .roles
+                        .iter()
+                        .filter(|(_, r)| **r == protocols::modbus::Role::Partition)
+                        .map(|(k, _)| k.clone())
+                        .collect(),
                     armed: false,
                     published_state: None,
                     proven: false,

@@ -23,6 +23,9 @@ pub(super) struct PanelState {
     pub(super) fault_points: BTreeMap<String, String>,
     /// Point id → role, from the panel's profile.
     pub(super) roles: BTreeMap<String, Role>,
+    /// The ids of its partition points (from `roles`), so that whether it is armed is found
+    /// without walking every point on every poll.
+    pub(super) partitions: Vec<String>,
     /// A partition of this panel is armed (updated on each of its observations).
     pub(super) armed: bool,
     /// The state and status last published (compared on every poll, so no text is built).
@@ -40,9 +43,9 @@ impl Engine {
     pub(super) fn panel_armed(p: &PanelState) -> bool {
         p.kind == PanelKind::Alarm
             && !p.debounce.raised
-            && p.points
+            && p.partitions
                 .iter()
-                .any(|(k, v)| p.roles.get(k) == Some(&Role::Partition) && partition_armed(v.state.as_deref()))
+                .any(|k| p.points.get(k).is_some_and(|v| partition_armed(v.state.as_deref())))
     }
 
     pub(super) fn panel_ref(&self, panel: &DeviceId) -> DeviceRef {
