@@ -31,6 +31,7 @@ use headoffice::listen::{self, ListenConfig};
 use headoffice::mqtt::BrokerSettings;
 use headoffice::report::{self, Window};
 use headoffice::web::{self, ServeConfig};
+use i18n::{Lang, tr};
 use protocols::topics::{TopicKind, parse};
 use protocols::{Alert, AlertState, CoverageReport, Severity};
 use rumqttc::{Event, Incoming, QoS};
@@ -48,9 +49,9 @@ struct Args {
     /// Cameras in the simulated branch.
     #[arg(long, default_value_t = 8)]
     cameras: usize,
-    /// Language of alert messages: en or zh-CN.
-    #[arg(long, default_value = "en", value_parser = ["en", "zh-CN"])]
-    lang: String,
+    /// Language of the demo's output and of the alerts: en or zh-CN (default: the locale).
+    #[arg(long, value_parser = i18n::parse_flag)]
+    lang: Option<Lang>,
     /// Head office's database (default: a SQLite file in the demo's temporary directory, gone
     /// at exit). Give e.g. sqlite://demo-hq.db to keep it and read it with `hq report`.
     #[arg(long, value_name = "URL")]
@@ -67,6 +68,8 @@ fn humantime_parse(s: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    // One language for the whole demo: its lines, the gateway's alerts, the log.
+    Lang::choose(args.lang).set_current();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rumqttd=off"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -119,7 +122,10 @@ fn start_broker(port: u16, port5: u16) -> Result<()> {
     std::thread::Builder::new().name("broker".into()).spawn(move || {
         let mut broker = Broker::new(config);
         if let Err(e) = broker.start() {
-            eprintln!("branch-demo: embedded broker stopped: {e}");
+            eprintln!(
+                "branch-demo: {}",
+                tr!(Lang::current(), "embedded broker stopped: {e}", "内置消息服务器已停止：{e}")
+            );
         }
     })?;
     // Wait until both accept.
@@ -303,20 +309,44 @@ async fn run(args: Args) -> Result<()> {
 
     let dir = tempfile::tempdir()?;
     let cfg_path = dir.path().join("branch.toml");
-    std::fs::write(&cfg_path, site_config(dir.path(), port5, &cams, &panels, &args.lang)?)?;
+    std::fs::write(&cfg_path, site_config(dir.path(), port5, &cams, &panels, Lang::current().code())?)?;
     let cfg = SiteConfig::load(&cfg_path, &ProfileStore).map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    println!("Branch security gateway — demo");
-    println!("  broker      mqtt://127.0.0.1:{port} (embedded; MQTT 5 for the gateway on {port5})");
-    println!("  branch      {BRANCH}: {} cameras, 1 alarm panel, 1 door controller (simulated)", args.cameras);
-    println!("  site config {}", cfg_path.display());
+    let l = Lang::current();
+    let n = args.cameras;
+    println!("{}", l.t("Branch security gateway — demo", "网点安防网关 — 演示"));
+    println!(
+        "{}",
+        tr!(
+            l,
+            "  broker      mqtt://127.0.0.1:{port} (embedded; MQTT 5 for the gateway on {port5})",
+            "  消息服务器  mqtt://127.0.0.1:{port}（内置；网关经 {port5} 端口使用 MQTT 5）"
+        )
+    );
+    println!(
+        "{}",
+        tr!(
+            l,
+            "  branch      {BRANCH}: {n} cameras, 1 alarm panel, 1 door controller (simulated)",
+            "  网点        {BRANCH}：{n} 台摄像机、1 台报警主机、1 台门禁控制器（模拟）"
+        )
+    );
+    println!("{}", tr!(l, "  site config {}", "  网点配置    {}", cfg_path.display()));
     let db_url = match &args.hq_db {
         Some(u) => u.clone(),
         None => format!("sqlite://{}", dir.path().join("hq.db").display()),
     };
     let db_url = DbUrl::parse(&db_url).context("--hq-db")?;
     let store = Store::open(&db_url, OpenMode::Create).await.context("open head office's database")?;
-    println!("  head office subscribed to {PREFIX}/#; hq listen stores into {}", db_url.display);
+    println!(
+        "{}",
+        tr!(
+            l,
+            "  head office subscribed to {PREFIX}/#; hq listen stores into {}",
+            "  总行        已订阅 {PREFIX}/#；hq listen 存入 {}",
+            db_url.display
+        )
+    );
     let console_stop = CancellationToken::new();
     let committed = std::sync::Arc::new(tokio::sync::Notify::new());
     let console = start_console(&store, args.console_port, committed.clone(), console_stop.clone()).await?;
@@ -354,12 +384,18 @@ async fn run(args: Args) -> Result<()> {
         }
     }
     scenario.abort();
-    say("demo", "stopping: gateway publishes `offline` after flushing its outbox");
+    say(
+        l.t("demo", "演示"),
+        l.t(
+            "stopping: gateway publishes `offline` after flushing its outbox",
+            "正在停止：网关清空发件箱后发布 `offline`",
+        ),
+    );
     gw_stop.cancel();
     match gw.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => eprintln!("gateway: {e:#}"),
-        Err(e) => eprintln!("gateway task: {e}"),
+        Err(e) => eprintln!("{}", tr!(Lang::current(), "gateway task: {e}", "网关任务：{e}")),
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.cancel();
@@ -370,7 +406,7 @@ async fn run(args: Args) -> Result<()> {
     match listener.await {
         Ok(Ok(stats)) => print_assessment(&store, &db_url, started, stats.new_alerts, args.hq_db.is_some()).await,
         Ok(Err(e)) => eprintln!("hq listen: {e:#}"),
-        Err(e) => eprintln!("hq listen task: {e}"),
+        Err(e) => eprintln!("{}", tr!(Lang::current(), "hq listen task: {e}", "hq listen 任务：{e}")),
     }
     store.close().await;
     cams.shutdown().await;
@@ -401,7 +437,14 @@ async fn start_console(
         .await
         .with_context(|| format!("console: cannot listen on 127.0.0.1:{port}"))?;
     let addr = tcp.local_addr()?;
-    println!("  console     http://{addr}/  (sign in as {CONSOLE_USER} / {password}; watch {BRANCH} turn red)");
+    println!(
+        "{}",
+        tr!(
+            Lang::current(),
+            "  console     http://{addr}/  (sign in as {CONSOLE_USER} / {password}; watch {BRANCH} turn red)",
+            "  网页控制台  http://{addr}/（以 {CONSOLE_USER} / {password} 登录，看 {BRANCH} 变红）"
+        )
+    );
     let cfg =
         ServeConfig { directory: std::sync::Arc::new(directory), changed: Some(committed), ..ServeConfig::default() };
     Ok(tokio::spawn(web::serve(tcp, store.clone(), cfg, stop)))
@@ -428,23 +471,55 @@ async fn print_assessment(store: &Store, db: &DbUrl, from: protocols::time::Time
     };
     let r = report::build(data, w);
     let t = &r.totals;
+    let l = Lang::current();
+    let availability = t.camera_availability_pct.map(|p| format!("{p:.1} %")).unwrap_or_else(|| "-".into());
+    let (uncovered, alarms, down) = (t.required_zone_uncovered_minutes, t.alarms, t.alarms_with_camera_down);
     println!();
-    println!("Head office's database ({}): {stored} alerts stored. The assessment of these minutes:", db.display);
     println!(
-        "  camera availability {}; required zones uncovered {:.1} min; alarms {}, with a camera down: {}",
-        t.camera_availability_pct.map(|p| format!("{p:.1} %")).unwrap_or_else(|| "-".into()),
-        t.required_zone_uncovered_minutes,
-        t.alarms,
-        t.alarms_with_camera_down
+        "{}",
+        tr!(
+            l,
+            "Head office's database ({}): {stored} alerts stored. The assessment of these minutes:",
+            "总行数据库（{}）：已存 {stored} 条告警。这几分钟的考核：",
+            db.display
+        )
+    );
+    println!(
+        "{}",
+        tr!(
+            l,
+            "  camera availability {availability}; required zones uncovered {uncovered:.1} min; alarms {alarms}, with a camera down: {down}",
+            "  摄像机可用率 {availability}；必防区无人看护 {uncovered:.1} 分钟；报警 {alarms} 次，其中联动摄像机故障 {down} 次"
+        )
     );
     for m in &r.mttr {
-        println!("  mean time to repair ({}): {:.1} min over {} repair(s)", m.device_type, m.mean_minutes, m.repairs);
+        let (kind, minutes, repairs) = (&m.device_type, m.mean_minutes, m.repairs);
+        println!(
+            "{}",
+            tr!(
+                l,
+                "  mean time to repair ({kind}): {minutes:.1} min over {repairs} repair(s)",
+                "  平均修复时间（{kind}）：{minutes:.1} 分钟，共 {repairs} 次修复"
+            )
+        );
     }
     if kept {
-        println!("  (the same, and more: hq report --db {} --from -1h --format html --out report.html)", db.display);
+        println!(
+            "{}",
+            tr!(
+                l,
+                "  (the same, and more: hq report --db {} --from -1h --format html --out report.html)",
+                "  （同样的内容及更多：hq report --db {} --from -1h --format html --out report.html）",
+                db.display
+            )
+        );
     } else {
         println!(
-            "  (the database goes with the demo; keep it with --hq-db sqlite://demo-hq.db, then hq report --db …)"
+            "{}",
+            l.t(
+                "  (the database goes with the demo; keep it with --hq-db sqlite://demo-hq.db, then hq report --db …)",
+                "  （数据库随演示结束而删除；要保留请加 --hq-db sqlite://demo-hq.db，再用 hq report --db … 查看）"
+            )
         );
     }
 }
@@ -459,27 +534,40 @@ fn say(who: &str, what: &str) {
 async fn play(cams: CameraFleet, panels: PanelFleet) -> Result<()> {
     let step = |secs: u64| tokio::time::sleep(Duration::from_secs(secs));
     step(4).await;
-    say("scenario", "arming the intrusion alarm (partition 1)");
+    say(
+        Lang::current().t("scenario", "场景"),
+        Lang::current().t("arming the intrusion alarm (partition 1)", "布防入侵报警（分区 1）"),
+    );
     panels.set_point("alarm-1", "partition.1", "armed")?;
     step(2).await;
-    say("scenario", "cam-04 (Vault door) loses power");
+    say(
+        Lang::current().t("scenario", "场景"),
+        Lang::current().t("cam-04 (Vault door) loses power", "cam-04（金库门）断电"),
+    );
     cams.set_fault("cam-04", CameraFault::Down, true)?;
     step(6).await;
-    say("scenario", "the vault door contact opens");
+    say(Lang::current().t("scenario", "场景"), Lang::current().t("the vault door contact opens", "金库门磁打开"));
     panels.set_point("alarm-1", "zone.1", "alarm")?;
     step(3).await;
     panels.set_point("alarm-1", "zone.1", "normal")?;
     step(2).await;
-    say("scenario", "the staff door is forced open");
+    say(
+        Lang::current().t("scenario", "场景"),
+        Lang::current().t("the staff door is forced open", "员工通道门被强行打开"),
+    );
     panels.set_point("access-1", "door.1", "forced")?;
     step(3).await;
-    say("scenario", "the staff door closes");
+    say(Lang::current().t("scenario", "场景"), Lang::current().t("the staff door closes", "员工通道门关闭"));
     panels.set_point("access-1", "door.1", "closed")?;
     step(3).await;
-    say("scenario", "cam-04 comes back");
+    say(Lang::current().t("scenario", "场景"), Lang::current().t("cam-04 comes back", "cam-04 恢复"));
     cams.set_fault("cam-04", CameraFault::Down, false)?;
     step(5).await;
-    say("scenario", "done — the gateway keeps running; press Ctrl-C to stop");
+    say(
+        Lang::current().t("scenario", "场景"),
+        Lang::current()
+            .t("done — the gateway keeps running; press Ctrl-C to stop", "场景结束——网关继续运行；按 Ctrl-C 停止"),
+    );
     Ok(())
 }
 
@@ -504,11 +592,18 @@ async fn head_office_view(port: u16, stop: CancellationToken) {
                 match kind {
                     TopicKind::Alert { .. } => match serde_json::from_slice::<Alert>(&p.payload) {
                         Ok(a) => print_alert(&a),
-                        Err(e) => say("head office", &format!("unreadable alert on {}: {e}", p.topic)),
+                        Err(e) => say(
+                            Lang::current().t("head office", "总行"),
+                            &tr!(Lang::current(), "unreadable alert on {}: {e}", "{} 上的告警无法解析：{e}", p.topic),
+                        ),
                     },
                     TopicKind::Gateway { branch } => {
                         let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap_or_default();
-                        say("head office", &format!("gateway {branch} is {}", v["status"].as_str().unwrap_or("?")));
+                        let status = v["status"].as_str().unwrap_or("?");
+                        say(
+                            Lang::current().t("head office", "总行"),
+                            &tr!(Lang::current(), "gateway {branch} is {status}", "网关 {branch}：{status}"),
+                        );
                     }
                     TopicKind::Coverage { .. } => {
                         if let Ok(r) = serde_json::from_slice::<CoverageReport>(&p.payload) {
@@ -540,29 +635,34 @@ fn print_alert(a: &Alert) {
         Severity::Info => "info    ",
     };
     say(
-        "head office",
+        Lang::current().t("head office", "总行"),
+        // i18n-exempt: codes and the alert's own message, already in the branch's language
         &format!("#{:<4} {state} {sev} {:<15} {:<9} {}", a.seq.0, a.kind().as_str(), a.device.id.as_str(), a.message),
     );
 }
 
 fn coverage_table(r: &CoverageReport) -> String {
-    let mut s = format!(
-        "    coverage of {}: {}/{} cameras live, {} of {} required zones uncovered\n",
-        r.branch,
-        r.totals.cameras_live_video,
-        r.totals.cameras_configured,
-        r.totals.required_zones_uncovered,
-        r.totals.required_zones
+    let l = Lang::current();
+    let (branch, live, all) = (&r.branch, r.totals.cameras_live_video, r.totals.cameras_configured);
+    let (uncovered, required) = (r.totals.required_zones_uncovered, r.totals.required_zones);
+    let mut s = tr!(
+        l,
+        "    coverage of {branch}: {live}/{all} cameras live, {uncovered} of {required} required zones uncovered\n",
+        "    {branch} 的看护情况：{live}/{all} 台摄像机画面正常，{required} 个必防区中 {uncovered} 个无人看护\n"
     );
-    s.push_str("    zone                 required  live/min  covered\n");
+    s.push_str(l.t(
+        "    zone                 required  live/min  covered\n",
+        "    区域                 必防      正常/最少 有看护\n",
+    ));
     for z in &r.zones {
         s.push_str(&format!(
+            // i18n-exempt: a table row of names and numbers; its words are translated below
             "    {:<20} {:<9} {:>4}/{:<4} {}\n",
             z.name,
-            if z.required { "yes" } else { "no" },
+            if z.required { l.t("yes", "是") } else { l.t("no", "否") },
             z.cameras_live_video,
             z.min_live_cameras,
-            if z.covered { "yes" } else { "NO — unwatched" }
+            if z.covered { l.t("yes", "是") } else { l.t("NO — unwatched", "否——无人看护") }
         ));
     }
     s

@@ -510,9 +510,17 @@ fn program_sources(files: &[String]) -> Vec<&String> {
         .iter()
         .filter(|f| f.ends_with(".rs"))
         .filter(|f| {
-            ["gateway/src/", "device-sim/src/", "headoffice/src/", "i18n/src/", "site/src/", "mqtt-setup/src/"]
-                .iter()
-                .any(|d| f.starts_with(d))
+            [
+                "gateway/src/",
+                "device-sim/src/",
+                "headoffice/src/",
+                "demo/src/",
+                "i18n/src/",
+                "site/src/",
+                "mqtt-setup/src/",
+            ]
+            .iter()
+            .any(|d| f.starts_with(d))
         })
         .collect()
 }

@@ -24,6 +24,11 @@ fn console_line(line: &str) -> Option<(String, String, String)> {
 async fn the_demo_shows_every_alert_kind_at_head_office() {
     let mut child = Command::new(bin("branch-demo"))
         .args(["--exit-after", "38s"])
+        // The demo speaks the locale's language; these needles are the English (a zh_CN
+        // machine would get Chinese, as README says).
+        .env("LANG", "C.UTF-8")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -109,4 +114,31 @@ async fn the_demo_shows_every_alert_kind_at_head_office() {
         assert!(text.contains(needle), "missing {needle:?} in the demo output:\n{text}");
     }
     assert!(!err.contains("panicked"));
+}
+
+/// `--lang zh-CN` (or a Chinese locale): the demo's own lines are Chinese too, not only the
+/// alerts — what a branch's installer sees first.
+#[test]
+fn the_demo_speaks_chinese_when_asked() {
+    let out = Command::new(bin("branch-demo"))
+        .args(["--exit-after", "9s", "--lang", "zh-CN"])
+        .env("LANG", "C.UTF-8")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{text}", String::from_utf8_lossy(&out.stderr));
+    for needle in [
+        "网点安防网关 — 演示",
+        "网页控制台",
+        "[总行] 网关 demo-0101",
+        "的看护情况",
+        "[场景] 布防入侵报警",
+        "[演示] 正在停止",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in the Chinese demo output:\n{text}");
+    }
+    for english in ["Branch security gateway", "head office subscribed", "[scenario]", "coverage of"] {
+        assert!(!text.contains(english), "English {english:?} in the Chinese demo output:\n{text}");
+    }
 }
