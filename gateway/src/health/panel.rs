@@ -43,9 +43,7 @@ impl Engine {
     pub(super) fn panel_armed(p: &PanelState) -> bool {
         p.kind == PanelKind::Alarm
             && !p.debounce.raised
-            && p.partitions
-                .iter()
-                .any(|k| p.points.get(k).is_some_and(|v| partition_armed(v.state.as_deref())))
+            && p.partitions.iter().any(|k| p.points.get(k).is_some_and(|v| partition_armed(v.state.as_deref())))
     }
 
     pub(super) fn panel_ref(&self, panel: &DeviceId) -> DeviceRef {
